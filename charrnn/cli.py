@@ -1,0 +1,291 @@
+"""The `charrnn` command line: train | sample | complete | eval.
+
+User errors (CharRNNError) print one line and exit 1; argparse errors exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from charrnn.errors import CharRNNError
+
+DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _add_train(sub) -> None:
+    from charrnn.train import TrainConfig, parse_duration
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model on a text file",
+                       description="Train a character-level model. Flags not given take the defaults shown, or, "
+                                   "with --resume, the values the run was started with.",
+                       argument_default=argparse.SUPPRESS)
+    p.add_argument("corpus", nargs="?", help="UTF-8 text file (optional with --resume)")
+    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    p.add_argument("--resume", action="store_true", default=False, help="continue the run in --out exactly")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=["lstm", "gru", "rnn"], help=f"recurrent cell (default {d.model})")
+    g.add_argument("--layers", type=_positive_int, help=f"default {d.layers}")
+    g.add_argument("--hidden", type=_positive_int, help=f"hidden size (default {d.hidden})")
+    g.add_argument("--embed", type=_positive_int, help=f"embedding size (default {d.embed})")
+    g.add_argument("--dropout", type=_finite_float, help=f"default {d.dropout}")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=["adamw", "rmsprop"], help=f"default {d.optimizer}")
+    g.add_argument("--lr", type=_finite_float, help=f"peak learning rate (default {d.lr})")
+    g.add_argument("--weight-decay", type=_finite_float, help=f"AdamW weight decay (default {d.weight_decay})")
+    g.add_argument("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
+    g.add_argument("--min-lr-frac", type=_finite_float, help=f"final lr / peak lr (default {d.min_lr_frac})")
+    g.add_argument("--grad-clip", type=_finite_float,
+                   help=f"global gradient-norm clip, 0 = off (default {d.grad_clip})")
+    g.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (default {d.batch_size})")
+    g.add_argument("--seq-len", type=_positive_int, help=f"BPTT length (default {d.seq_len})")
+    g.add_argument("--seed", type=int, help=f"default {d.seed}")
+    g = p.add_argument_group("when to stop (the learning-rate schedule fits the first that applies)")
+    g.add_argument("--max-steps", type=int, help="optimizer steps")
+    g.add_argument("--epochs", type=_finite_float, help=f"passes over the training split (default {DEFAULT_EPOCHS}"
+                                                        " if no other limit is given)")
+    g.add_argument("--time-budget", type=parse_duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
+    g.add_argument("--patience", type=int, help="stop after this many evaluations without val improvement")
+    g = p.add_argument_group("data and evaluation")
+    g.add_argument("--val-frac", type=_finite_float, help=f"share of the text for validation (default {d.val_frac})")
+    g.add_argument("--test-frac", type=_finite_float,
+                   help=f"share held out as test, at the end (default {d.test_frac})")
+    g.add_argument("--eval-every", type=_positive_int, help=f"steps between evaluations (default {d.eval_every})")
+    g.add_argument("--eval-batch", type=_positive_int, help=f"streams in evaluation (default {d.eval_batch})")
+    g.add_argument("--encoding", help=f"text encoding of the corpus (default {d.encoding})")
+    g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
+    g = p.add_argument_group("machine")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help=f"default {d.device}")
+    g.add_argument("--threads", type=_positive_int, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from charrnn.train import TrainConfig, Trainer, resume_config
+
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if args.resume:
+        cfg = resume_config(args.out, given)
+    else:
+        if not given.get("corpus"):
+            raise CharRNNError("train needs a corpus file (or --resume to continue a run)")
+        if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
+            given["epochs"] = DEFAULT_EPOCHS
+        cfg = TrainConfig(**given)
+    result = Trainer(cfg, resume=args.resume, progress=not args.quiet).run()
+    best = result["best_val_loss"]
+    best_text = "no evaluation yet"
+    if math.isfinite(best):
+        best_text = f"best val loss {best:.4f} nats/char ({best / math.log(2):.4f} bits/char)"
+    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
+    if result["status"] == "interrupted":
+        print(f"resume with: charrnn train --out {cfg.out} --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _add_inference_args(p, device: str = "cpu") -> None:
+    p.add_argument("model_dir", help="a run directory or a shipped model folder (config.json + model.safetensors)")
+    p.add_argument("--unknown", choices=["error", "skip"], default="error",
+                   help="what to do with characters the model does not know")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=device, help=f"default {device}")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="CPU threads (default 1: one character at a time is fastest on one thread)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(args):
+    from charrnn.checkpoint import load_model
+    from charrnn.train import resolve_device
+
+    torch.set_num_threads(args.threads)
+    return load_model(args.model_dir, resolve_device(args.device))
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate text (sampling, greedy or beam search)")
+    _add_inference_args(p)
+    p.add_argument("--prime", default="", help="text to start from (default: none)")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=_finite_float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
+    p.add_argument("--top-p", type=_finite_float, help="nucleus sampling: the smallest set with this much probability")
+    p.add_argument("--num", type=_positive_int, default=1, help="how many samples (or beams to return)")
+    p.add_argument("--seed", type=int, help="sample i uses seed + i: same seed, same text")
+    p.add_argument("--stop", action="append", default=[], help="stop a sample after this string (repeatable)")
+    p.add_argument("--stream", action="store_true", help="print characters as they are generated")
+    p.add_argument("--beam", type=_positive_int, help="beam search with this width instead of sampling")
+    p.add_argument("--length-penalty", type=_finite_float, default=1.0,
+                   help="beam ranking: logprob / length**this (default 1.0)")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args) -> int:
+    from charrnn.sampling import check_sampling_args, generate, prepare_prompt
+
+    model, vocab, cfg = _load(args)
+    prompt = prepare_prompt(model, vocab, args.prime, args.unknown, cfg.get("char_counts"))
+    if args.beam:
+        return _beam(args, model, vocab, prompt)
+    check_sampling_args(len(vocab), args.temperature, args.top_k, args.top_p)
+    base_seed = args.seed if args.seed is not None else int(torch.seed() % 2**31)
+    samples, t0, chars = [], time.perf_counter(), 0
+    for i in range(args.num):
+        pieces = generate(model, vocab, prompt, args.length, args.temperature, args.top_k, args.top_p,
+                          seed=base_seed + i, stop=args.stop)
+        if args.stream and not args.json:
+            print(("\n" if i else "") + prompt.text, end="", flush=True)
+            text = "".join(print(ch, end="", flush=True) or ch for ch in pieces)
+            print()
+        else:
+            text = "".join(pieces)
+        chars += len(text)
+        samples.append({"text": text, "seed": base_seed + i})
+    rate = chars / max(time.perf_counter() - t0, 1e-9)
+    if args.json:
+        print(json.dumps({"prime": prompt.text, "samples": samples, "chars_per_s": round(rate)}, ensure_ascii=False))
+    elif not args.stream:
+        print("\n\n".join(prompt.text + s["text"] for s in samples))
+    print(f"[{chars} chars at {rate:,.0f} chars/s]", file=sys.stderr)
+    return 0
+
+
+def _beam(args, model, vocab, prompt) -> int:
+    from charrnn.beam import beam_search
+
+    if args.beam > len(vocab):
+        raise CharRNNError(f"--beam must be between 1 and the vocabulary size {len(vocab)}; got {args.beam}")
+    if not 1 <= args.length <= 10_000:
+        raise CharRNNError(f"beam search --length must be between 1 and 10,000; got {args.length}")
+    stops = args.stop
+    t0 = time.perf_counter()
+    hyps = beam_search(model, vocab, prompt, args.beam, args.length, min(args.num, args.beam),
+                       stop=(lambda text: any(text.endswith(s) for s in stops)) if stops else None,
+                       length_penalty=args.length_penalty)
+    ms = (time.perf_counter() - t0) * 1000
+    if args.json:
+        beams = [{"text": h.text, "logprob": h.logprob, "score": h.score} for h in hyps]
+        print(json.dumps({"prime": prompt.text, "beams": beams, "ms": round(ms, 1)}, ensure_ascii=False))
+    else:
+        for h in hyps:
+            print(f"[logprob {h.logprob:.3f}] {prompt.text}{h.text}")
+    print(f"[beam {args.beam}: {ms:.0f} ms]", file=sys.stderr)
+    return 0
+
+
+def _add_complete(sub) -> None:
+    p = sub.add_parser("complete", help="the most likely completions of a prefix (autocomplete)")
+    _add_inference_args(p)
+    p.add_argument("prefix", help="the text typed so far")
+    p.add_argument("--num", type=_positive_int, default=3, help="completions to show (default 3)")
+    p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
+    p.add_argument("--max-len", type=_positive_int, default=30, help="longest completion (default 30)")
+    p.add_argument("--beam", type=_positive_int, help="beam width (default max(8, 2 x num))")
+    p.set_defaults(func=cmd_complete)
+
+
+def cmd_complete(args) -> int:
+    from charrnn.beam import complete
+    from charrnn.sampling import prepare_prompt
+
+    if args.max_len > 1000:
+        raise CharRNNError(f"--max-len must be at most 1000; got {args.max_len}")
+    model, vocab, cfg = _load(args)
+    t0 = time.perf_counter()
+    prompt = prepare_prompt(model, vocab, args.prefix, args.unknown, cfg.get("char_counts"))
+    found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
+    ms = (time.perf_counter() - t0) * 1000
+    if args.json:
+        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob} for c in found]
+        print(json.dumps({"prefix": args.prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
+    else:
+        for c in found:
+            print(f"{args.prefix}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}")
+        print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="cross-entropy of a model on a text file, in nats and bits per character")
+    _add_inference_args(p, device="auto")
+    p.add_argument("file", help="text file to evaluate on")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default 32)")
+    p.add_argument("--seq-len", type=_positive_int, default=256, help="characters per forward call (default 256)")
+    p.set_defaults(func=cmd_eval, threads=None)
+
+
+def cmd_eval(args) -> int:
+    from charrnn.data import read_text
+    from charrnn.train import evaluate
+
+    if args.threads is None:
+        args.threads = torch.get_num_threads()
+    model, vocab, _ = _load(args)
+    text = read_text(Path(args.file), args.encoding)
+    missing = vocab.unknown(text)
+    if missing and args.unknown == "skip":
+        text = "".join(c for c in text if c in vocab.index)
+    elif missing:
+        shown = ", ".join(repr(c) for c in missing[:20])
+        raise CharRNNError(f"{args.file} has characters the model does not know: {shown} (use --unknown skip)")
+    t0 = time.perf_counter()
+    loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, next(model.parameters()).device)
+    result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
+              "file": args.file, "model": args.model_dir, "seconds": round(time.perf_counter() - t0, 3)}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"{loss:.4f} nats/char  {result['bpc']:.4f} bits/char  over {n:,} characters of {args.file}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_sample, _add_complete, _add_eval):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CharRNNError as e:
+        print(f"charrnn: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ncharrnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `charrnn sample ... | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
