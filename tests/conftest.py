@@ -1,0 +1,49 @@
+"""Shared fixtures: the shared corpus, a tiny trained run, an isolated corpus cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from charrnn.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+SHAKESPEARE = REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never write encoded corpora into the user's ~/.cache from tests."""
+    monkeypatch.setenv("CHARRNN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def shakespeare() -> Path:
+    if not SHAKESPEARE.is_file():
+        pytest.skip(f"{SHAKESPEARE} is not there")
+    return SHAKESPEARE
+
+
+@pytest.fixture(scope="session")
+def small_text(tmp_path_factory, shakespeare) -> Path:
+    """The first 100k characters of tinyshakespeare."""
+    path = tmp_path_factory.mktemp("corpus") / "small.txt"
+    path.write_text(shakespeare.read_text(encoding="utf-8")[:100_000], encoding="utf-8")
+    return path
+
+
+def tiny_config(corpus: Path, out: Path, **overrides) -> TrainConfig:
+    """A model small enough to train in about a second."""
+    args = dict(corpus=str(corpus), out=str(out), hidden=32, layers=2, embed=8, batch_size=8, seq_len=32,
+                max_steps=60, eval_every=20, dropout=0.0, cache_dir=str(out.parent / "cache"))
+    args.update(overrides)
+    return TrainConfig(**args)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, small_text) -> Path:
+    """A trained tiny LSTM run directory (read-only for tests: copy it before changing it)."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(small_text, out, max_steps=150, lr=1e-2), progress=False)
+    return out

@@ -1,0 +1,112 @@
+import errno
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from charrnn import checkpoint as ckpt
+from charrnn.errors import CharRNNError
+
+
+@pytest.fixture
+def run(tmp_path, tiny_run):
+    return shutil.copytree(tiny_run, tmp_path / "run")
+
+
+def test_loads_a_trained_run(run):
+    model, vocab, cfg = ckpt.load_model(run)
+    assert not model.training
+    assert len(vocab) == cfg["model"]["vocab_size"] == model.head.out_features
+    assert cfg["best_val_loss"] < 4.0
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.json"
+    ckpt.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError), ckpt.atomic_path(target) as tmp:
+        tmp.write_text("half a fi")
+        raise RuntimeError("killed mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_disk_full_while_saving_keeps_the_previous_weights(run, monkeypatch):
+    model, _, _ = ckpt.load_model(run)
+    before = (run / ckpt.WEIGHTS).read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    with torch.no_grad():
+        model.head.bias += 1
+    with pytest.raises(CharRNNError, match="No space left on device.*unchanged"):
+        ckpt.save_weights(run, model)
+    assert (run / ckpt.WEIGHTS).read_bytes() == before
+    assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_half_precision_weights_load_as_float32(run):
+    model, vocab, _ = ckpt.load_model(run)
+    ckpt.save_weights(run, model, dtype=torch.float16)
+    half, _, _ = ckpt.load_model(run)
+    assert half.head.weight.dtype == torch.float32
+    x = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(half(x)[0], model(x)[0], atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / ckpt.WEIGHTS).write_bytes((run / ckpt.WEIGHTS).read_bytes()[:1000]), "truncated or corrupted"),
+    (lambda run: (run / ckpt.WEIGHTS).write_bytes(b"\x00" * 64), "truncated or corrupted"),
+    (lambda run: (run / ckpt.WEIGHTS).unlink(), "missing checkpoint file"),
+    (lambda run: (run / ckpt.CONFIG).write_text("{not json"), "not valid JSON"),
+    (lambda run: (run / ckpt.CONFIG).unlink(), "not a charrnn run directory"),
+    (lambda run: edit_config(run, format_version=99), "format_version"),
+    (lambda run: edit_config(run, vocab=["a", "a"]), "malformed"),
+    (lambda run: edit_config(run, model={"vocab_size": 3}), "malformed"),
+    (lambda run: edit_config(run, model_hidden=64), "does not match config.json: shape mismatch"),
+])
+def test_broken_checkpoints_get_clear_errors(run, damage, message):
+    damage(run)
+    with pytest.raises(CharRNNError, match=message):
+        ckpt.load_model(run)
+
+
+def edit_config(run, model_hidden=None, **changes):
+    cfg = json.loads((run / ckpt.CONFIG).read_text())
+    cfg.update(changes)
+    if model_hidden:
+        cfg["model"]["hidden"] = model_hidden
+    (run / ckpt.CONFIG).write_text(json.dumps(cfg))
+
+
+def test_nan_weights_are_refused(run):
+    model, _, _ = ckpt.load_model(run)
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    ckpt.save_weights(run, model)
+    with pytest.raises(CharRNNError, match="NaN"):
+        ckpt.load_model(run)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_code_never_runs(run, tmp_path):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"head.weight": _Payload(str(marker))})
+    (run / ckpt.WEIGHTS).write_bytes(payload)
+    with pytest.raises(CharRNNError):
+        ckpt.load_model(run)
+    (run / ckpt.LATEST).write_bytes(payload)
+    with pytest.raises(CharRNNError):
+        ckpt.read_tensors(run / ckpt.LATEST)
+    assert not marker.exists()

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from charrnn.model import CharRNN, ModelConfig, select_state
+
+
+def run_steps(model, x, state):
+    outs = []
+    for t in range(x.shape[1]):
+        logits, state = model.step(x[:, t], state)
+        outs.append(logits)
+    return torch.stack(outs, 1), state
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_step_equals_fused_forward(kind, layers):
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=11, model=kind, layers=layers, hidden=24, embed=5)).eval()
+    x = torch.randint(0, 11, (3, 17))
+    with torch.inference_mode():
+        fused, fused_state = model(x)
+        stepped, step_state = run_steps(model, x, model.init_state(3))
+    torch.testing.assert_close(stepped, fused, atol=1e-5, rtol=1e-5)
+    for a, b in zip(torch.utils._pytree.tree_leaves(step_state), torch.utils._pytree.tree_leaves(fused_state),
+                    strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_states_interchange_between_paths(kind):
+    """Generation reads the prime with the fused kernel, then continues with step()."""
+    torch.manual_seed(1)
+    model = CharRNN(ModelConfig(vocab_size=7, model=kind, layers=2, hidden=16, embed=4)).eval()
+    x = torch.randint(0, 7, (2, 12))
+    with torch.inference_mode():
+        full, _ = model(x)
+        _, state = model(x[:, :8])
+        rest, _ = run_steps(model, x[:, 8:], state)
+    torch.testing.assert_close(rest, full[:, 8:], atol=1e-5, rtol=1e-5)
+
+
+def test_step_weights_follow_training_and_loading():
+    torch.manual_seed(2)
+    model = CharRNN(ModelConfig(vocab_size=5, layers=1, hidden=8, embed=3)).eval()
+    x = torch.tensor([1])
+    with torch.no_grad():
+        before, _ = model.step(x, model.init_state(1))
+    model.train()
+    with torch.no_grad():
+        model.head.bias += 1.0
+    model.eval()
+    with torch.no_grad():
+        after, _ = model.step(x, model.init_state(1))
+        torch.testing.assert_close(after, before + 1.0)
+        other = CharRNN(ModelConfig(vocab_size=5, layers=1, hidden=8, embed=3))
+        model.load_state_dict(other.state_dict())
+        loaded, _ = model.step(x, model.init_state(1))
+        expected, _ = other.eval().step(x, other.init_state(1))
+    torch.testing.assert_close(loaded, expected)
+
+
+def test_select_state_picks_rows():
+    model = CharRNN(ModelConfig(vocab_size=5, layers=2, hidden=4, embed=3))
+    h, c = model.init_state(3)
+    h[:, 1] = 7.0
+    picked = select_state((h, c), torch.tensor([1, 1, 0]))
+    assert picked[0].shape == (2, 3, 4) and (picked[0][:, :2] == 7).all() and (picked[0][:, 2] == 0).all()
+
+
+def test_unknown_cell_type():
+    with pytest.raises(ValueError, match="lstm, gru, rnn"):
+        CharRNN(ModelConfig(vocab_size=5, model="transformer"))
