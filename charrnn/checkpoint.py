@@ -8,11 +8,7 @@ one, so a kill at any moment leaves either the old file or the new one, never a 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -21,39 +17,13 @@ from safetensors.torch import load_file, save_file
 
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
+from charrnn.files import atomic_path
 from charrnn.model import CharRNN, ModelConfig
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 LATEST = "latest.safetensors"
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
 
 def _write_failed(path: Path, e: OSError) -> CharRNNError:
     return CharRNNError(f"cannot write {path}: {e.strerror or e}; the previous file there is unchanged")

@@ -1,4 +1,4 @@
-"""The `charrnn` command line: train | sample | complete | eval.
+"""The `charrnn` command line: train | sample | complete | eval | corpora.
 
 User errors (CharRNNError) print one line and exit 1; argparse errors exit 2; Ctrl-C exits 130.
 """
@@ -264,10 +264,50 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _add_corpora(sub) -> None:
+    p = sub.add_parser("corpora", help="named training corpora: list, fetch (download) or build")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", help="the catalogue and what is on disk").set_defaults(func=cmd_corpora_list)
+    f = verbs.add_parser("fetch", help="download a corpus and check its sha256")
+    f.add_argument("name")
+    f.add_argument("--mirror", help="a local folder or base URL to fetch from instead (or $CHARRNN_MIRROR)")
+    f.set_defaults(func=cmd_corpora_fetch)
+    b = verbs.add_parser("build", help="build a corpus from installed packages (folk: music21's ABC tunes)")
+    b.add_argument("name")
+    b.add_argument("--with-essen", action="store_true",
+                   help="add the Essen folk songs (licensed for non-commercial use only)")
+    b.set_defaults(func=cmd_corpora_build)
+
+
+def cmd_corpora_list(args) -> int:
+    from charrnn import corpora
+
+    for c in corpora.CATALOGUE.values():
+        verb = "fetch" if c.kind == "download" else "build"
+        state = "ready" if corpora.is_ready(c.name) else f"not there yet: charrnn corpora {verb} {c.name}"
+        print(f"{c.name:12} {c.kind:8} {c.description}\n{'':21} {corpora.corpus_path(c.name)} ({state})")
+    return 0
+
+
+def cmd_corpora_fetch(args) -> int:
+    from charrnn import corpora
+
+    print(corpora.fetch(args.name, args.mirror))
+    return 0
+
+
+def cmd_corpora_build(args) -> int:
+    from charrnn import corpora
+
+    stats = corpora.build(args.name, include_essen=args.with_essen)
+    print(f"{stats.path}: {stats.kept:,} tunes kept, dropped {stats.dropped}, {stats.seconds:.0f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_complete, _add_eval):
+    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_corpora):
         add(sub)
     return parser
 

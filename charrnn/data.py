@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError
+from charrnn.files import atomic_path, sha256_file
 
 CHUNK_BYTES = 1 << 24  # 16 MiB of the file per read: bounded memory whatever the file's size
 CACHE_VERSION = 1
@@ -103,17 +104,6 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     return "".join(_decoded_chunks(Path(path), encoding))
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK_BYTES):
-                h.update(chunk)
-    except OSError as e:
-        raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
-    return h.hexdigest()
-
-
 @dataclass
 class EncodedCorpus:
     """A corpus encoded to ids: a read-only memory map plus its vocabulary and character counts."""
@@ -146,7 +136,7 @@ def encode_corpus(path: str | Path, cache_dir: str | Path | None = None, encodin
     if not path.is_file():
         raise CharRNNError(f"corpus file not found: {path}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     key = hashlib.sha256(f"{digest}:{encoding}:{CACHE_VERSION}".encode()).hexdigest()[:24]
     meta_path = cache_dir / f"{key}.json"
     bin_path = cache_dir / f"{key}.bin"
@@ -184,8 +174,6 @@ def _build_cache(path: Path, encoding: str, digest: str, bin_path: Path, meta_pa
     vocab = Vocab([chr(c) for c in codepoints])
     dtype = smallest_dtype(len(vocab))
     counts = np.zeros(len(vocab), dtype=np.int64)
-    from charrnn.checkpoint import atomic_path  # local import: checkpoint imports this module
-
     try:
         bin_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(bin_path) as tmp, open(tmp, "wb") as out:
