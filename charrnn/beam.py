@@ -82,6 +82,7 @@ UNTIL = {"word": WORD_END, "phrase": PHRASE_END, "line": LINE_END}
 class Completion:
     text: str  # what to append to the prefix (without the character that ends the word)
     logprob: float
+    ended: bool = True  # False if cut off at max_len before the word/phrase/line ended
 
     @property
     def prob(self) -> float:
@@ -93,7 +94,8 @@ def complete(model: CharRNN, vocab: Vocab, prompt: Prompt, num: int = 3, until: 
     """The `num` most likely distinct completions of the prompt to the end of the word, phrase or line.
 
     The probability of a completion sums over the characters that can end it ("the " and "the," both
-    complete the word "the"); a completion that is empty (the word was already complete) is left out.
+    complete the word "the"). Empty completions (the word was already complete) are left out; one cut
+    off at max_len before it ended comes back with `ended=False`.
     """
     if until not in UNTIL:
         raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
@@ -101,10 +103,11 @@ def complete(model: CharRNN, vocab: Vocab, prompt: Prompt, num: int = 3, until: 
     width = width or max(8, 2 * num)
     hyps = beam_search(model, vocab, prompt, width, max_len, num=width,
                        stop=lambda text: text[-1] in ends)
-    merged: dict[str, float] = {}
+    merged: dict[tuple[str, bool], float] = {}
     for h in hyps:
-        text = h.text[:-1] if h.text[-1] in ends else h.text
-        if text.strip():
-            merged[text] = float(np.logaddexp(merged.get(text, -math.inf), h.logprob))
+        ended = h.text[-1] in ends
+        key = (h.text[:-1] if ended else h.text, ended)
+        if key[0].strip():
+            merged[key] = float(np.logaddexp(merged.get(key, -math.inf), h.logprob))
     best = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:num]
-    return [Completion(text, lp) for text, lp in best]
+    return [Completion(text, lp, ended) for (text, ended), lp in best]

@@ -90,6 +90,8 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def read_config(run_dir: Path) -> dict:
     path = Path(run_dir) / CONFIG
+    if Path(run_dir).is_file():
+        raise CharRNNError(f"{run_dir} is a file; give the run directory that holds {CONFIG} and {WEIGHTS}")
     if not Path(run_dir).is_dir():
         raise CharRNNError(f"no such run directory: {run_dir}")
     if not path.is_file():

@@ -34,8 +34,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    from charrnn.train import parse_duration
+
+    try:
+        return parse_duration(text)
+    except CharRNNError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _add_train(sub) -> None:
-    from charrnn.train import TrainConfig, parse_duration
+    from charrnn.train import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a text file",
@@ -66,7 +75,7 @@ def _add_train(sub) -> None:
     g.add_argument("--max-steps", type=int, help="optimizer steps")
     g.add_argument("--epochs", type=_finite_float, help=f"passes over the training split (default {DEFAULT_EPOCHS}"
                                                         " if no other limit is given)")
-    g.add_argument("--time-budget", type=parse_duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
+    g.add_argument("--time-budget", type=_duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
     g.add_argument("--patience", type=int, help="stop after this many evaluations without val improvement")
     g = p.add_argument_group("data and evaluation")
     g.add_argument("--val-frac", type=_finite_float, help=f"share of the text for validation (default {d.val_frac})")
@@ -134,7 +143,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--temperature", type=_finite_float, default=0.8, help="0 = greedy (default 0.8)")
     p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
     p.add_argument("--top-p", type=_finite_float, help="nucleus sampling: the smallest set with this much probability")
-    p.add_argument("--num", type=_positive_int, default=1, help="how many samples (or beams to return)")
+    p.add_argument("--num", type=_positive_int, default=1,
+                   help="how many samples (with --beam: how many of the best beams; the beam widens to fit)")
     p.add_argument("--seed", type=int, help="sample i uses seed + i: same seed, same text")
     p.add_argument("--stop", action="append", default=[], help="stop a sample after this string (repeatable)")
     p.add_argument("--stream", action="store_true", help="print characters as they are generated")
@@ -181,9 +191,9 @@ def _beam(args, model, vocab, prompt) -> int:
         raise CharRNNError(f"--beam must be between 1 and the vocabulary size {len(vocab)}; got {args.beam}")
     if not 1 <= args.length <= 10_000:
         raise CharRNNError(f"beam search --length must be between 1 and 10,000; got {args.length}")
-    stops = args.stop
+    stops = [s for s in args.stop if s]
     t0 = time.perf_counter()
-    hyps = beam_search(model, vocab, prompt, args.beam, args.length, min(args.num, args.beam),
+    hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num,
                        stop=(lambda text: any(text.endswith(s) for s in stops)) if stops else None,
                        length_penalty=args.length_penalty)
     ms = (time.perf_counter() - t0) * 1000
@@ -220,11 +230,12 @@ def cmd_complete(args) -> int:
     found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
-        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob} for c in found]
+        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended} for c in found]
         print(json.dumps({"prefix": args.prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
     else:
         for c in found:
-            print(f"{args.prefix}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}")
+            cut = "" if c.ended else f"  (cut off at --max-len {args.max_len})"
+            print(f"{args.prefix}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}")
         print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
     return 0
 

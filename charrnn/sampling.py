@@ -48,6 +48,8 @@ class TopP:
         self.p = p
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.p >= 1:  # float rounding would otherwise drop characters of tiny probability
+            return logits
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         cum = sorted_logits.softmax(-1).cumsum(-1)
         drop = cum - sorted_logits.softmax(-1) >= self.p  # mass before this char already reaches p
@@ -125,19 +127,27 @@ def prepare_prompt(model: CharRNN, vocab: Vocab, prime: str, unknown: str = "err
 def generate(model: CharRNN, vocab: Vocab, prompt: Prompt, length: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
              stop: Sequence[str] = ()) -> Iterator[str]:
-    """Yield generated characters one at a time, until `length` or a stop string (which is yielded)."""
+    """Yield generated characters one at a time, until `length` or a stop string (which is yielded).
+
+    The arguments are checked when this is called, before the first character is asked for.
+    """
     check_sampling_args(len(vocab), temperature, top_k, top_p)
     if not 1 <= length <= MAX_LENGTH:
         raise CharRNNError(f"length must be between 1 and {MAX_LENGTH:,}; got {length}")
+    return _generate(model, vocab, prompt, length, build_processors(temperature, top_k, top_p), temperature == 0,
+                     seed, [s for s in stop if s])
+
+
+def _generate(model: CharRNN, vocab: Vocab, prompt: Prompt, length: int, processors: list[LogitsProcessor],
+              greedy: bool, seed: int | None, stop: list[str]) -> Iterator[str]:
     generator = torch.Generator(device=prompt.logits.device)
     generator.manual_seed(seed if seed is not None else torch.seed())
-    processors = build_processors(temperature, top_k, top_p)
     logits, state = prompt.logits, prompt.state
     tail = max((len(s) for s in stop), default=0)
     recent = ""
     with torch.inference_mode():
         for i in range(length):
-            x = next_ids(logits, processors, temperature == 0, generator)
+            x = next_ids(logits, processors, greedy, generator)
             ch = vocab.chars[int(x)]
             yield ch
             if tail:
