@@ -51,7 +51,8 @@ def _add_train(sub) -> None:
                        description="Train a character-level model. Flags not given take the defaults shown, or, "
                                    "with --resume, the values the run was started with.",
                        argument_default=argparse.SUPPRESS)
-    p.add_argument("corpus", nargs="?", help="UTF-8 text file (optional with --resume)")
+    p.add_argument("corpus", nargs="?", help="a UTF-8 text file, or a corpus name from 'charrnn corpora list' "
+                                             "(optional with --resume)")
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", default=False, help="continue the run in --out exactly")
     g = p.add_argument_group("model")

@@ -116,6 +116,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
+    """(catalogue name or None, file path): a path to a text file, or a name from `charrnn corpora list`."""
+    from charrnn import corpora
+
+    path = Path(corpus)
+    if path.exists() or corpus not in corpora.CATALOGUE:
+        return None, path
+    return corpus, corpora.ensure(corpus)
+
+
 @torch.no_grad()
 def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256,
              device: torch.device | str = "cpu") -> tuple[float, int]:
@@ -219,7 +229,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
-        corpus = encode_corpus(cfg.corpus, cfg.cache_dir, cfg.encoding)
+        self.corpus_name, path = resolve_corpus(cfg.corpus)
+        corpus = encode_corpus(path, cfg.cache_dir, cfg.encoding)
         self.corpus = corpus
         train_ids, self.val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
         if cfg.val_frac > 0 and len(self.val_ids) < 2:
@@ -313,7 +324,8 @@ class Trainer:
             "model": self.model.cfg.to_dict(),
             "vocab": self.corpus.vocab.chars,
             "char_counts": self.corpus.counts,
-            "corpus": {"path": str(self.corpus.path), "sha256": self.corpus.sha256, "chars": len(self.corpus.ids)},
+            "corpus": {"name": self.corpus_name, "path": str(self.corpus.path), "sha256": self.corpus.sha256,
+                       "chars": len(self.corpus.ids)},
             "train": asdict(self.cfg),
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "step": self.step,

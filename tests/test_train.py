@@ -174,3 +174,13 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, small_
     assert all(torch.equal(weights[k], uninterrupted[k]) for k in weights)
     assert [r["step"] for r in metrics(out)] == list(range(10, 151, 10))
     assert not math.isnan(json.loads((out / ckpt.CONFIG).read_text())["best_val_loss"])
+
+
+def test_a_catalogue_name_is_a_corpus(tmp_path, monkeypatch, shakespeare):
+    """`charrnn train shakespeare` fetches the named corpus (here from a folder mirror) and records the name."""
+    monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path / "corpora"))
+    monkeypatch.setenv("CHARRNN_MIRROR", str(shakespeare.parent))
+    t = Trainer(tiny_config("shakespeare", tmp_path / "run", max_steps=1), progress=False)
+    saved = json.loads((tmp_path / "run" / ckpt.CONFIG).read_text())["corpus"]
+    assert saved["name"] == "shakespeare" and saved["chars"] == 1_115_394
+    assert t.corpus.path == tmp_path / "corpora" / "shakespeare.txt"
