@@ -441,8 +441,9 @@ class _Checker:
                 if voice.slurs:
                     voice.slurs.pop()
                 else:
-                    self.add("unclosed-bracket", f") in {voice.where(voice.current_bar)} closes no slur",
-                             voice.current_bar)
+                    self.add(
+                        "unclosed-bracket", f") in {voice.where(voice.current_bar)} closes no slur", voice.current_bar
+                    )
                 i += 1
             elif c in "><":
                 i = self._broken_rhythm(voice, line, i)
@@ -460,12 +461,16 @@ class _Checker:
                 voice.last_duration = None
                 i += 1
             elif c in "]}":
-                self.add("unclosed-bracket", f"{c} in {voice.where(voice.current_bar)} closes nothing",
-                         voice.current_bar)
+                self.add(
+                    "unclosed-bracket", f"{c} in {voice.where(voice.current_bar)} closes nothing", voice.current_bar
+                )
                 i += 1
             else:
-                self.add("bad-symbol", f"{_excerpt(c)} in {voice.where(voice.current_bar)} is not ABC music",
-                         voice.current_bar)
+                self.add(
+                    "bad-symbol",
+                    f"{_excerpt(c)} in {voice.where(voice.current_bar)} is not ABC music",
+                    voice.current_bar,
+                )
                 i += 1
 
     # Notes and their lengths
@@ -496,9 +501,11 @@ class _Checker:
         if bad:
             voice = self.voice
             assert voice is not None
-            self.add("bad-length",
-                     f"note length {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} is not valid",
-                     voice.current_bar)
+            self.add(
+                "bad-length",
+                f"note length {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} is not valid",
+                voice.current_bar,
+            )
             return Fraction(1), j
         return value, j
 
@@ -513,9 +520,11 @@ class _Checker:
         if j >= n or line[j] not in _PITCHES:
             voice = self.voice
             assert voice is not None
-            self.add("bad-symbol",
-                     f"accidental {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} has no note",
-                     voice.current_bar)
+            self.add(
+                "bad-symbol",
+                f"accidental {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} has no note",
+                voice.current_bar,
+            )
             return None, max(j, i + 1)
         j += 1
         while j < n and line[j] in "',":
@@ -561,9 +570,11 @@ class _Checker:
         count = j - i
         if voice.last_duration is None or count > 3:
             problem = "has more than three signs" if count > 3 else "does not follow a note of the same bar"
-            self.add("bad-symbol",
-                     f"broken rhythm {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} {problem}",
-                     voice.current_bar)
+            self.add(
+                "bad-symbol",
+                f"broken rhythm {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} {problem}",
+                voice.current_bar,
+            )
             return j
         short = Fraction(1, 2**count)
         first, second = (2 - short, short) if line[i] == ">" else (short, 2 - short)
@@ -582,10 +593,11 @@ class _Checker:
         if nxt.isascii() and nxt.isalpha() and line[i + 2 : i + 3] == ":":
             match = _INLINE_FIELD_RE.match(line, i)
             if match is None:
-                self.add("unclosed-bracket",
-                         f"inline field {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} "
-                         "is not closed by ]",
-                         voice.current_bar)
+                self.add(
+                    "unclosed-bracket",
+                    f"inline field {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} is not closed by ]",
+                    voice.current_bar,
+                )
                 return i + 3
             self._apply_field(nxt, match.group(2).strip())
             return match.end()
@@ -638,10 +650,12 @@ class _Checker:
         if p < 2 or q < 1 or r < 1:
             self.add("bad-tuplet", f"tuplet {_excerpt(match.group())} in {voice.where(bar)} is not valid", bar)
         elif voice.tuplet_left:
-            self.add("bad-tuplet",
-                     f"tuplet {_excerpt(match.group())} in {voice.where(bar)} starts before the tuplet of "
-                     f"{voice.where(voice.tuplet_bar)} has its notes",
-                     bar)
+            self.add(
+                "bad-tuplet",
+                f"tuplet {_excerpt(match.group())} in {voice.where(bar)} starts before the tuplet of "
+                f"{voice.where(voice.tuplet_bar)} has its notes",
+                bar,
+            )
         else:
             voice.tuplet_left, voice.tuplet_factor, voice.tuplet_bar = r, Fraction(q, p), bar
         return match.end()
@@ -653,18 +667,22 @@ class _Checker:
             j += 1
         if j < len(line) and line[j] == "}":
             return j + 1
-        self.add("unclosed-bracket",
-                 f"grace notes opened with {{ in {voice.where(voice.current_bar)} are not closed by }}",
-                 voice.current_bar)
+        self.add(
+            "unclosed-bracket",
+            f"grace notes opened with {{ in {voice.where(voice.current_bar)} are not closed by }}",
+            voice.current_bar,
+        )
         return j
 
     def _quoted(self, voice: _Voice, line: str, i: int) -> int:
         """Skip a chord symbol or annotation "Am"; it takes no time."""
         close = line.find('"', i + 1)
         if close < 0:
-            self.add("unclosed-bracket",
-                     f'the quote opened in {voice.where(voice.current_bar)} is not closed on its line',
-                     voice.current_bar)
+            self.add(
+                "unclosed-bracket",
+                f"the quote opened in {voice.where(voice.current_bar)} is not closed on its line",
+                voice.current_bar,
+            )
             return len(line)
         return close + 1
 
@@ -673,10 +691,11 @@ class _Checker:
         close = line.find(line[i], i + 1, i + 2 + _MAX_DECORATION)
         if close > i + 1 and _DECORATION_NAME_RE.fullmatch(line, i + 1, close):
             return close
-        self.add("unclosed-bracket",
-                 f"decoration {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} "
-                 f"is not closed by {line[i]}",
-                 voice.current_bar)
+        self.add(
+            "unclosed-bracket",
+            f"decoration {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} is not closed by {line[i]}",
+            voice.current_bar,
+        )
         return None
 
     def _bang_decoration(self, voice: _Voice, line: str, i: int) -> int:
@@ -711,7 +730,7 @@ class _Checker:
         elif len(text) > 1:  # :: alone
             end = start = True
         else:  # a lone ":" finishes a |: or :| split across lines, e.g. "||\" then ":abc"
-            end, start = True, True
+            end, start = after_music, not after_music
         double = text != "[|]" and ("||" in text or text.startswith("[|") or text.endswith("|]"))
         self._repeat_signs(voice, end, start)
         if end or start or double:
@@ -735,15 +754,19 @@ class _Checker:
                 last.repeat_target = voice.section_start
         if start:
             if voice.first_ending is not None:
-                self.add("stray-ending",
-                         f"the first ending of {voice.where(voice.first_ending)} reaches a |: before any :|",
-                         voice.first_ending)
+                self.add(
+                    "stray-ending",
+                    f"the first ending of {voice.where(voice.first_ending)} reaches a |: before any :|",
+                    voice.first_ending,
+                )
                 voice.first_ending = None
             if voice.repeat_open is not None and not end:
-                self.add("unbalanced-repeat",
-                         f"|: in {voice.where(voice.current_bar)} opens a repeat while the |: of "
-                         f"{voice.where(voice.repeat_open)} is still open",
-                         voice.current_bar)
+                self.add(
+                    "unbalanced-repeat",
+                    f"|: in {voice.where(voice.current_bar)} opens a repeat while the |: of "
+                    f"{voice.where(voice.repeat_open)} is still open",
+                    voice.current_bar,
+                )
             voice.repeat_open = voice.current_bar
             voice.ending_seen = False
 
@@ -759,10 +782,12 @@ class _Checker:
         bar = voice.current_bar
         if 1 in numbers:
             if voice.first_ending is not None:
-                self.add("stray-ending",
-                         f"the first ending of {voice.where(voice.first_ending)} reaches another first "
-                         f"ending in {voice.where(bar)} before any :|",
-                         bar)
+                self.add(
+                    "stray-ending",
+                    f"the first ending of {voice.where(voice.first_ending)} reaches another first "
+                    f"ending in {voice.where(bar)} before any :|",
+                    bar,
+                )
             voice.first_ending = bar
             voice.first_ending_index = len(voice.measures)
             voice.ending_prefix = voice.duration if voice.has_music else None
@@ -772,9 +797,11 @@ class _Checker:
                 self._begin_music(voice)
                 voice.duration = voice.ending_prefix
         else:
-            self.add("stray-ending",
-                     f"ending {match.group()} in {voice.where(bar)} does not follow the :| of a first ending",
-                     bar)
+            self.add(
+                "stray-ending",
+                f"ending {match.group()} in {voice.where(bar)} does not follow the :| of a first ending",
+                bar,
+            )
         self._boundary(voice)
         return match.end()
 
@@ -794,9 +821,11 @@ class _Checker:
     def _close_measure(self, voice: _Voice) -> None:
         """Finish the bar being read, if it holds music, and check rhythm that must not cross it."""
         if voice.next_factor != 1:
-            self.add("bad-symbol",
-                     f"broken rhythm at the end of {voice.where(voice.current_bar)} has no note after it",
-                     voice.current_bar)
+            self.add(
+                "bad-symbol",
+                f"broken rhythm at the end of {voice.where(voice.current_bar)} has no note after it",
+                voice.current_bar,
+            )
             voice.next_factor = Fraction(1)
         voice.last_duration = None
         if not voice.has_music:
@@ -806,14 +835,14 @@ class _Checker:
         if voice.layers:
             for layer in voice.layers[1:] + [duration]:
                 if layer != voice.layers[0]:
-                    self.add("bar-duration",
-                             f"an overlay in {voice.where(voice.current_bar)} lasts {meter.show(layer)}, "
-                             f"the bar {meter.show(voice.layers[0])}",
-                             voice.current_bar)
+                    self.add(
+                        "bar-duration",
+                        f"an overlay in {voice.where(voice.current_bar)} lasts {meter.show(layer)}, "
+                        f"the bar {meter.show(voice.layers[0])}",
+                        voice.current_bar,
+                    )
             duration = voice.layers[0]
-        voice.measures.append(
-            _Measure(voice.current_bar, duration, meter, voice.rest_bars, voice.line_break_before)
-        )
+        voice.measures.append(_Measure(voice.current_bar, duration, meter, voice.rest_bars, voice.line_break_before))
         voice.bar_number += max(voice.rest_bars, 1)
         if voice.later_ending_left:
             voice.later_ending_left -= 1
@@ -831,18 +860,25 @@ class _Checker:
         self._close_measure(voice)
         self._close_section(voice)
         if voice.first_ending is not None:
-            self.add("stray-ending",
-                     f"the first ending of {voice.where(voice.first_ending)} never reaches a :|",
-                     voice.first_ending)
+            self.add(
+                "stray-ending",
+                f"the first ending of {voice.where(voice.first_ending)} never reaches a :|",
+                voice.first_ending,
+            )
         if voice.repeat_open is not None and voice.repeat_open <= voice.bar_number:  # music follows the |:
-            self.add("unbalanced-repeat",
-                     f"the |: of {voice.where(voice.repeat_open)} is never closed by :|", voice.repeat_open)
+            self.add(
+                "unbalanced-repeat",
+                f"the |: of {voice.where(voice.repeat_open)} is never closed by :|",
+                voice.repeat_open,
+            )
         for bar in voice.slurs:
             self.add("unclosed-bracket", f"the slur opened in {voice.where(bar)} is never closed", bar)
         if voice.tuplet_left:
-            self.add("bad-tuplet",
-                     f"the tuplet of {voice.where(voice.tuplet_bar)} lacks {voice.tuplet_left} notes",
-                     voice.tuplet_bar)
+            self.add(
+                "bad-tuplet",
+                f"the tuplet of {voice.where(voice.tuplet_bar)} lacks {voice.tuplet_left} notes",
+                voice.tuplet_bar,
+            )
         self._check_durations(voice)
 
     def _check_durations(self, voice: _Voice) -> None:
@@ -875,7 +911,9 @@ class _Checker:
                     for other in partners.get(index, ())
                 ):
                     continue
-            self.add("bar-duration",
-                     f"{voice.where(measure.number)} lasts {measure.meter.show(measure.duration)}, "
-                     f"the meter {measure.meter.text} needs {measure.meter.show(need)}",
-                     measure.number)
+            self.add(
+                "bar-duration",
+                f"{voice.where(measure.number)} lasts {measure.meter.show(measure.duration)}, "
+                f"the meter {measure.meter.text} needs {measure.meter.show(need)}",
+                measure.number,
+            )
