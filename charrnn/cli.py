@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from dataclasses import fields
@@ -106,7 +107,8 @@ def cmd_train(args) -> int:
         if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
             given["epochs"] = DEFAULT_EPOCHS
         cfg = TrainConfig(**given)
-    result = Trainer(cfg, resume=args.resume, progress=not args.quiet).run()
+    command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command).run()
     best = result["best_val_loss"]
     best_text = "no evaluation yet"
     if math.isfinite(best):

@@ -9,10 +9,13 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import platform
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -114,6 +117,17 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise CharRNNError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+def machine_description(device: torch.device) -> str:
+    """E.g. 'cpu: AMD EPYC 9R14, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each run)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{device.type}: {cpu}, {torch.get_num_threads()} threads"
 
 
 def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
@@ -220,8 +234,9 @@ class Trainer:
     """One training run in one run directory. `run()` trains until a stop condition and returns a summary."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 on_eval: Callable[[dict], None] | None = None):
-        self.cfg, self.progress, self.on_eval = cfg, progress, on_eval
+                 on_eval: Callable[[dict], None] | None = None, command: str | None = None):
+        self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
+        self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
         if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -330,7 +345,8 @@ class Trainer:
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "step": self.step,
             "training_time_s": round(self.elapsed, 1),
-            "device": str(self.device),
+            "machine": machine_description(self.device),
+            "command": self.command,
             "torch": torch.__version__,
             **extra,
         }
@@ -363,6 +379,10 @@ class Trainer:
             progress = max(progress, elapsed / cfg.time_budget)
         progress = min(1.0, progress)
         return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def request_stop(self) -> None:
+        """Ask a run in another thread to save and stop after its current step (as Ctrl-C does)."""
+        self._stop_requested.set()
 
     def _done(self) -> str | None:
         if self.total_steps is not None and self.step >= self.total_steps:
@@ -434,7 +454,7 @@ class Trainer:
                 interval_time += dt
                 interval_chars += cfg.batch_size * cfg.seq_len
                 if cfg.time_budget and not self.total_steps:  # let tqdm show an ETA for a time budget too
-                    bar.total = self.step + int((cfg.time_budget - self.elapsed) / max(dt, 1e-9))
+                    bar.total = max(self.step, int(self.step * cfg.time_budget / self.elapsed))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
@@ -448,7 +468,7 @@ class Trainer:
                     if cfg.patience and self.bad_evals >= cfg.patience:
                         status = f"early stop: no val improvement in {cfg.patience} evaluations"
                         break
-                if stop.signal is not None:
+                if stop.signal is not None or self._stop_requested.is_set():
                     status = "interrupted"
                     if losses:  # save exactly where we are, without an evaluation
                         self._save_latest()

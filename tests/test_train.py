@@ -184,3 +184,20 @@ def test_a_catalogue_name_is_a_corpus(tmp_path, monkeypatch, shakespeare):
     saved = json.loads((tmp_path / "run" / ckpt.CONFIG).read_text())["corpus"]
     assert saved["name"] == "shakespeare" and saved["chars"] == 1_115_394
     assert t.corpus.path == tmp_path / "corpora" / "shakespeare.txt"
+
+
+def test_request_stop_from_another_thread_saves_and_resumes(tmp_path, small_text):
+    """The web app stops a background run this way: it saves a resumable checkpoint, like Ctrl-C."""
+    import threading
+
+    t = Trainer(tiny_config(small_text, tmp_path / "r", max_steps=10**6, eval_every=10**6), progress=False,
+                on_eval=None)
+    worker = threading.Thread(target=lambda: setattr(t, "result", t.run()))
+    worker.start()
+    while t.step < 5:
+        time.sleep(0.01)
+    t.request_stop()
+    worker.join(timeout=60)
+    assert t.result["status"] == "interrupted" and 5 <= t.result["step"] < 10**6
+    resumed = Trainer(resume_config(tmp_path / "r", {"max_steps": t.result["step"] + 3}), resume=True, progress=False)
+    assert resumed.step == t.result["step"] and resumed.run()["status"] == "finished"
