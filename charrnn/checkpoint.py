@@ -145,3 +145,25 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
 def save_weights(run_dir: Path, model: CharRNN, dtype: torch.dtype | None = None, **metadata) -> None:
     tensors = {k: (v.to(dtype) if dtype else v) for k, v in model.state_dict().items()}
     write_tensors(Path(run_dir) / WEIGHTS, tensors, {k: json.dumps(v) for k, v in metadata.items()})
+
+
+def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a run's best weights (in `dtype`, half by default) and config to `dest`: a small model folder
+    that sample/complete/eval/the app load like a run, without the resume state."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    if dest.resolve() == run_dir.resolve():
+        raise CharRNNError("export needs a destination other than the run directory itself")
+    model, _, cfg = load_model(run_dir)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CharRNNError(f"cannot create {dest}: {e.strerror or e}") from None
+    _, meta = read_tensors(run_dir / WEIGHTS)
+    save_weights(dest, model, dtype=dtype, **{k: json.loads(v) for k, v in meta.items()})
+    cfg["corpus"]["path"] = Path(cfg["corpus"]["path"]).name  # the builder's paths mean nothing elsewhere
+    cfg["train"]["corpus"] = cfg["corpus"]["name"] or cfg["corpus"]["path"]
+    cfg["weights_dtype"] = str(dtype).removeprefix("torch.")
+    cfg["size_bytes"] = (dest / WEIGHTS).stat().st_size
+    cfg["parameters"] = sum(p.numel() for p in model.parameters())
+    write_json(dest / CONFIG, cfg)
+    return dest

@@ -1,4 +1,4 @@
-"""The `charrnn` command line: train | sample | complete | eval | corpora.
+"""The `charrnn` command line: train | sample | complete | eval | export | corpora.
 
 User errors (CharRNNError) print one line and exit 1; argparse errors exit 2; Ctrl-C exits 130.
 """
@@ -250,17 +250,41 @@ def _add_eval(sub) -> None:
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default 32)")
     p.add_argument("--seq-len", type=_positive_int, default=256, help="characters per forward call (default 256)")
+    p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
+                   help="evaluate on this part of the file, cut as the model's training cut its corpus (default all)")
     p.set_defaults(func=cmd_eval, threads=None)
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="copy a run's best weights (half precision) and config into a model folder")
+    p.add_argument("run_dir")
+    p.add_argument("dest")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from charrnn.checkpoint import export_model
+
+    dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype))
+    cfg = json.loads((dest / "config.json").read_text())
+    print(f"{dest}: {cfg['parameters']:,} parameters, {cfg['size_bytes'] / 1e6:.1f} MB, "
+          f"best val loss {cfg['best_val_loss']}")
+    return 0
+
+
 def cmd_eval(args) -> int:
-    from charrnn.data import read_text
+    from charrnn.data import read_text, split_ids
     from charrnn.train import evaluate
 
     if args.threads is None:
         args.threads = torch.get_num_threads()
-    model, vocab, _ = _load(args)
+    model, vocab, cfg = _load(args)
     text = read_text(Path(args.file), args.encoding)
+    if args.split != "all":  # the same cut as training: train, then val, then test at the end
+        cut = dict(zip(("train", "val", "test"), split_ids(text, cfg["train"]["val_frac"], cfg["train"]["test_frac"]),
+                       strict=True))
+        text = cut[args.split]
     missing = vocab.unknown(text)
     if missing and args.unknown == "skip":
         text = "".join(c for c in text if c in vocab.index)
@@ -270,7 +294,8 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, next(model.parameters()).device)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
-              "file": args.file, "model": args.model_dir, "seconds": round(time.perf_counter() - t0, 3)}
+              "file": args.file, "split": args.split, "model": args.model_dir,
+              "seconds": round(time.perf_counter() - t0, 3)}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -321,7 +346,7 @@ def cmd_corpora_build(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_corpora):
+    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora):
         add(sub)
     return parser
 

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from charrnn.abc import check_tune
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path, sha256_file
 
@@ -184,7 +185,7 @@ def _download(url: str, dest: Path, sha256: str | None, progress: bool) -> Path:
 
 FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
 ESSEN_COLLECTION = "essenFolksong"  # licensed for non-commercial use only, so it is opt-in
-DROP_REASONS = ("multi_voice", "duplicate", "rejected", "parse_error", "no_notes")
+DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected", "parse_error", "no_notes")
 
 _HEADER_ORDER = ("T", "R", "M", "L", "K")  # after X:, which is renumbered; K: ends the header
 _BODY_FIELDS = frozenset("KLM")  # field lines in the music that change how the notes after them read
@@ -192,6 +193,14 @@ _FIELD = re.compile(r"([A-Za-z+]):(.*)")
 _COMMENT = re.compile(r"(?<!\\)%.*")  # "\%" is a literal percent sign
 _VOICE = re.compile(r"(?:^|\[)V:\s*([^\s\]]+)", re.MULTILINE)
 _TUNE_START = re.compile(r"^(?=X:)", re.MULTILINE)
+_QUOTED = re.compile(r'"[^"]*"')  # chord symbols and annotations: "Am", "4" (a fingering), "^SEGUE"
+_BANG_DECORATION = re.compile(r"![^!\s|]{1,40}!")  # !4!, !sf!, !D.C.!, !Segno!
+_INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]|\[]*)\]")
+_SLUR_START = re.compile(r"\((?!\d)")  # "(3" starts a triplet, any other "(" a slur
+# Fiddle-book marks that are not notes: decoration letters (ABC's predefined ones such as u/v bowings and
+# H fermata, and U: user symbols), staccato dots, backtick beam breaks, y spacers and slur ends. The two
+# ornaments fiddlers play from the page, ~ (roll) and T (trill), stay; so do grace notes and ties.
+_MARKS = str.maketrans("", "", "HIJKLMNOPQRSUVWhijklmnopqrsuvwy.`)")
 
 
 @dataclass(frozen=True)
@@ -212,8 +221,17 @@ class Tune:
         return "\n".join((f"X:{number}", *self.fields, *self.body))
 
 
+class _Dropped(Exception):
+    """A tune the corpus cannot use; the reason is one of DROP_REASONS."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def normalise_tunes(sources: Iterable[tuple[str, str]]) -> tuple[list[Tune], dict[str, Counter[str]]]:
-    """Split each (collection, ABC text) into normalised tunes, dropping multi-voice tunes and repeats.
+    """Split each (collection, ABC text) into normalised tunes, dropping multi-voice tunes, tunes in keys
+    that have no plain tonic-and-mode name, and repeats.
 
     Returns the tunes in input order and, per collection, a Counter of "tunes" read and of drops by reason.
     """
@@ -224,10 +242,12 @@ def normalise_tunes(sources: Iterable[tuple[str, str]]) -> tuple[list[Tune], dic
         count = counts.setdefault(source, Counter())
         for raw in _TUNE_START.split(text)[1:]:  # what precedes the first X: is the file's own header
             count["tunes"] += 1
-            tune = _normalise_tune(raw, source)
-            if tune is None:
-                count["multi_voice"] += 1
-            elif tune.music in seen:
+            try:
+                tune = _normalise_tune(raw, source)
+            except _Dropped as dropped:
+                count[dropped.reason] += 1
+                continue
+            if tune.music in seen:
                 count["duplicate"] += 1
             else:
                 seen.add(tune.music)
@@ -240,44 +260,120 @@ def _squeeze(text: str) -> str:
     return " ".join(text.split())
 
 
-def _normalise_tune(raw: str, source: str) -> Tune | None:
+def _normalise_tune(raw: str, source: str) -> Tune:
     """One tune, from its X: line to the next tune's, reduced to what the model should learn.
 
-    None if it has several voices, which one line of melody cannot carry.
+    Raises _Dropped if it has several voices, which one line of melody cannot carry, or a key that has
+    no canonical name (K:Hp, explicit accidentals).
     """
     # A tune runs up to the next X: line rather than to the first blank line: these collections have
     # a few tunes with stray blank lines inside. Comment-only, directive (%%) and blank lines all go.
     lines = [line for line in (_COMMENT.sub("", line).rstrip() for line in raw.splitlines()) if line]
     if len(set(_VOICE.findall("\n".join(lines)))) > 1:
-        return None
+        raise _Dropped("multi_voice")
 
     # The header runs to the first K: line; the odd header line that lost its colon is dropped with it.
     header_end = next((i + 1 for i, line in enumerate(lines) if line.startswith("K:")), len(lines))
     header: dict[str, str] = {}
     for field in filter(None, map(_FIELD.match, lines[:header_end])):
-        header.setdefault(field[1], _squeeze(field[2]))
+        header.setdefault(field[1], field[2])
     # Spell out ABC's implicit unit length so that every tune's header reads the same way.
-    header.setdefault("L", _default_unit_length(header.get("M")))
+    header.setdefault("L", _default_unit_length(_squeeze(header.get("M", ""))))
+    values = {letter: _field_value(letter, header[letter]) for letter in _HEADER_ORDER if letter in header}
 
     body: list[str] = []
     continues = False  # the previous line of music ended in a "\" continuation
     for line in lines[header_end:]:
         if field := _FIELD.match(line):
             if field[1] in _BODY_FIELDS:
-                body.append(f"{field[1]}:{_squeeze(field[2])}")
+                body.append(f"{field[1]}:{_field_value(field[1], field[2])}")
                 continues = False
             continue  # lyrics, parts, tempo, notes...: dropped without breaking a continuation
-        music = line.removesuffix("\\")
+        music = _clean_music(line.removesuffix("\\"))
         if continues:
             body[-1] += music
         else:
             body.append(music)
-        continues = music != line
+        continues = line.endswith("\\")
     return Tune(
         source=source,
-        fields=tuple(f"{letter}:{header[letter]}" for letter in _HEADER_ORDER if letter in header),
+        fields=tuple(f"{letter}:{value}" for letter, value in values.items() if value),
         body=tuple(line for line in map(_squeeze, body) if line),
     )
+
+
+def _field_value(letter: str, value: str) -> str:
+    """A field's value in the corpus's one spelling (see canonical_key, canonical_meter, canonical_tune_type)."""
+    value = _squeeze(value)
+    if letter == "K":
+        key = canonical_key(value)
+        if key is None:
+            raise _Dropped("odd_key")
+        return key
+    if letter == "M":
+        return canonical_meter(value) or value  # free and complex meters stay as written
+    if letter == "R":
+        return canonical_tune_type(value)
+    return value
+
+
+def _clean_music(line: str) -> str:
+    """A line of music without chord symbols, annotations, fingerings, bowings, slurs and other marks."""
+    line = _BANG_DECORATION.sub("", _QUOTED.sub("", line))
+    pieces, done = [], 0
+    for field in _INLINE_FIELD.finditer(line):  # [K:D] holds letters that are not decorations
+        pieces.append(_strip_marks(line[done : field.start()]))
+        if field[1] in _BODY_FIELDS:
+            pieces.append(f"[{field[1]}:{_field_value(field[1], field[2])}]")
+        done = field.end()
+    pieces.append(_strip_marks(line[done:]))
+    return "".join(pieces)
+
+
+def _strip_marks(music: str) -> str:
+    return _SLUR_START.sub("", music).translate(_MARKS)
+
+
+# One spelling per key, meter and tune type, so that conditioning a model on them is unambiguous.
+_MODES = {"major": "", "ionian": "", "minor": "m", "aeolian": "m", "dorian": "dor", "mixolydian": "mix",
+          "lydian": "lyd", "phrygian": "phr", "locrian": "loc"}
+_KEY = re.compile(r"([A-Ga-g])([#b]?)\s*([A-Za-z]*)")
+_METER = re.compile(r"(\d{1,2})/(\d{1,2})")
+# The tune types (R:) of the built folk corpus, most frequent first: reel 628 tunes ... gavotte 1; 2,232 have none.
+FOLK_TUNE_TYPES = ("reel", "jig", "hornpipe", "slip jig", "clog", "strathspey", "air", "highland fling", "slide",
+                   "walkaround", "waltz", "gavotte")
+_TUNE_TYPE_SPELLINGS = {"double jig": "jig", "slipjig": "slip jig", "fling": "highland fling"}
+
+
+def canonical_key(text: str) -> str | None:
+    """A key in the short ABC form the folk corpus uses (D, Em, Ador, Gmix, Bblyd), or None if it is not one.
+
+    As in ABC 2.1 the mode's case does not matter, and it may be shortened to three letters or more
+    (minor also to m): "E Minor", "EMin" and "em" are all Em; major is the bare tonic.
+    """
+    match = _KEY.fullmatch(text.strip())
+    if not match:
+        return None
+    tonic, accidental, mode = match[1].upper(), match[2], match[3].lower()
+    if mode in ("", "m"):
+        return tonic + accidental + mode
+    names = [name for name in _MODES if len(mode) >= 3 and name.startswith(mode)]
+    return tonic + accidental + _MODES[names[0]] if names else None
+
+
+def canonical_meter(text: str) -> str | None:
+    """A meter as a fraction, with C as 4/4 and C| as 2/2; None for anything else (free or complex meters)."""
+    text = text.replace(" ", "")
+    match = _METER.fullmatch({"C": "4/4", "C|": "2/2"}.get(text, text))
+    if not match or not int(match[1]) or not int(match[2]):
+        return None
+    return f"{int(match[1])}/{int(match[2])}"
+
+
+def canonical_tune_type(text: str) -> str:
+    """A tune type (R:) in lower case with one spelling: "Slip-Jig" and "slipjig" become "slip jig"."""
+    name = " ".join(text.lower().replace("-", " ").strip(" .").split())
+    return _TUNE_TYPE_SPELLINGS.get(name, name)
 
 
 def _default_unit_length(meter: str | None) -> str:
@@ -367,7 +463,8 @@ def build_folk(
 ) -> BuildStats:
     """Write music21's ABC collections to path as one clean training text, and its stats beside it.
 
-    keep, if given, sees each tune's ABC text (numbered X:1) and says whether to keep it.
+    Only tunes that pass charrnn.abc's checks and music21's parser are kept. keep, if given, sees each
+    remaining tune's ABC text (numbered X:1) and says whether to keep it.
     """
     started = time.perf_counter()
     sources = (
@@ -376,6 +473,9 @@ def build_folk(
         for file in _collection_files(collection)
     )
     tunes, counts = normalise_tunes(sources)
+    # The model learns whatever it reads: a tune with bars that do not add up or repeats that do not
+    # close would teach it to write such tunes.
+    tunes = _sift(tunes, [None if check_tune(tune.abc(1)).passed else "failed_check" for tune in tunes], counts)
     if keep is not None:
         tunes = _sift(tunes, [None if keep(tune.abc(1)) else "rejected" for tune in tunes], counts)
     tunes = _sift(tunes, _music21_verdicts([tune.abc(1) for tune in tunes], workers, progress), counts)

@@ -115,12 +115,16 @@ class EncodedCorpus:
     path: Path
 
     def split(self, val_frac: float, test_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Train, val and test views in file order: train first, then val, then test (the last part)."""
-        n = len(self.ids)
-        n_test = int(n * test_frac)
-        n_val = int(n * val_frac)
-        n_train = n - n_val - n_test
-        return self.ids[:n_train], self.ids[n_train : n_train + n_val], self.ids[n_train + n_val :]
+        return split_ids(self.ids, val_frac, test_frac)
+
+
+def split_ids(ids: np.ndarray, val_frac: float, test_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, val and test views in file order: train first, then val, then test (the last part)."""
+    n = len(ids)
+    n_test = int(n * test_frac)
+    n_val = int(n * val_frac)
+    n_train = n - n_val - n_test
+    return ids[:n_train], ids[n_train : n_train + n_val], ids[n_train + n_val :]
 
 
 def default_cache_dir() -> Path:

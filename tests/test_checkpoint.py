@@ -110,3 +110,19 @@ def test_pickled_code_never_runs(run, tmp_path):
     with pytest.raises(CharRNNError):
         ckpt.read_tensors(run / ckpt.LATEST)
     assert not marker.exists()
+
+
+def test_export_makes_a_small_half_precision_model_folder(run, tmp_path):
+    dest = ckpt.export_model(run, tmp_path / "shipped")
+    assert sorted(p.name for p in dest.iterdir()) == [ckpt.CONFIG, ckpt.WEIGHTS]
+    tensors, meta = ckpt.read_tensors(dest / ckpt.WEIGHTS)
+    assert all(t.dtype == torch.float16 for t in tensors.values())
+    cfg = json.loads((dest / ckpt.CONFIG).read_text())
+    assert cfg["weights_dtype"] == "float16" and cfg["size_bytes"] == (dest / ckpt.WEIGHTS).stat().st_size
+    assert cfg["parameters"] == sum(t.numel() for t in tensors.values())
+    assert json.loads(meta["val_loss"]) == pytest.approx(cfg["best_val_loss"])
+    assert "/" not in cfg["corpus"]["path"]  # no paths of the machine it was built on
+    model, _, _ = ckpt.load_model(dest)
+    assert model.head.weight.dtype == torch.float32
+    with pytest.raises(CharRNNError, match="other than the run directory"):
+        ckpt.export_model(run, run)

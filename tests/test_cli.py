@@ -343,3 +343,13 @@ def test_bad_input_creates_no_run_directories(bad_inputs, bad_results):
     for name in ("invalid-utf8", "empty-corpus"):
         bad_results[name].result()
     assert not (d / "o1").exists() and not (d / "o2").exists()
+
+
+def test_eval_on_the_val_split_reproduces_the_training_val_loss(cli, tiny_run, small_text, tmp_path):
+    """`eval --split val` cuts the file as training did, so it measures what best_val_loss recorded."""
+    shipped = tmp_path / "shipped"
+    assert "parameters" in cli("export", tiny_run, shipped).stdout
+    result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
+    best = json.loads((tiny_run / "config.json").read_text())["best_val_loss"]
+    assert result["split"] == "val" and result["chars"] == 10_000 - 1
+    assert result["loss"] == pytest.approx(best, abs=2e-3)  # half-precision weights: nearly the same
