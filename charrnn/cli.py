@@ -108,14 +108,18 @@ def cmd_train(args) -> int:
             given["epochs"] = DEFAULT_EPOCHS
         cfg = TrainConfig(**given)
     command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command).run()
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command)
+    result = trainer.run()
+    if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
+        return 130 if result["status"] == "interrupted" else 0
     best = result["best_val_loss"]
     best_text = "no evaluation yet"
     if math.isfinite(best):
         best_text = f"best val loss {best:.4f} nats/char ({best / math.log(2):.4f} bits/char)"
     print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
     if result["status"] == "interrupted":
-        print(f"resume with: charrnn train --out {cfg.out} --resume", file=sys.stderr)
+        launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
+        print(f"resume with: {launcher} train --out {cfg.out} --resume", file=sys.stderr)
         return 130
     return 0
 

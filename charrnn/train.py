@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
 from charrnn.data import StreamBatcher, encode_corpus
+from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig, State, detach_state
+from charrnn.model import CharRNN, ModelConfig, detach_state
 
 METRICS = "metrics.jsonl"
 
@@ -71,7 +72,8 @@ class TrainConfig:
         return ModelConfig(vocab_size, self.model, self.layers, self.hidden, self.embed, self.dropout)
 
 
-ARCH_FIELDS = ("model", "layers", "hidden", "embed")
+# What a resumed run cannot change: the weights' shapes, and the data position a step number stands for.
+FIXED_ON_RESUME = ("model", "layers", "hidden", "embed", "batch_size", "seq_len")
 
 
 def resume_config(out: str | Path, overrides: dict) -> TrainConfig:
@@ -85,7 +87,7 @@ def resume_config(out: str | Path, overrides: dict) -> TrainConfig:
         raise CharRNNError(f"{out} has no {ckpt.LATEST} to resume from")
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in {**saved["train"], **overrides, "out": str(out)}.items() if k in names})
-    changed = [k for k in ARCH_FIELDS if getattr(cfg, k) != saved["train"][k]]
+    changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != saved["train"][k]]
     if changed:
         raise CharRNNError(f"cannot change {', '.join('--' + k for k in changed)} when resuming {out}")
     return cfg
@@ -120,14 +122,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def machine_description(device: torch.device) -> str:
-    """E.g. 'cpu: AMD EPYC 9R14, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each run)."""
+    """E.g. 'cpu: AMD EPYC 9R14, threads=2' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each run)."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
         cpu = names[0] if names else cpu
-    return f"{device.type}: {cpu}, {torch.get_num_threads()} threads"
+    return f"{device.type}: {cpu}, threads={torch.get_num_threads()}"
+
+
+STOP_REASONS = (None, "finished", "time budget reached", "interrupted")  # agreed across ranks: the last wins
 
 
 def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
@@ -142,12 +147,14 @@ def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
 
 @torch.no_grad()
 def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256,
-             device: torch.device | str = "cpu") -> tuple[float, int]:
+             device: torch.device | str = "cpu", dist: Dist | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats/char) of predicting ids[1:] from what precedes, and the count predicted.
 
     The text is cut into `batch_size` contiguous streams read `seq_len` at a time with carried state;
     the few characters left over continue the last stream, so every character is predicted once.
+    Under torchrun each rank reads its share of the streams and the sums are added up.
     """
+    dist = dist or Dist()
     n = len(ids) - 1
     if n < 1:
         raise CharRNNError("evaluation needs at least 2 characters of text")
@@ -156,22 +163,24 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int
     b = max(1, min(batch_size, n // seq_len))
     length = n // b
     data = torch.from_numpy(np.asarray(ids, dtype=np.int64))
-    xs = data[: b * length].view(b, length)
-    ys = data[1 : b * length + 1].view(b, length)
+    rows = slice(dist.rank, b, dist.world)  # this rank's streams (all of them in one process)
+    xs = data[: b * length].view(b, length)[rows]
+    ys = data[1 : b * length + 1].view(b, length)[rows]
     total = torch.zeros((), dtype=torch.float64)
     state = None
-    for lo in range(0, length, seq_len):
+    for lo in range(0, length if len(xs) else 0, seq_len):
         x, y = xs[:, lo : lo + seq_len].to(device), ys[:, lo : lo + seq_len].to(device)
         logits, state = model(x, state)
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").double().cpu()
-    if b * length < n:  # the tail continues the last stream
+    if b * length < n and (b - 1) % dist.world == dist.rank:  # the tail continues the last stream
         last = (state[0][:, -1:], state[1][:, -1:]) if isinstance(state, tuple) else state[:, -1:]
         x = data[b * length : n].view(1, -1).to(device)
         y = data[b * length + 1 : n + 1].view(1, -1).to(device)
         logits, _ = model(x, last)
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").double().cpu()
+    (total_all,) = dist.sum(total.item())
     model.train(was_training)
-    return total.item() / n, n
+    return total_all / n, n
 
 
 class StopFlag:
@@ -199,10 +208,6 @@ class StopFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def _state_tensors(state: State) -> dict[str, torch.Tensor]:
-    return {"hidden.h": state[0], "hidden.c": state[1]} if isinstance(state, tuple) else {"hidden.h": state}
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -243,25 +248,39 @@ class Trainer:
         self._check_args(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self.dist = Dist.from_env(resolve_device(cfg.device))
+        self.device = self.dist.device
+        if cfg.batch_size % self.dist.world:
+            raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
+        self.local_batch = cfg.batch_size // self.dist.world
+        if not self.dist.main:  # rank 0 fetches and encodes the corpus first; the others find it cached
+            self.dist.barrier()
         self.corpus_name, path = resolve_corpus(cfg.corpus)
         corpus = encode_corpus(path, cfg.cache_dir, cfg.encoding)
+        if self.dist.main:
+            self.dist.barrier()
         self.corpus = corpus
         train_ids, self.val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
         if cfg.val_frac > 0 and len(self.val_ids) < 2:
             raise CharRNNError(f"the val split ({cfg.val_frac:.0%} of {len(corpus.ids)} characters) is empty: "
                                "use a longer file or a larger --val-frac")
-        self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
+        self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, self.dist.rank, self.dist.world)
         self.total_steps = self._total_steps()
 
         torch.manual_seed(cfg.seed)
         self.model = CharRNN(cfg.model_config(len(corpus.vocab))).to(self.device)
+        if self.dist.rank:  # each rank its own dropout masks
+            torch.manual_seed(cfg.seed + self.dist.rank)
+        self.net = self.model
+        if self.dist.enabled:  # averages gradients across ranks during backward
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.opt = self._make_optimizer()
         self.step, self.elapsed, self.best_val, self.bad_evals = 0, 0.0, math.inf, 0
-        self.state = self.model.init_state(cfg.batch_size)
+        self.state = self.model.init_state(self.local_batch)
         if resume:
             self._load_latest()
-        else:
+        elif self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_config(status="running")
 
@@ -316,11 +335,15 @@ class Trainer:
             ckpt.load_state_into(self.model, tensors, path, prefix="model.")
             trainer = json.loads(meta["trainer"])
             _restore_optimizer(self.opt, tensors, trainer["optimizer"])
-            torch.set_rng_state(tensors["rng.cpu"])
-            if "rng.cuda" in tensors and torch.cuda.is_available():
-                torch.cuda.set_rng_state(tensors["rng.cuda"])
-            h = tensors["hidden.h"].to(self.device)
-            self.state = (h, tensors["hidden.c"].to(self.device)) if "hidden.c" in tensors else h
+            rank = self.dist.rank
+            if f"rng.cpu.{rank}" in tensors:  # absent if resumed with more processes than saved it
+                torch.set_rng_state(tensors[f"rng.cpu.{rank}"])
+            if f"rng.cuda.{rank}" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"])
+            # The hidden state is saved for the global streams; this rank continues its share of them.
+            mine = slice(rank, None, self.dist.world)
+            h = tensors["hidden.h"][:, mine].to(self.device)
+            self.state = (h, tensors["hidden.c"][:, mine].to(self.device)) if "hidden.c" in tensors else h
             self.step, self.elapsed = trainer["step"], trainer["elapsed"]
             self.best_val, self.bad_evals = trainer["best_val"], trainer["bad_evals"]
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -330,10 +353,13 @@ class Trainer:
     def _trim_metrics(self) -> None:
         """Drop metric lines written after the checkpoint we resume from (they will be written again)."""
         path = self.out / METRICS
-        if path.exists():
+        if path.exists() and self.dist.main:
             ckpt.write_json_lines(path, [r for r in ckpt.read_json_lines(path) if r.get("step", 0) <= self.step])
 
     def _write_config(self, **extra) -> None:
+        machine = machine_description(self.device)
+        if self.dist.enabled:
+            machine += f" x {self.dist.world} processes"
         cfg = {
             "format_version": ckpt.FORMAT_VERSION,
             "model": self.model.cfg.to_dict(),
@@ -345,7 +371,7 @@ class Trainer:
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "step": self.step,
             "training_time_s": round(self.elapsed, 1),
-            "machine": machine_description(self.device),
+            "machine": machine,
             "command": self.command,
             "torch": torch.__version__,
             **extra,
@@ -353,13 +379,19 @@ class Trainer:
         ckpt.write_json(self.out / ckpt.CONFIG, cfg)
 
     def _save_latest(self) -> None:
+        """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
+        rng = self.dist.gather(torch.get_rng_state())
+        cuda_rng = self.dist.gather(torch.cuda.get_rng_state()) if self.device.type == "cuda" else []
+        state = self.state if isinstance(self.state, tuple) else (self.state,)
+        hidden = [self.dist.gather_streams(s) for s in state]
+        if not self.dist.main:
+            return
         opt_tensors, opt_meta = _optimizer_tensors(self.opt)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(opt_tensors)
-        tensors.update(_state_tensors(self.state))
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        tensors.update(zip(("hidden.h", "hidden.c"), hidden, strict=False))
+        tensors.update({f"rng.cpu.{r}": t for r, t in enumerate(rng)})
+        tensors.update({f"rng.cuda.{r}": t for r, t in enumerate(cuda_rng)})
         trainer = {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
                    "bad_evals": self.bad_evals, "optimizer": opt_meta}
         ckpt.write_tensors(self.out / ckpt.LATEST, tensors, {"trainer": json.dumps(trainer)})
@@ -395,18 +427,18 @@ class Trainer:
         """One optimizer step on the next batch; returns its loss."""
         index = self.step % self.batches.batches_per_epoch
         if index == 0:  # a new epoch: the streams start over, so does the hidden state
-            self.state = self.model.init_state(self.cfg.batch_size, self.device)
+            self.state = self.model.init_state(self.local_batch, self.device)
         x, y = self.batches.get(index)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step, self.elapsed)
-        logits, state = self.model(x, self.state)
+        logits, state = self.net(x, self.state)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        value = loss.item()
+        (value,) = self.dist.sum(loss.item() / self.dist.world)  # the global batch's mean loss
         if not math.isfinite(value):
             raise CharRNNError(
                 f"training diverged at step {self.step + 1} (loss {value}); the last good checkpoint in "
@@ -419,34 +451,43 @@ class Trainer:
     def _evaluate_and_save(self, train_loss: float, chars_per_s: float) -> dict:
         val_loss = None
         if len(self.val_ids) >= 2:
-            val_loss, _ = evaluate(self.model, self.val_ids, self.cfg.eval_batch, 256, self.device)
+            val_loss, _ = evaluate(self.model, self.val_ids, self.cfg.eval_batch, 256, self.device, self.dist)
         score = val_loss if val_loss is not None else train_loss
         record = {"step": self.step, "epoch": round(self.step / self.batches.batches_per_epoch, 3),
                   "train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
                   "lr": self.lr_at(self.step, self.elapsed), "chars_per_s": round(chars_per_s),
                   "elapsed": round(self.elapsed, 2)}
-        if score < self.best_val:
+        improved = score < self.best_val
+        if improved:
             self.best_val, self.bad_evals = score, 0
-            ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
-            self._write_config(status="running", best_step=self.step)
         else:
             self.bad_evals += 1
         self._save_latest()
-        ckpt.append_json_line(self.out / METRICS, record)
-        if self.on_eval:
-            self.on_eval(record)
+        if self.dist.main:
+            if improved:
+                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
+                self._write_config(status="running", best_step=self.step)
+            ckpt.append_json_line(self.out / METRICS, record)
+            if self.on_eval:
+                self.on_eval(record)
         return record
+
+    def _stop_reason(self, stop: StopFlag) -> str | None:
+        """Why to stop now, agreed by all ranks (a signal or time budget seen by one rank stops them all)."""
+        local = "interrupted" if stop.signal is not None or self._stop_requested.is_set() else self._done()
+        return STOP_REASONS[self.dist.max(STOP_REASONS.index(local))]
 
     def run(self) -> dict:
         """Train until a stop condition; returns {'status', 'step', 'best_val_loss', ...}."""
         cfg = self.cfg
         self.model.train()
-        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress,
-                   dynamic_ncols=True, desc=self.out.name)
+        show = self.progress and self.dist.main
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not show, dynamic_ncols=True,
+                   desc=self.out.name)
         losses, interval_chars, interval_time = [], 0, 0.0
-        status, last_record = None, None
+        last_record, saved_step = None, self.step
         with StopFlag() as stop, bar:
-            while (status := self._done()) is None:
+            while (status := self._stop_reason(stop)) is None:
                 t0 = time.perf_counter()
                 losses.append(self.train_step())
                 dt = time.perf_counter() - t0
@@ -459,23 +500,27 @@ class Trainer:
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
                                 cps=f"{interval_chars / max(interval_time, 1e-9):,.0f}", refresh=False)
-                if self.step % cfg.eval_every == 0 or self._done():
-                    t1 = time.perf_counter()
-                    last_record = self._evaluate_and_save(sum(losses) / len(losses),
-                                                          interval_chars / max(interval_time, 1e-9))
-                    self.elapsed += time.perf_counter() - t1
-                    losses, interval_chars, interval_time = [], 0, 0.0
+                if self.step % cfg.eval_every == 0:
+                    last_record = self._timed_eval(losses, interval_chars, interval_time)
+                    losses, interval_chars, interval_time, saved_step = [], 0, 0.0, self.step
                     if cfg.patience and self.bad_evals >= cfg.patience:
                         status = f"early stop: no val improvement in {cfg.patience} evaluations"
                         break
-                if stop.signal is not None or self._stop_requested.is_set():
-                    status = "interrupted"
-                    if losses:  # save exactly where we are, without an evaluation
-                        self._save_latest()
-                    break
-        self._write_config(status=status)
+            if self.step != saved_step and status == "interrupted":  # save exactly here, without an evaluation
+                self._save_latest()
+            elif self.step != saved_step:  # the end of the run: a last evaluation
+                last_record = self._timed_eval(losses, interval_chars, interval_time)
+        if self.dist.main:
+            self._write_config(status=status)
+        self.dist.close()
         return {"status": status, "step": self.step, "best_val_loss": self.best_val, "elapsed": self.elapsed,
                 "last": last_record, "out": str(self.out)}
+
+    def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
+        t0 = time.perf_counter()
+        record = self._evaluate_and_save(sum(losses) / len(losses), chars / max(seconds, 1e-9))
+        self.elapsed += time.perf_counter() - t0
+        return record
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
