@@ -69,6 +69,8 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
+    except SafetensorError as e:  # what its writer raises for a full disk or a read-only filesystem
+        raise CharRNNError(f"cannot write {path}: {e}; the previous file there is unchanged") from None
     except OSError as e:
         raise _write_failed(path, e) from None
 

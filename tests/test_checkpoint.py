@@ -1,5 +1,6 @@
 import errno
 import json
+import os
 import pickle
 import shutil
 
@@ -115,6 +116,9 @@ def test_pickled_code_never_runs(run, tmp_path):
 def test_export_makes_a_small_half_precision_model_folder(run, tmp_path):
     dest = ckpt.export_model(run, tmp_path / "shipped")
     assert sorted(p.name for p in dest.iterdir()) == [ckpt.CONFIG, ckpt.WEIGHTS]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in dest.iterdir())  # not mkstemp's 0600
     tensors, meta = ckpt.read_tensors(dest / ckpt.WEIGHTS)
     assert all(t.dtype == torch.float16 for t in tensors.values())
     cfg = json.loads((dest / ckpt.CONFIG).read_text())
