@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from charrnn.data import Vocab
+from charrnn.model import CharRNN
+from charrnn.sampling import prepare_prompt
 from charrnn.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,3 +51,15 @@ def tiny_run(tmp_path_factory, small_text) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(small_text, out, max_steps=150, lr=1e-2), progress=False)
     return out
+
+
+def greedy_text(model: CharRNN, vocab: Vocab, prime: str, length: int) -> str:
+    """Greedy decoding written out by hand over model.step (what greedy search must reproduce)."""
+    prompt = prepare_prompt(model, vocab, prime)
+    logits, state, out = prompt.logits, prompt.state, []
+    with torch.inference_mode():
+        for _ in range(length):
+            x = logits.argmax(-1)
+            out.append(vocab.chars[int(x)])
+            logits, state = model.step(x, state)
+    return "".join(out)

@@ -15,6 +15,8 @@ from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sampling import prepare_prompt
 
+from conftest import greedy_text
+
 
 @pytest.fixture(scope="module")
 def tiny(tiny_run):
@@ -54,17 +56,6 @@ def exhaustive_one(model: CharRNN, vocab: Vocab, prime: str, text: str) -> float
     return logp.gather(-1, ids[0, n:, None]).sum().item()
 
 
-def greedy(model: CharRNN, vocab: Vocab, prime: str, length: int) -> str:
-    prompt = prepare_prompt(model, vocab, prime)
-    logits, state, out = prompt.logits, prompt.state, []
-    with torch.inference_mode():
-        for _ in range(length):
-            x = logits.argmax(-1)
-            out.append(vocab.chars[int(x)])
-            logits, state = model.step(x, state)
-    return "".join(out)
-
-
 def count_steps(monkeypatch, model: CharRNN) -> list[int]:
     """Wrap model.step; the list gets the batch size of every call."""
     calls: list[int] = []
@@ -87,7 +78,7 @@ def test_width_one_is_greedy(tiny):
         prompt = prepare_prompt(model, vocab, prime)
         hyps = beam_search(model, vocab, prompt, width=1, max_len=40)
         assert len(hyps) == 1
-        assert hyps[0].text == greedy(model, vocab, prime, 40)
+        assert hyps[0].text == greedy_text(model, vocab, prime, 40)
         assert hyps[0].logprob == pytest.approx(exhaustive_one(model, vocab, prime, hyps[0].text), abs=1e-4)
 
 

@@ -24,6 +24,8 @@ from charrnn.sampling import (
     prepare_prompt,
 )
 
+from conftest import greedy_text
+
 # Probabilities that are exact in binary, so the cumulative sums top-p compares are exact too.
 PROBS = [0.125, 0.5, 0.125, 0.25]  # sorted: index 1 (0.5), 3 (0.25), then 0 and 2 (0.125 each)
 LOGITS = torch.log(torch.tensor([PROBS]))
@@ -47,18 +49,6 @@ def small_model(vocab_size: int = 4, model: str = "lstm", seed: int = 0, scale: 
         with torch.no_grad():
             m.head.weight.mul_(scale)
     return m.eval()
-
-
-def greedy_loop(model: CharRNN, vocab: Vocab, prime: str, length: int) -> str:
-    """Greedy decoding written out by hand over model.step."""
-    prompt = prepare_prompt(model, vocab, prime)
-    logits, state, out = prompt.logits, prompt.state, []
-    with torch.inference_mode():
-        for _ in range(length):
-            x = logits.argmax(-1)
-            out.append(vocab.chars[int(x)])
-            logits, state = model.step(x, state)
-    return "".join(out)
 
 
 # --- processors ---------------------------------------------------------------------------------
@@ -339,7 +329,7 @@ def test_generate_does_not_change_the_prompt(tiny):
 def test_generate_temperature_zero_is_greedy(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "ROMEO:")
-    expected = greedy_loop(model, vocab, "ROMEO:", 80)
+    expected = greedy_text(model, vocab, "ROMEO:", 80)
     assert "".join(generate(model, vocab, prompt, 80, temperature=0, seed=1)) == expected
     assert "".join(generate(model, vocab, prompt, 80, temperature=0, seed=2)) == expected
     # top-k 1 and a tiny nucleus leave one character: sampling is greedy whatever the seed.
