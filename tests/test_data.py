@@ -130,3 +130,17 @@ def test_ranks_share_the_global_streams():
 def test_too_short_for_one_batch_says_how_long():
     with pytest.raises(CharRNNError, match=r"at least 4,128"):
         StreamBatcher(np.zeros(100, dtype=np.uint8), batch_size=32, seq_len=128)
+
+
+def test_binary_file_is_refused_with_the_offset(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(bytes(range(256)) * 4)  # bytes 0x00-0x7f are valid ASCII; 0x80 is the first bad one
+    with pytest.raises(CharRNNError, match="byte offset 128"):
+        encode_corpus(path, tmp_path / "cache")
+
+
+def test_a_hundred_thousand_distinct_characters(tmp_path):
+    text = "".join(chr(0x10000 + i) for i in range(100_000))
+    corpus = encode_corpus(write(tmp_path, text * 2), tmp_path / "cache")
+    assert len(corpus.vocab) == 100_000 and corpus.ids.dtype == np.uint32
+    assert corpus.vocab.decode(corpus.ids[-5:]) == text[-5:]

@@ -201,3 +201,12 @@ def test_request_stop_from_another_thread_saves_and_resumes(tmp_path, small_text
     assert t.result["status"] == "interrupted" and 5 <= t.result["step"] < 10**6
     resumed = Trainer(resume_config(tmp_path / "r", {"max_steps": t.result["step"] + 3}), resume=True, progress=False)
     assert resumed.step == t.result["step"] and resumed.run()["status"] == "finished"
+
+
+def test_trains_on_a_vocabulary_of_a_hundred_thousand_characters(tmp_path):
+    corpus = tmp_path / "wide.txt"
+    corpus.write_text("".join(chr(0x10000 + i) for i in range(100_000)) * 2, encoding="utf-8")
+    result = train(tiny_config(corpus, tmp_path / "r", hidden=8, embed=4, max_steps=2, eval_every=2), progress=False)
+    assert math.isfinite(result["best_val_loss"])
+    model, vocab, _ = ckpt.load_model(tmp_path / "r")
+    assert len(vocab) == 100_000 and model.head.out_features == 100_000
