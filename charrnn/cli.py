@@ -1,4 +1,4 @@
-"""The `charrnn` command line: train | sample | complete | eval | export | corpora.
+"""The `charrnn` command line: train | sample | complete | eval | export | corpora | folk.
 
 User errors (CharRNNError) print one line and exit 1; argparse errors exit 2; Ctrl-C exits 130.
 """
@@ -347,10 +347,79 @@ def cmd_corpora_build(args) -> int:
     return 0
 
 
+def _add_folk(sub) -> None:
+    from charrnn.folk import DEFAULT_TEMPERATURE, MAX_MUSIC
+    from charrnn.render import DEFAULT_TEMPO
+
+    p = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on request",
+                       description="Write a folk tune in the meter, key and type you choose, check it, and write "
+                                   "it as ABC (printed, or --out), MIDI, WAV and SVG sheet music.")
+    p.add_argument("model_dir", help="a folk model: a run directory or a shipped model folder")
+    p.add_argument("--meter", default="4/4", help="time signature: 4/4, 2/2, 6/8, 3/4, 9/8, 2/4 ... (default 4/4)")
+    p.add_argument("--key", default="D", help="key and mode: D, Em, E minor, Ador, A dorian, Gmix ... (default D)")
+    p.add_argument("--type", dest="tune_type", help="tune type (R:): reel, jig, hornpipe, slip jig, strathspey ...")
+    p.add_argument("--start", default="", help='the first bars, e.g. "|:A2B c2d|"')
+    p.add_argument("--unit", help="unit note length L: (default: what the corpus mostly uses with the meter)")
+    p.add_argument("--title", help="the title (default: the model writes one)")
+    p.add_argument("--temperature", type=_finite_float, default=DEFAULT_TEMPERATURE,
+                   help=f"0 = greedy (default {DEFAULT_TEMPERATURE})")
+    p.add_argument("--seed", type=int, help="same seed and choices, same tune")
+    p.add_argument("--candidates", type=_positive_int, default=1,
+                   help="write N tunes (seeds seed ... seed+N-1) and keep the likeliest that passes the checks")
+    p.add_argument("--max-chars", type=_positive_int, default=MAX_MUSIC,
+                   help=f"longest tune, in characters of music (default {MAX_MUSIC})")
+    p.add_argument("--out", help="write the ABC to this file (default: print it)")
+    p.add_argument("--midi", help="also write a MIDI file")
+    p.add_argument("--wav", help="also write a WAV file (a plucked string)")
+    p.add_argument("--svg", help="also write the sheet music as SVG")
+    p.add_argument("--tempo", type=_finite_float, default=DEFAULT_TEMPO,
+                   help=f"quarter notes per minute, in every meter, for --midi and --wav (default {DEFAULT_TEMPO:g})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
+    p.set_defaults(func=cmd_folk)
+
+
+def cmd_folk(args) -> int:
+    from charrnn import render
+    from charrnn.folk import FolkModel
+
+    if args.svg:
+        render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work
+    model, vocab, cfg = _load(args)
+    tune = FolkModel(model, vocab, cfg, name=args.model_dir).generate(
+        args.meter, args.key, args.tune_type, args.start, unit=args.unit, title=args.title,
+        temperature=args.temperature, seed=args.seed, candidates=args.candidates, max_chars=args.max_chars)
+    if args.out:
+        try:
+            Path(args.out).write_text(tune.abc + "\n", encoding="utf-8")
+        except OSError as e:
+            raise CharRNNError(f"cannot write {args.out}: {e.strerror or e}") from None
+    else:
+        print(tune.abc)
+    report = tune.report
+    tried = f"best of {tune.candidates}, " if tune.candidates > 1 else ""
+    if not tune.passed:
+        problems = [f.message for f in report.findings if f.severity == "error"][:3]
+        if not tune.ended:
+            problems.insert(0, f"it did not end within --max-chars {args.max_chars}")
+        raise CharRNNError(f"the tune (seed {tune.seed}, {tried}{tune.seconds:.2f}s) fails the checks: "
+                           f"{'; '.join(problems)}; try another --seed or more --candidates")
+    parts = f"{report.parts} part{'s' if report.parts != 1 else ''}"
+    print(f"[seed {tune.seed}, {tried}{tune.seconds:.2f}s: passed the checks ({report.bars} bars, {parts})]",
+          file=sys.stderr)
+    if args.midi:
+        render.write_midi(args.midi, tune.abc, args.tempo)
+    if args.wav:
+        render.write_wav(args.wav, render.synthesize(tune.abc, args.tempo))
+    if args.svg:
+        render.write_svg(args.svg, tune.abc)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora):
+    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora, _add_folk):
         add(sub)
     return parser
 

@@ -1,0 +1,135 @@
+"""The folk generator's quality and speed: the share of generated tunes that pass the checks, the same
+for the training corpus, and the time to write one tune with its sheet music (SVG), audio (WAV) and MIDI.
+
+    python -m benchmarks.bench_folk MODEL_DIR [--num 200] [--temperature T ...] [--corpus corpora/folk.abc]
+
+Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
+candidate each, at the default temperature unless --temperature says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from charrnn import render
+from charrnn.abc import check_tune, split_tunes
+from charrnn.corpora import DROP_REASONS, corpus_path
+from charrnn.folk import DEFAULT_TEMPERATURE, FolkModel, FolkTune
+
+# What musicians ask for most, as the folk corpus has it: its meters, keys and types.
+CHOICES = (
+    ("4/4", "D", "reel"), ("6/8", "G", "jig"), ("2/2", "G", "reel"), ("6/8", "D", "jig"), ("4/4", "G", "hornpipe"),
+    ("2/4", "A", None), ("3/4", "D", None), ("9/8", "G", "slip jig"), ("6/8", "Em", None), ("4/4", "Ador", None),
+    ("2/2", "Amix", "reel"), ("6/8", "Dmix", "jig"),
+)
+
+
+def generated_pass_share(folk: FolkModel, num: int, temperature: float) -> None:
+    """Sample `num` tunes and print the share that pass, why the others fail, and the time per tune."""
+    tunes: list[FolkTune] = []
+    for seed in range(num):
+        meter, key, tune_type = CHOICES[seed % len(CHOICES)]
+        tunes.append(folk.generate(meter, key, tune_type, temperature=temperature, seed=seed))
+    passed = sum(tune.passed for tune in tunes)
+    failures = Counter(kind for tune in tunes
+                       for kind in {f.kind for f in tune.report.findings if f.severity == "error"})
+    failures["unfinished (length limit)"] = sum(not tune.ended for tune in tunes)
+    print(f"generated: {passed}/{num} pass the checks ({passed / num:.1%}) at temperature {temperature}; "
+          f"median {statistics.median(t.seconds for t in tunes):.3f}s a tune")
+    for kind, count in failures.most_common():
+        if count:
+            print(f"  {kind}: {count} tunes")
+
+
+def corpus_pass_share(path: Path) -> None:
+    """Print the share of the corpus's tunes that pass, and of the source tunes before the build's check."""
+    tunes = split_tunes(path.read_text(encoding="utf-8"))
+    passed = sum(check_tune(tune).passed for tune in tunes)
+    print(f"corpus {path}: {passed}/{len(tunes)} tunes pass the checks ({passed / len(tunes):.1%})")
+    stats_path = path.with_suffix(".stats.json")
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        checked = stats["tunes"] - sum(stats["dropped"][reason] for reason in ("multi_voice", "odd_key", "duplicate"))
+        failed = stats["dropped"]["failed_check"]
+        print(f"  its source tunes, normalised, before the build dropped those that fail: {checked - failed}/"
+              f"{checked} pass ({(checked - failed) / checked:.1%}); dropped by reason: "
+              + ", ".join(f"{reason} {stats['dropped'][reason]}" for reason in DROP_REASONS))
+
+
+def _first_passing(folk: FolkModel, seed: int) -> FolkTune:
+    for attempt in range(seed, seed + 50):
+        tune = folk.generate("6/8", "D", "jig", seed=attempt)
+        if tune.passed:
+            return tune
+    raise SystemExit("no passing tune in 50 seeds: the model is not good enough to time the rendering")
+
+
+def one_tune_timing(folk: FolkModel, model_dir: str, rounds: int) -> None:
+    """Time one tune with SVG, WAV and MIDI: in a running app (first tune, then warm) and as a CLI command."""
+    render.ENGRAVER.close()
+
+    def one(seed: int) -> dict[str, float]:
+        times, started = {}, time.perf_counter()
+        tune = _first_passing(folk, seed)
+        times["tune"] = time.perf_counter() - started
+        for name, make in (("svg", render.to_svg), ("wav", render.synthesize), ("midi", render.midi_bytes)):
+            step = time.perf_counter()
+            make(tune.abc)
+            times[name] = time.perf_counter() - step
+        times["total"] = time.perf_counter() - started
+        return times
+
+    def show(label: str, times: dict[str, float]) -> None:
+        print(f"  {label}: {times['total']:.2f}s (" + ", ".join(f"{k} {v:.3f}s" for k, v in times.items()
+                                                            if k != "total") + ")")
+
+    print(f"one tune with SVG + WAV + MIDI, torch threads {torch.get_num_threads()}:")
+    show("in an app, first tune (starts the engraver)", one(1000))
+    warm = [one(1000 + i) for i in range(rounds)]
+    show(f"in an app, warm (median of {rounds})", {k: statistics.median(t[k] for t in warm) for k in warm[0]})
+    seed = _first_passing(folk, 2000).seed
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        command = [sys.executable, "-m", "charrnn", "folk", model_dir, "--meter", "6/8", "--key", "D", "--type", "jig",
+                   "--seed", str(seed), "--out", str(out / "t.abc"), "--svg", str(out / "t.svg"),
+                   "--wav", str(out / "t.wav"), "--midi", str(out / "t.mid")]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        print(f"  the command line, start to end (Python, torch and model loading included): "
+              f"{time.perf_counter() - started:.2f}s")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    print(f"  of which Python and 'import torch' alone take: {time.perf_counter() - started:.2f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("--num", type=int, default=200, help="tunes to sample (default 200)")
+    parser.add_argument("--temperature", type=float, nargs="+", default=[DEFAULT_TEMPERATURE],
+                        help=f"one or more (default {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--corpus", type=Path, default=corpus_path("folk"), help="default: the built folk corpus")
+    parser.add_argument("--rounds", type=int, default=5, help="warm timing rounds (default 5)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
+    folk = FolkModel.load(args.model_dir)
+    print(f"model {args.model_dir}: {folk.config['model']}, torch {torch.__version__}")
+    for temperature in args.temperature:
+        generated_pass_share(folk, args.num, temperature)
+    if args.corpus.is_file():
+        corpus_pass_share(args.corpus)
+    one_tune_timing(folk, args.model_dir, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

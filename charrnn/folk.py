@@ -1,0 +1,180 @@
+"""Folk tunes: a model trained on ABC writes a new tune in the meter, key and type a musician picks.
+
+The prime follows the folk corpus's header order X, T, R, M, L, K: the model writes a title after
+"X:1\\nT:", the chosen R:, M:, L: and K: lines (and any first bars) are forced, and the model writes the
+music up to the blank line that ends a tune. Every tune is run through charrnn.abc's checks; with
+several candidates, the passing one the model finds most likely (mean log-probability per character
+of its music) is kept.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.abc import TuneReport, check_tune
+from charrnn.checkpoint import load_model
+from charrnn.corpora import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
+from charrnn.data import Vocab
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN, State
+from charrnn.sampling import check_sampling_args, generate, prepare_prompt
+
+DEFAULT_TEMPERATURE = 0.8
+MAX_MUSIC = 1500  # characters of music per tune; the longest tune of the folk corpus has about 1,000
+MAX_TITLE = 100
+MAX_CANDIDATES = 100
+END = "\n\n"  # a blank line ends a tune
+PRIME = "X:1\nT:"
+# The unit note length the folk corpus writes most often with each meter: 2/4 has 627 tunes in 1/16 and
+# 223 in 1/8; every other meter is mostly in 1/8.
+_UNITS = {"2/4": "1/16"}
+_UNIT = re.compile(r"1/(?:1|2|4|8|16|32)")
+_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+_ABC_CHARS = "X:1\nTMLK/|"  # the least a model must know to write a header and bars
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """A musician's choices, spelled as the folk corpus spells them."""
+
+    meter: str  # "6/8"
+    key: str  # "Dmix"
+    unit: str  # "1/8"
+    tune_type: str | None = None  # "jig"
+    start: str = ""  # the first bars, e.g. "|:A2B c2d|"
+
+    def header(self) -> str:
+        """The lines forced after the title, then the first bars."""
+        rhythm = f"R:{self.tune_type}\n" if self.tune_type else ""
+        return f"{rhythm}M:{self.meter}\nL:{self.unit}\nK:{self.key}\n{self.start}"
+
+
+def conditions(meter: str = "4/4", key: str = "D", tune_type: str | None = None, start: str = "",
+               unit: str | None = None) -> Conditions:
+    """Check a musician's choices and spell them as the corpus does; a CharRNNError says what is wrong."""
+    spelled_meter = canonical_meter(meter)
+    if spelled_meter is None or int(spelled_meter.split("/")[1]) not in _DENOMINATORS:
+        raise CharRNNError(f"unknown meter {meter!r}: give a time signature such as 4/4, 2/2, 6/8, 3/4, 9/8 or 2/4 "
+                           "(C is 4/4, C| is 2/2)")
+    spelled_key = canonical_key(key)
+    if spelled_key is None:
+        raise CharRNNError(f"unknown key {key!r}: give a tonic A-G (with # or b if need be) and a mode, e.g. D, "
+                           "D major, Em, E minor, Ador, A dorian, Gmix, G mixolydian; the modes are major, minor, "
+                           "dorian, mixolydian, lydian, phrygian and locrian")
+    if tune_type is not None:
+        tune_type = canonical_tune_type(tune_type)
+        if tune_type not in FOLK_TUNE_TYPES:
+            raise CharRNNError(f"unknown tune type {tune_type!r}: the folk corpus has {', '.join(FOLK_TUNE_TYPES)}")
+    if unit is not None and not _UNIT.fullmatch(unit.strip()):
+        raise CharRNNError(f"unit note length {unit!r} is not one of 1/1, 1/2, 1/4, 1/8, 1/16, 1/32")
+    if "\n\n" in start or start.strip().startswith(("X:", "T:", "M:", "L:", "K:")):
+        raise CharRNNError("the first bars must be music only: no header fields and no blank line, which ends a tune")
+    unit = unit.strip() if unit is not None else _UNITS.get(spelled_meter, "1/8")
+    return Conditions(spelled_meter, spelled_key, unit, tune_type, start)
+
+
+@dataclass(frozen=True)
+class FolkTune:
+    """A generated tune and what the checks found in it."""
+
+    abc: str  # from X:1 to the last line of music, without the blank line that ends it
+    report: TuneReport
+    seed: int  # sampling with this seed (and the same choices) writes the same tune
+    ended: bool  # the model ended the tune itself, rather than running into the length limit
+    logprob: float  # mean natural log-probability per character of the music, under the model
+    seconds: float  # time to write it, with all candidates
+    candidates: int = 1  # how many tunes were sampled to choose this one
+
+    @property
+    def passed(self) -> bool:
+        """The tune is complete and passed every check."""
+        return self.ended and self.report.passed
+
+
+class FolkModel:
+    """A model that writes ABC; `generate` writes checked tunes."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab, config: dict, name: str = "the model"):
+        corpus = config.get("corpus") or {}
+        missing = vocab.unknown(_ABC_CHARS)
+        if corpus.get("name") != "folk" and missing:
+            trained_on = corpus.get("name") or corpus.get("path") or "another corpus"
+            raise CharRNNError(f"{name} is not a folk model: it was trained on {trained_on}, and its vocabulary "
+                               f"lacks {''.join(missing)!r}, which ABC needs; train one with "
+                               "'charrnn train folk --out runs/folk'")
+        self.model, self.vocab, self.config = model, vocab, config
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> FolkModel:
+        """Load a run directory or shipped model folder."""
+        model, vocab, config = load_model(model_dir, device)
+        return cls(model, vocab, config, name=str(model_dir))
+
+    def generate(self, meter: str = "4/4", key: str = "D", tune_type: str | None = None, start: str = "", *,
+                 unit: str | None = None, title: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
+                 seed: int | None = None, candidates: int = 1, max_chars: int = MAX_MUSIC) -> FolkTune:
+        """Write `candidates` tunes with seeds seed, seed + 1, ... and return the best.
+
+        The best is the most likely (mean log-probability per character of music) among those that pass
+        the checks, or among all of them if none does. Without a title, the model writes one.
+        """
+        chosen = conditions(meter, key, tune_type, start, unit)
+        self._check_writable(chosen, title)
+        check_sampling_args(len(self.vocab), temperature)
+        if not 1 <= candidates <= MAX_CANDIDATES:
+            raise CharRNNError(f"candidates must be between 1 and {MAX_CANDIDATES}; got {candidates}")
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        started = time.perf_counter()
+        tunes = [self._write(chosen, title, temperature, seed + i, max_chars) for i in range(candidates)]
+        best = max(tunes, key=lambda tune: (tune.passed, tune.logprob))
+        return replace(best, seconds=time.perf_counter() - started, candidates=candidates)
+
+    def _check_writable(self, chosen: Conditions, title: str | None) -> None:
+        """Every character that would be forced on the model must be one it knows."""
+        if title is not None and "\n" in title:
+            raise CharRNNError("the title must be one line")
+        rhythm = f"R:{chosen.tune_type}" if chosen.tune_type else ""
+        for what, text in (("the meter", f"M:{chosen.meter}"), ("the key", f"K:{chosen.key}"),
+                           ("the unit length", f"L:{chosen.unit}"), ("the tune type", rhythm),
+                           ("the first bars", chosen.start), ("the title", title or "")):
+            missing = self.vocab.unknown(text)
+            if missing:
+                raise CharRNNError(f"this model cannot write {what} {text!r}: it never saw {''.join(missing)!r}")
+
+    def _write(self, chosen: Conditions, title: str | None, temperature: float, seed: int,
+               max_chars: int) -> FolkTune:
+        """One tune: a title (unless given), the forced header, then music up to the blank line that ends it."""
+        started = time.perf_counter()
+        if title is None:
+            prompt = prepare_prompt(self.model, self.vocab, PRIME)
+            title = "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, temperature, seed=seed, stop=["\n"]))
+            title = title.removesuffix("\n")
+        forced = f"{PRIME}{title}\n{chosen.header()}"
+        prompt = prepare_prompt(self.model, self.vocab, forced)
+        music = ""
+        # Not generate's stop=[END]: the blank line may begin with the forced text's last newline.
+        for char in generate(self.model, self.vocab, prompt, max_chars, temperature, seed=seed):
+            music += char
+            if (forced[-1] + music[-2:]).endswith(END):
+                break
+        ended = (forced + music).endswith(END)
+        abc = (forced + music).removesuffix(END)
+        return FolkTune(abc, check_tune(abc), seed, ended, self._mean_logprob(prompt.logits, prompt.state, music),
+                        time.perf_counter() - started)
+
+    def _mean_logprob(self, first_logits: torch.Tensor, state: State, music: str) -> float:
+        """Mean log-probability per character of `music` after the prompt (its logits and state)."""
+        ids = torch.from_numpy(self.vocab.encode(music)).view(1, -1).to(first_logits.device)
+        logits = first_logits.view(1, 1, -1)
+        with torch.inference_mode():
+            if ids.shape[1] > 1:
+                logits = torch.cat([logits, self.model(ids[:, :-1], state)[0]], dim=1)
+            return F.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).mean().item()
+

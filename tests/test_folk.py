@@ -1,0 +1,233 @@
+"""Tests for charrnn.folk and `charrnn folk`: conditioning, seeds, clear errors, candidates, end to end.
+
+The model is tiny and trained in seconds on a few hand-written tunes: enough for the pipeline, not for
+quality. Each tune is one line of music, so that even this model learns where a tune ends.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import wave
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn.abc import check_tune
+from charrnn.cli import main
+from charrnn.data import Vocab
+from charrnn.errors import CharRNNError
+from charrnn.folk import Conditions, FolkModel, FolkTune, conditions
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.train import train
+
+from conftest import REPO, tiny_config
+
+# Hand-written for these tests; not tunes from any collection.
+TUNES = (
+    "T:The Test Reel\nR:reel\nM:4/4\nL:1/8\nK:D\n|:A2FA dAFA|B2GB dBGB|A2FA d2fe|1 dBAF D4:|2 dBAF D2de||",
+    "T:Jig for Testing\nR:jig\nM:6/8\nL:1/8\nK:G\n|:GAB dBG|AGA BGE|GAB dBd|edB A3:|",
+    "T:A Made-up Waltz\nR:waltz\nM:3/4\nL:1/8\nK:Ador\n|:A2 c2 e2|d2 B2 G2|A2 B2 G2|A6:|",
+    "T:Slip Jig Trial\nR:slip jig\nM:9/8\nL:1/8\nK:Em\n|:E2B B2A BAG|F2A A2G AFD|FAF DEF E3:|",
+    "T:Hornpipe Attempt\nR:hornpipe\nM:4/4\nL:1/8\nK:Gmix\n|:d>c|B>GA>F G2 B>d|c>AB>G A2 d>c|d>fe>c d2:|",
+    "T:Two Four Test\nR:reel\nM:2/4\nL:1/16\nK:Bb\n|:B2dB F2dB|c2ec A2ec|c2A2 B4:|",
+)
+JIG = "|:GAB dBG|AGA BGE|GAB dBd|edB A3:|\n"  # the whole jig: the model has only to end it
+
+
+@pytest.fixture(scope="module")
+def folk_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("folk")
+    corpus = folder / "tunes.abc"
+    corpus.write_text("\n\n".join(f"X:{i + 1}\n{TUNES[i % len(TUNES)]}" for i in range(60)) + "\n", encoding="utf-8")
+    train(tiny_config(corpus, folder / "run", hidden=64, max_steps=300, lr=1e-2, eval_every=100, threads=1),
+          progress=False)
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def folk(folk_run: Path) -> FolkModel:
+    return FolkModel.load(folk_run)
+
+
+def test_the_training_tunes_pass_the_checks() -> None:
+    assert all(check_tune(f"X:1\n{tune}").passed for tune in TUNES)
+
+
+# ---- choices --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "chosen"),
+    [
+        (("6/8", "D mixolydian", "Jig"), Conditions("6/8", "Dmix", "1/8", "jig")),
+        (("C", "E minor"), Conditions("4/4", "Em", "1/8")),
+        (("C|", "A Dorian", "slip-jig"), Conditions("2/2", "Ador", "1/8", "slip jig")),
+        (("2/4", "Bb"), Conditions("2/4", "Bb", "1/16")),  # what the folk corpus mostly writes in 2/4
+        (("2/4", "bb", None, "|:B2dB", "1/8"), Conditions("2/4", "Bb", "1/8", None, "|:B2dB")),
+        (("9/8", "Gmaj", "Double Jig"), Conditions("9/8", "G", "1/8", "jig")),
+    ],
+)
+def test_choices_are_spelled_as_the_corpus_spells_them(args: tuple, chosen: Conditions) -> None:
+    assert conditions(*args) == chosen
+
+
+def test_the_forced_header() -> None:
+    assert Conditions("6/8", "Dmix", "1/8", "jig", "|:A").header() == "R:jig\nM:6/8\nL:1/8\nK:Dmix\n|:A"
+    assert Conditions("4/4", "D", "1/8").header() == "M:4/4\nL:1/8\nK:D\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"meter": "7/5"}, r"^unknown meter '7/5': give a time signature such as 4/4, 2/2, 6/8"),
+        ({"meter": "jig"}, "^unknown meter 'jig'"),
+        ({"meter": "2+3/8"}, "^unknown meter"),
+        ({"key": "H"}, r"^unknown key 'H': give a tonic A-G .* the modes are major, minor, dorian"),
+        ({"key": "D major seventh"}, "^unknown key"),
+        ({"tune_type": "tango"}, r"^unknown tune type 'tango': the folk corpus has reel, jig, hornpipe, slip jig"),
+        ({"unit": "1/3"}, r"^unit note length '1/3' is not one of 1/1, 1/2, 1/4, 1/8, 1/16, 1/32$"),
+        ({"start": "|:GAB dBG|\n\nX:2"}, "^the first bars must be music only"),
+        ({"start": "K:D\nGAB"}, "^the first bars must be music only"),
+    ],
+)
+def test_bad_choices_get_clear_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(CharRNNError, match=message):
+        conditions(**kwargs)
+
+
+# ---- generation -----------------------------------------------------------------------------------------
+
+
+def test_the_chosen_header_is_in_the_tune_exactly(folk: FolkModel) -> None:
+    tune = folk.generate("6/8", "G major", "jig", start="|:GAB", seed=3)
+    lines = tune.abc.split("\n")
+    assert lines[0] == "X:1" and lines[1].startswith("T:")
+    assert lines[2:6] == ["R:jig", "M:6/8", "L:1/8", "K:G"] and lines[6].startswith("|:GAB")
+    assert tune.report.headers["K"] == "G" and tune.seed == 3 and tune.candidates == 1
+
+    titled = folk.generate("3/4", "A dorian", title="A Test Waltz", seed=3)
+    assert titled.abc.split("\n")[:5] == ["X:1", "T:A Test Waltz", "M:3/4", "L:1/8", "K:Ador"]
+
+
+def test_a_tune_ends_at_the_blank_line_and_passes(folk: FolkModel) -> None:
+    tune = folk.generate("6/8", "G", "jig", JIG, title="Ended", temperature=0.5, seed=1)
+    assert tune.abc == f"X:1\nT:Ended\nR:jig\nM:6/8\nL:1/8\nK:G\n{JIG.rstrip()}"
+    assert tune.ended and tune.passed and tune.report.bars == 4 and tune.logprob < 0
+
+
+def test_same_seed_same_tune(folk: FolkModel) -> None:
+    def write(seed: int):
+        return folk.generate("4/4", "D", "reel", seed=seed, temperature=1.0)
+
+    first, again = write(11), write(11)
+    assert (first.abc, first.logprob, first.report) == (again.abc, again.logprob, again.report)
+    assert len({write(seed).abc for seed in range(4)}) > 1
+
+
+def test_the_length_limit_leaves_a_tune_unfinished(folk: FolkModel) -> None:
+    tune = folk.generate("6/8", "G", "jig", seed=0, max_chars=3)
+    assert not tune.ended and not tune.passed and len(tune.abc.split("K:G\n")[1]) == 3
+
+
+def test_candidates_keep_the_likeliest_that_passes(folk: FolkModel) -> None:
+    choices = {"meter": "6/8", "key": "G", "tune_type": "jig", "temperature": 1.0}
+    singles = [folk.generate(**choices, seed=seed) for seed in range(20, 26)]
+    best = folk.generate(**choices, seed=20, candidates=6)
+    expected = max(singles, key=lambda tune: (tune.passed, tune.logprob))
+    assert (best.abc, best.seed, best.logprob, best.candidates) == (expected.abc, expected.seed, expected.logprob, 6)
+
+
+def test_a_passing_candidate_beats_likelier_failing_ones(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    passes, fails = check_tune(f"X:1\n{TUNES[1]}"), check_tune("X:1\nM:6/8\nL:1/8\nK:G\n|:GAB dBG|")
+    written = {0: FolkTune("fails, likeliest", fails, 0, True, -0.1, 0.0),
+               1: FolkTune("passes", passes, 1, True, -0.9, 0.0),
+               2: FolkTune("passes, likelier", passes, 2, True, -0.5, 0.0),
+               3: FolkTune("passes, but unfinished", passes, 3, False, -0.2, 0.0)}
+    monkeypatch.setattr(FolkModel, "_write", lambda self, chosen, title, temperature, seed, max_chars: written[seed])
+    assert folk.generate("6/8", "G", seed=0, candidates=4).abc == "passes, likelier"
+    assert folk.generate("6/8", "G", seed=3, candidates=1).abc == "passes, but unfinished"  # none passes
+
+
+def test_what_the_model_cannot_write_is_refused(folk: FolkModel) -> None:
+    with pytest.raises(CharRNNError, match=r"^this model cannot write the key 'K:F#m': it never saw '#'$"):
+        folk.generate("4/4", "F# minor")
+    with pytest.raises(CharRNNError, match=r"^this model cannot write the first bars '\{g\}A': it never saw '\{\}'$"):
+        folk.generate("6/8", "G", start="{g}A")
+    with pytest.raises(CharRNNError, match="^this model cannot write the title 'Caf\u00e9'"):
+        folk.generate("6/8", "G", title="Caf\u00e9")
+    with pytest.raises(CharRNNError, match="^the title must be one line$"):
+        folk.generate("6/8", "G", title="Two\nlines")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"candidates": 0}, "^candidates must be between 1 and 100; got 0$"),
+     ({"temperature": -1.0}, "^temperature must be a number >= 0"),
+     ({"max_chars": 0}, "^length must be between 1 and")],
+)
+def test_bad_sampling_settings(folk: FolkModel, kwargs: dict, message: str) -> None:
+    with pytest.raises(CharRNNError, match=message):
+        folk.generate("6/8", "G", seed=0, **kwargs)
+
+
+def test_a_model_that_cannot_write_abc_is_refused() -> None:
+    vocab = Vocab(list(" abcdefghijklmnopqrstuvwxyz\n"))
+    model = CharRNN(ModelConfig(len(vocab), hidden=8, embed=4)).eval()
+    with pytest.raises(CharRNNError, match=r"^runs/poems is not a folk model: it was trained on shakespeare, and its "
+                                           r"vocabulary lacks 'X:1TMLK/\|', which ABC needs; train one with "):
+        FolkModel(model, vocab, {"corpus": {"name": "shakespeare"}}, name="runs/poems")
+
+
+# ---- the command line -----------------------------------------------------------------------------------
+
+
+def test_cli_prints_the_tune_and_the_verdict(folk_run: Path, capsys: pytest.CaptureFixture) -> None:
+    threads = torch.get_num_threads()
+    try:
+        code = main(["folk", str(folk_run), "--meter", "6/8", "--key", "G", "--type", "jig", "--start", JIG,
+                     "--title", "Trial", "--seed", "7"])
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capsys.readouterr()
+    assert code == 0 and out == f"X:1\nT:Trial\nR:jig\nM:6/8\nL:1/8\nK:G\n{JIG}"
+    assert err.startswith("[seed 7, ") and err.endswith(": passed the checks (4 bars, 1 part)]\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--key", "H"], "charrnn: error: unknown key 'H'"),
+     (["--max-chars", "2", "--seed", "5"], "charrnn: error: the tune (seed 5, "),
+     (["--key", "F#m"], "charrnn: error: this model cannot write the key 'K:F#m'")],
+)
+def test_cli_errors_are_one_line(folk_run: Path, capsys: pytest.CaptureFixture, args: list, message: str) -> None:
+    threads = torch.get_num_threads()
+    try:
+        assert main(["folk", str(folk_run), *args]) == 1
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_cli_writes_abc_midi_wav_and_svg(folk_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("verovio")
+    out = {suffix: tmp_path / f"tune.{suffix}" for suffix in ("abc", "mid", "wav", "svg")}
+    result = subprocess.run(
+        [sys.executable, "-m", "charrnn", "folk", str(folk_run), "--meter", "6/8", "--key", "G", "--type", "jig",
+         "--start", JIG, "--seed", "7", "--tempo", "90", "--out", str(out["abc"]), "--midi", str(out["mid"]),
+         "--wav", str(out["wav"]), "--svg", str(out["svg"])],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and "passed the checks" in result.stderr
+    abc = out["abc"].read_text(encoding="utf-8")
+    assert abc.endswith(f"R:jig\nM:6/8\nL:1/8\nK:G\n{JIG}") and check_tune(abc).passed
+    assert out["mid"].read_bytes()[:4] == b"MThd"
+    with wave.open(str(out["wav"])) as wav:
+        assert wav.getnframes() / wav.getframerate() == 8 * 3 * 60 / 90  # 4 bars of 6/8, repeated, at 90
+    notes = [e for e in ET.fromstring(out["svg"].read_text(encoding="utf-8")).iter() if e.get("class") == "note"]
+    assert len(notes) == len(re.findall("[A-Ga-g]", JIG))
