@@ -149,6 +149,7 @@ def uninterrupted(tmp_path_factory, small_text):
     return final_weights(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, small_text, uninterrupted, sig):
     out = tmp_path / "run"
@@ -203,6 +204,7 @@ def test_request_stop_from_another_thread_saves_and_resumes(tmp_path, small_text
     assert resumed.step == t.result["step"] and resumed.run()["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_trains_on_a_vocabulary_of_a_hundred_thousand_characters(tmp_path):
     corpus = tmp_path / "wide.txt"
     corpus.write_text("".join(chr(0x10000 + i) for i in range(100_000)) * 2, encoding="utf-8")
