@@ -1,0 +1,226 @@
+"""The models a server offers: discovery in a models folder and a runs folder, and a cache of loaded ones.
+
+A client chooses a model by its *name*, one of those `Registry.entries()` lists ("shakespeare",
+"trained/my-run"); the name is looked up in that list and never joined onto a path, so a client can
+only ever reach the model folders the server scanned. Loaded models are kept in a small LRU cache,
+shared by all threads; a model whose weights file changed on disk (a run that saved better weights)
+is loaded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from charrnn.checkpoint import CONFIG, WEIGHTS, load_model
+from charrnn.data import Vocab
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+
+TRAINED_PREFIX = "trained/"
+MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
+
+
+class UnknownModel(CharRNNError):
+    """The name is not one of the models this server offers."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model on disk, described from its config.json without loading the weights."""
+
+    name: str  # what clients choose by: the folder's name, or "trained/<run>" for runs in the runs folder
+    path: Path
+    source: str  # "shipped" (models folder) or "trained" (runs folder)
+    corpus: str | None  # the corpus's catalogue name ("shakespeare", "folk") or its file name
+    arch: str  # e.g. "LSTM 2x512"
+    vocab_size: int
+    best_val_loss: float | None
+    status: str | None  # the training status recorded in config.json ("finished", "interrupted", ...)
+    mtime_ns: int  # of the weights file: a change means the model must be loaded again
+
+    @property
+    def is_folk(self) -> bool:
+        """Trained on ABC tunes (the folk corpus, or any .abc file)."""
+        return self.corpus == "folk" or (self.corpus or "").endswith(".abc")
+
+    @property
+    def label(self) -> str:
+        """What a menu shows: name, corpus, architecture and val loss."""
+        loss = f", val {self.best_val_loss:.3f}" if self.best_val_loss is not None else ""
+        corpus = f"{self.corpus}, " if self.corpus and self.corpus != self.name.removeprefix(TRAINED_PREFIX) else ""
+        return f"{self.name} ({corpus}{self.arch}{loss})"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference (eval mode, step weights built), with its vocabulary and config."""
+
+    entry: ModelEntry
+    model: CharRNN
+    vocab: Vocab
+    config: dict
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Identifies these exact weights (caches of derived results key on it)."""
+        return self.entry.name, self.entry.mtime_ns
+
+    @property
+    def char_counts(self) -> list[int] | None:
+        return self.config.get("char_counts")
+
+
+def describe(path: Path, name: str, source: str) -> ModelEntry | None:
+    """A ModelEntry for a folder holding config.json and model.safetensors, or None if it is not one."""
+    try:
+        weights = path / WEIGHTS
+        if not weights.is_file():
+            return None
+        cfg = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+        model = cfg["model"]
+        corpus = cfg.get("corpus") or {}
+        corpus_name = corpus.get("name") or (Path(corpus["path"]).name if corpus.get("path") else None)
+        loss = cfg.get("best_val_loss")
+        return ModelEntry(
+            name=name, path=path, source=source, corpus=corpus_name,
+            arch=f"{str(model.get('model', 'lstm')).upper()} {int(model['layers'])}x{int(model['hidden'])}",
+            vocab_size=int(model["vocab_size"]),
+            best_val_loss=float(loss) if isinstance(loss, int | float) and math.isfinite(loss) else None,
+            status=cfg.get("status"), mtime_ns=weights.stat().st_mtime_ns)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _subdirs(folder: Path | None) -> Iterator[Path]:
+    if folder is None or not folder.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        yield from sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                          key=lambda p: p.name)
+
+
+class Registry:
+    """The models in `models_dir` (shipped) and `runs_dir` (trained in the app), and a loaded-model cache.
+
+    `hidden` returns run folders not to offer yet (the one a training job is writing). Thread-safe.
+    """
+
+    def __init__(self, models_dir: str | Path, runs_dir: str | Path | None = None, max_loaded: int = MAX_LOADED,
+                 device: str | torch.device = "cpu", hidden: Callable[[], Iterable[Path]] | None = None):
+        self.models_dir = Path(models_dir)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+        self.max_loaded = max_loaded
+        self.device = device
+        self.hidden = hidden or (lambda: ())
+        self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    # --- discovery --------------------------------------------------------------------------------
+
+    def entries(self) -> list[ModelEntry]:
+        """Every model on offer now: shipped ones first, then trained ones, each group by name."""
+        hidden = {Path(p).resolve() for p in self.hidden()}
+        found = []
+        for path in _subdirs(self.models_dir):
+            entry = describe(path, path.name, "shipped")
+            if entry:
+                found.append(entry)
+        for path in _subdirs(self.runs_dir):
+            if path.resolve() in hidden:
+                continue
+            entry = describe(path, TRAINED_PREFIX + path.name, "trained")
+            if entry:
+                found.append(entry)
+        return found
+
+    def names(self, folk: bool | None = None) -> list[str]:
+        """The names on offer; folk=True only ABC models, folk=False only the others, None all."""
+        return [e.name for e in self.entries() if folk is None or e.is_folk == folk]
+
+    def choices(self, folk: bool | None = None) -> list[tuple[str, str]]:
+        """(label, name) pairs for a menu."""
+        return [(e.label, e.name) for e in self.entries() if folk is None or e.is_folk == folk]
+
+    def default(self, folk: bool | None = None, prefer: str | None = None) -> str | None:
+        """The model a menu starts on: `prefer` if offered, else the first shipped, else the first trained
+        (text models before folk ones)."""
+        entries = [e for e in self.entries() if folk is None or e.is_folk == folk]
+        names = [e.name for e in entries]
+        if prefer in names:
+            return prefer
+        entries.sort(key=lambda e: e.is_folk)  # for a menu of all models, a text model first
+        return entries[0].name if entries else None
+
+    def entry(self, name: str) -> ModelEntry:
+        """The entry called `name`; an UnknownModel error if the server offers no such model."""
+        if isinstance(name, str):
+            for entry in self.entries():
+                if entry.name == name:
+                    return entry
+        shown = repr(name)[:80]
+        if not self.entries():
+            raise UnknownModel(f"no model {shown}: the models folder is empty; train one in the Train tab")
+        raise UnknownModel(f"no model {shown}; choose one of: {', '.join(self.names())}")
+
+    def signature(self) -> tuple:
+        """Changes whenever the list of models (or any model's weights) changes: menus refresh on it."""
+        return tuple((e.name, e.mtime_ns, e.best_val_loss) for e in self.entries())
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    def load(self, name: str) -> LoadedModel:
+        """The model called `name`, from the cache or loaded (once, even if many threads ask at once)."""
+        entry = self.entry(name)
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is not None and cached.entry.mtime_ns == entry.mtime_ns and cached.entry.path == entry.path:
+                self._cache.move_to_end(name)
+                return cached
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            with self._lock:  # another thread may have loaded it while this one waited
+                cached = self._cache.get(name)
+                if cached is not None and cached.entry.mtime_ns == entry.mtime_ns and cached.entry.path == entry.path:
+                    self._cache.move_to_end(name)
+                    return cached
+            loaded = self._load(entry)
+            with self._lock:
+                self._cache[name] = loaded
+                self._cache.move_to_end(name)
+                while len(self._cache) > self.max_loaded:
+                    self._cache.popitem(last=False)
+            return loaded
+
+    def _load(self, entry: ModelEntry) -> LoadedModel:
+        model, vocab, cfg = load_model(entry.path, self.device)
+        # The file may have been replaced between describe() and now: record what was actually read.
+        fresh = describe(entry.path, entry.name, entry.source) or entry
+        with torch.inference_mode():  # build the step weights and warm the kernels once, here
+            state = model.init_state(1)
+            model.step(torch.zeros(1, dtype=torch.long, device=model.head.weight.device), state)
+            model(torch.zeros(1, 2, dtype=torch.long, device=model.head.weight.device), state)
+        return LoadedModel(fresh, model, vocab, cfg)
+
+    def loaded_names(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name, None)
+
+
+def default_runs_dir(models_dir: str | Path) -> Path:
+    """Where the app keeps the runs it trains: runs/app/ beside the models folder (git ignores runs/)."""
+    return Path(os.path.abspath(models_dir)).parent / "runs" / "app"

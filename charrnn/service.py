@@ -1,0 +1,396 @@
+"""What the web app does, as plain Python: generate, autocomplete, folk tunes, training; no Gradio here.
+
+`app.py` lays out the page and wires each event to one method of `Service`. Every method bounds its
+own arguments (numbers clamped, text truncated, models chosen by name from the registry's list), since
+nothing a browser or an API client sends can be trusted to respect the page's sliders and max lengths.
+Errors the user can fix are CharRNNErrors; the app shows their message.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from charrnn.autocomplete import Autocompleter
+from charrnn.corpora import FOLK_TUNE_TYPES
+from charrnn.errors import CharRNNError
+from charrnn.jobs import CORES, SIZES, JobManager
+from charrnn.registry import LoadedModel, Registry
+
+MAX_LENGTH = 5_000  # characters one generation may produce
+MAX_BEAM_LENGTH = 500
+MAX_BEAM = 16
+MAX_PRIME = 2_000  # characters of prime kept
+MAX_TEMPERATURE = 3.0
+MAX_SEED = 2**31 - 1
+STREAM_EVERY_S = 0.05  # a streaming generation yields at most this often ...
+STREAM_MIN_CHARS = 8  # ... and only once this many new characters are there
+MAX_FOLK_CANDIDATES = 8
+MAX_FOLK_START = 200  # characters of "first bars"
+MAX_HISTORY = 50  # tunes kept in a session's history
+KEEP_FILES = 100  # folders of tune files kept on disk (the newest)
+MODES = ("sample", "greedy", "beam")
+UNTILS = ("word", "phrase", "line")
+METERS = ("6/8", "2/2", "2/4", "4/4", "3/4", "9/8", "3/8", "6/4", "12/8", "3/2")
+TONICS = ("C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B")
+MODES_MUSIC = ("major", "minor", "dorian", "mixolydian", "lydian", "phrygian", "locrian")
+ANY_TYPE = "any"
+FOLK_TYPES = FOLK_TUNE_TYPES
+NO_MODELS = "No model here yet: train one in the Train tab (or put a model folder in the models folder)."
+
+
+# --- bounds --------------------------------------------------------------------------------------------
+
+def clamp_int(value, lo: int, hi: int, default: int) -> int:
+    """An int in [lo, hi]; `default` for None, NaN or anything that is not a number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    if not math.isfinite(number):
+        return default
+    return int(max(lo, min(hi, round(number))))
+
+
+def clamp_float(value, lo: float, hi: float, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    if not math.isfinite(number):
+        return default
+    return max(lo, min(hi, number))
+
+
+def clip(text, limit: int) -> str:
+    """`text` as a string of at most `limit` characters (None -> "")."""
+    return "" if text is None else str(text)[:limit]
+
+
+def pick(value, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise CharRNNError(f"{what} must be one of {', '.join(allowed)}; got {str(value)[:30]!r}")
+    return value
+
+
+def inference_threads() -> None:
+    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.jobs)."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def seed_or_random(seed) -> int:
+    """The seed a client gave (clamped to 0 .. 2**31-1), or a fresh one for blank or negative values."""
+    if seed is None or seed == "":
+        return secrets.randbelow(MAX_SEED)
+    value = clamp_int(seed, -1, MAX_SEED, -1)
+    return secrets.randbelow(MAX_SEED) if value < 0 else value
+
+
+# --- results ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Generation:
+    """One update of a streaming generation."""
+
+    text: str  # the prime as read, and everything generated so far
+    chars: int  # characters generated so far
+    seconds: float
+    seed: int | None
+    done: bool
+    note: str = ""
+
+    @property
+    def chars_per_s(self) -> float:
+        return self.chars / self.seconds if self.seconds > 0 else 0.0
+
+    def stats(self) -> str:
+        state = "done" if self.done else "generating"
+        seed = f" · seed {self.seed}" if self.seed is not None else ""
+        note = f" · {self.note}" if self.note else ""
+        return (f"{state}: {self.chars:,} characters in {self.seconds:.2f} s · "
+                f"**{self.chars_per_s:,.0f} chars/s**{seed}{note}")
+
+
+@dataclass
+class FolkResult:
+    """A generated tune, its checks, and (for a tune that passed) its sheet music, audio and files."""
+
+    abc: str
+    title: str
+    passed: bool
+    ended: bool
+    findings: list[dict]
+    seed: int
+    candidates: int
+    seconds: float
+    svg: str | None = None
+    audio: tuple[int, object] | None = None  # (sample_rate, int16 numpy array)
+    files: list[str] = field(default_factory=list)  # .abc always; .mid and .wav for a tune that passed
+    message: str = ""
+
+    def summary(self) -> dict:
+        """A short record for the session's history and for API clients."""
+        return {"title": self.title, "passed": self.passed, "ended": self.ended, "seed": self.seed,
+                "candidates": self.candidates, "seconds": round(self.seconds, 2), "abc": self.abc,
+                "findings": self.findings}
+
+
+def findings_markdown(result: FolkResult) -> str:
+    if result.passed:
+        head = f"**Passed every check.** {result.message}"
+    elif not result.ended:
+        head = f"**Not finished**: the model ran into the length limit. {result.message}"
+    else:
+        head = f"**Fails the checks.** {result.message}"
+    lines = [head.strip()]
+    for f in result.findings[:30]:
+        where = f" (bar {f['bar']})" if f.get("bar") else ""
+        lines.append(f"- {'⚠️' if f['severity'] == 'error' else 'ℹ️'} `{f['kind']}`{where}: {f['message']}")
+    if len(result.findings) > 30:
+        lines.append(f"- … and {len(result.findings) - 30} more")
+    return "\n".join(lines)
+
+
+def history_rows(history: list[dict]) -> list[list]:
+    """The session's tunes as table rows: number, title, meter, key, type, seed, passed."""
+    return [[i + 1, h.get("title", ""), h.get("meter", ""), h.get("key", ""), h.get("type", ""), h.get("seed", ""),
+             "yes" if h.get("passed") else "no"] for i, h in enumerate(history)]
+
+
+def status_html(snapshot: dict) -> str:
+    """The Train tab's status: a progress bar and a line of text (escaped: names come from users)."""
+    status = snapshot.get("status", "idle")
+    pct = 100 * float(snapshot.get("progress") or 0.0)
+    if status == "idle":
+        text = snapshot.get("message") or ""
+    else:
+        best = snapshot.get("best_val_loss")
+        best_text = f" · best val loss {best:.3f}" if best is not None else ""
+        text = (f"<b>{html.escape(snapshot.get('name', ''))}</b> · {html.escape(status)} · step "
+                f"{snapshot.get('step', 0):,} · {snapshot.get('elapsed', 0):.0f} s of "
+                f"{snapshot.get('time_budget', 0):.0f} s{best_text}")
+        if snapshot.get("message"):
+            text += f"<br>{html.escape(snapshot['message'])}"
+    css = {"failed": "failed", "done": "done"}.get(status, "running" if status != "idle" else "idle")
+    return (f'<div class="train-status {css}" data-status="{html.escape(status)}">'
+            f'<div class="bar"><div class="fill" style="width:{pct:.1f}%"></div></div>'
+            f'<div class="text">{text if status != "idle" else html.escape(text)}</div></div>')
+
+
+def loss_rows(history: list[dict]) -> list[dict]:
+    """Long-format rows (step, loss, split) for a line plot with one line per split."""
+    rows = []
+    for record in history:
+        for split in ("train", "val"):
+            value = record.get(f"{split}_loss")
+            if value is not None and math.isfinite(value):
+                rows.append({"step": int(record["step"]), "loss": float(value), "split": split})
+    return rows
+
+
+# --- the service -------------------------------------------------------------------------------------------
+
+class Service:
+    """Everything the app offers, bounded and thread-safe; one instance per server."""
+
+    def __init__(self, registry: Registry, jobs: JobManager, autocompleter: Autocompleter | None = None,
+                 files_dir: str | Path | None = None):
+        self.registry = registry
+        self.jobs = jobs
+        self.autocompleter = autocompleter or Autocompleter()
+        self.files_dir = Path(files_dir or tempfile.mkdtemp(prefix="charrnn-app-"))
+        self._counter = 0
+        self._counter_lock = threading.Lock()
+
+    # --- models ---------------------------------------------------------------------------------------
+
+    def models(self) -> list[dict]:
+        """The models on offer, for API clients."""
+        return [{"name": e.name, "label": e.label, "source": e.source, "corpus": e.corpus, "arch": e.arch,
+                 "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
+
+    def load(self, name) -> LoadedModel:
+        if not self.registry.entries():
+            raise CharRNNError(NO_MODELS)
+        if not name:
+            raise CharRNNError("choose a model first")
+        return self.registry.load(clip(name, 200))
+
+    # --- generate -------------------------------------------------------------------------------------
+
+    def generate(self, model, prime="", length=500, mode="sample", temperature=0.8, top_k=0, top_p=1.0,
+                 seed=None, beam=8) -> Iterator[Generation]:
+        """Stream a generation: yields a growing text every few characters, then a final update (done)."""
+        from charrnn.beam import beam_search
+        from charrnn.sampling import generate, prepare_prompt
+
+        inference_threads()
+        mode = pick(mode, MODES, "mode")
+        lm = self.load(model)
+        prime = clip(prime, MAX_PRIME)
+        vocab = lm.vocab
+        skipped = "".join(vocab.unknown(prime))
+        note = f"left out characters the model does not know: {skipped[:20]!r}" if skipped else ""
+        prompt = prepare_prompt(lm.model, vocab, prime, unknown="skip", char_counts=lm.char_counts)
+        t0 = time.perf_counter()
+        if mode == "beam":
+            length = clamp_int(length, 1, MAX_BEAM_LENGTH, 200)
+            width = clamp_int(beam, 1, min(MAX_BEAM, len(vocab)), 8)
+            yield Generation(prompt.text, 0, 0.0, None, False, f"beam search, width {width} …")
+            best = beam_search(lm.model, vocab, prompt, width, length, num=1, length_penalty=1.0)[0]
+            took = time.perf_counter() - t0
+            yield Generation(prompt.text + best.text, len(best.text), took, None, True,
+                             "; ".join(filter(None, [f"beam width {width}, logprob {best.logprob:.2f}", note])))
+            return
+        length = clamp_int(length, 1, MAX_LENGTH, 500)
+        temperature = 0.0 if mode == "greedy" else clamp_float(temperature, 0.0, MAX_TEMPERATURE, 0.8)
+        k = clamp_int(top_k, 0, len(vocab), 0)
+        p = clamp_float(top_p, 0.01, 1.0, 1.0)
+        seed_value = seed_or_random(seed)
+        pieces = generate(lm.model, vocab, prompt, length, temperature, k or None, p if p < 1 else None,
+                          seed=seed_value)
+        out: list[str] = []
+        last_yield, last_count = t0, 0
+        for ch in pieces:
+            out.append(ch)
+            now = time.perf_counter()
+            if now - last_yield >= STREAM_EVERY_S and len(out) - last_count >= STREAM_MIN_CHARS:
+                yield Generation(prompt.text + "".join(out), len(out), now - t0, seed_value, False, note)
+                inference_threads()  # the next chunk may run on another worker thread
+                last_yield, last_count = time.perf_counter(), len(out)
+        yield Generation(prompt.text + "".join(out), len(out), time.perf_counter() - t0, seed_value, True, note)
+
+    # --- autocomplete ---------------------------------------------------------------------------------
+
+    def complete(self, model, text="", num=3, until="word", max_len=30) -> dict:
+        """The best completions of `text` (only its last 10,000 characters are kept), as a dict."""
+        inference_threads()
+        until = pick(until, UNTILS, "until")
+        text = "" if text is None else str(text)
+        lm = self.load(model)
+        result = self.autocompleter.complete(lm, text, clamp_int(num, 1, 10, 3), until, clamp_int(max_len, 1, 60, 30))
+        answer = result.to_dict(tail=text[-32:])
+        answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
+        for c in answer["completions"]:
+            c["pct"] = f"{100 * c['prob']:.1f}%" if c["prob"] >= 0.001 else "<0.1%"
+        answer["status"] = f"{len(answer['completions'])} completions in {answer['ms']:.0f} ms ({answer['cache']})"
+        if answer["skipped"]:
+            answer["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
+        return answer
+
+    # --- folk tunes -----------------------------------------------------------------------------------
+
+    def folk_tune(self, model, meter="6/8", tonic="D", mode="major", tune_type=ANY_TYPE, start="",
+                  temperature=0.8, seed=None, candidates=4, tempo=120) -> FolkResult:
+        """Write a tune (the best of `candidates`), check it, and render the one that passes."""
+        from charrnn.folk import FolkModel
+
+        inference_threads()
+        pick(meter, METERS, "meter")
+        pick(tonic, TONICS, "tonic")
+        pick(mode, MODES_MUSIC, "mode")
+        if tune_type in (None, "", ANY_TYPE):
+            tune_type = None
+        lm = self.load(model)
+        folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name)
+        tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, MAX_FOLK_START).strip(),
+                             temperature=clamp_float(temperature, 0.05, 2.0, 0.8), seed=seed_or_random(seed),
+                             candidates=clamp_int(candidates, 1, MAX_FOLK_CANDIDATES, 4))
+        findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
+                    for f in tune.report.findings]
+        title = tune.report.headers.get("T", "").strip() or "Untitled"
+        result = FolkResult(tune.abc, title, tune.passed, tune.ended, findings, tune.seed, tune.candidates,
+                            tune.seconds)
+        return self._render(result, tempo)
+
+    def rerender(self, record: dict, tempo=120) -> FolkResult:
+        """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
+        from charrnn.abc import check_tune
+
+        abc = clip(record.get("abc"), 20_000)
+        report = check_tune(abc)
+        findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
+                    for f in report.findings]
+        passed = bool(record.get("ended", True)) and report.passed
+        result = FolkResult(abc, clip(record.get("title"), 200) or "Untitled", passed, bool(record.get("ended", True)),
+                            findings, int(record.get("seed") or 0), int(record.get("candidates") or 1),
+                            float(record.get("seconds") or 0.0))
+        return self._render(result, tempo)
+
+    def _render(self, result: FolkResult, tempo) -> FolkResult:
+        """Write the .abc file; for a tune that passed, also the sheet music, the audio, .mid and .wav."""
+        from charrnn import render
+
+        stem = self._new_stem(result.title)
+        abc_path = stem.with_suffix(".abc")
+        abc_path.write_text(result.abc + "\n", encoding="utf-8")
+        result.files.append(str(abc_path))
+        if not result.passed:
+            result.message = ("Sheet music and audio are made only for tunes that pass; "
+                              "try another seed or more candidates.")
+            return result
+        tempo = clamp_float(tempo, 40.0, 240.0, 120.0)
+        try:
+            result.svg = render.to_svg(result.abc)
+        except CharRNNError as e:
+            result.message = f"No sheet music: {e}."
+        result.audio = render.synthesize(result.abc, tempo)
+        midi_path, wav_path = stem.with_suffix(".mid"), stem.with_suffix(".wav")
+        midi_path.write_bytes(render.midi_bytes(result.abc, tempo))
+        wav_path.write_bytes(render.wav_bytes(result.audio))
+        result.files += [str(midi_path), str(wav_path)]
+        return result
+
+    def _new_stem(self, title: str) -> Path:
+        from charrnn.jobs import safe_name
+
+        with self._counter_lock:
+            self._counter += 1
+            n = self._counter
+            old = self.files_dir / f"{n - KEEP_FILES:06d}"  # Gradio has its own copy of older files by now
+            if n > KEEP_FILES and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        folder = self.files_dir / f"{n:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / (safe_name(title)[:40] or "tune")
+
+    # --- training -------------------------------------------------------------------------------------
+
+    def corpora(self) -> list[tuple[str, str]]:
+        """(label, name) of the catalogued corpora that are on this server (nothing is downloaded)."""
+        from charrnn import corpora
+
+        ready = [c for c in corpora.CATALOGUE.values() if corpora.is_ready(c.name)]
+        return [(f"{c.name} ({corpora.corpus_path(c.name).stat().st_size / 1e6:.1f} MB)", c.name) for c in ready]
+
+    def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="small",
+                       time_budget=60) -> dict:
+        """Start the server's training job (raises charrnn.jobs.Busy if one runs); returns its status."""
+        pick(core, CORES, "core")
+        pick(size, tuple(SIZES), "size")
+        budget = clamp_float(time_budget, 5, 3600, 60)
+        if upload:
+            self.jobs.start(upload=upload, upload_name=clip(upload_name or Path(str(upload)).name, 200),
+                            name=clip(name, 100), model=core, size=size, time_budget=budget)
+        else:
+            self.jobs.start(corpus=clip(corpus, 100) or None, name=clip(name, 100), model=core, size=size,
+                            time_budget=budget)
+        return self.jobs.snapshot()
+
+    def stop_training(self) -> dict:
+        self.jobs.stop()
+        return self.jobs.snapshot()
+
+    def training_status(self) -> dict:
+        return self.jobs.snapshot()

@@ -1,0 +1,175 @@
+"""The web app through its API (gradio_client), launched as `python app.py` on a free local port.
+
+Slow: each server takes a few seconds to start (importing gradio). The servers run with a guard that
+fails and records any connection to anything but this machine: the app must never use the network.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from test_app_support import ARTIFACTS, AppServer, folk_model
+
+pytestmark = pytest.mark.slow
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_run):
+    base = tmp_path_factory.getbasetemp() / "app-models"
+    base.mkdir(exist_ok=True)
+    root = tmp_path_factory.mktemp("api-models")
+    shutil.copytree(tiny_run, root / "shakespeare")
+    shutil.copytree(folk_model(base), root / "folk")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    work = tmp_path_factory.mktemp("api-app")
+    app = AppServer(models, work / "runs", work, "--max-upload-mb", "1")
+    yield app
+    app.stop()
+    assert app.network_attempts() == [], "the app tried to reach the network"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.url, verbose=False, download_files=False)
+
+
+def test_first_response_is_quick(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "app-startup.json").write_text(json.dumps({"first_response_s": round(server.first_response_s, 2)}))
+    assert server.first_response_s < 30  # the README's figure is measured on an idle machine: under 10 s
+
+
+def test_models_are_listed(client):
+    listed = {m["name"]: m for m in client.predict(api_name="/models")}
+    assert set(listed) == {"shakespeare", "folk"}
+    assert listed["folk"]["folk"] and not listed["shakespeare"]["folk"]
+
+
+def test_generate_returns_text_and_speed(client):
+    text, stats = client.predict("shakespeare", "ROMEO:", 120, "sample", 0.8, 0, 1.0, 42, 8, api_name="/generate")
+    assert text.startswith("ROMEO:") and len(text) == 126
+    assert "chars/s" in stats and "seed 42" in stats
+    again, _ = client.predict("shakespeare", "ROMEO:", 120, "sample", 0.8, 0, 1.0, 42, 8, api_name="/generate")
+    assert again == text
+    beam, stats = client.predict("shakespeare", "The ", 40, "beam", 0.8, 0, 1.0, -1, 4, api_name="/generate")
+    assert beam.startswith("The ") and "beam width 4" in stats
+
+
+def test_generation_streams(client):
+    job = client.submit("shakespeare", "ROMEO:", 3000, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")
+    job.result(timeout=120)
+    updates = job.outputs()
+    assert len(updates) >= 3
+    lengths = [len(text) for text, _ in updates]
+    assert lengths == sorted(lengths) and lengths[-1] == 3006 and lengths[0] < 3006
+
+
+def test_server_side_bounds(client):
+    with pytest.raises(Exception, match="greater than maximum"):
+        client.predict("shakespeare", "ROMEO:", 10**7, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")
+    with pytest.raises(Exception, match="greater than maximum"):
+        client.predict("shakespeare", "To be", 99, "word", 30, api_name="/complete")
+    long_prime = "ROMEO: " * 5000  # 35,000 characters: the page's max length is not enforced by Gradio
+    text, _ = client.predict("shakespeare", long_prime, 10, "greedy", 0, 0, 1.0, 1, 8, api_name="/generate")
+    assert len(text) == 2000 + 10 and text.startswith(long_prime[:2000])
+    answer = client.predict("shakespeare", "x" * 100_000, 3, "word", 30, api_name="/complete")
+    assert answer["text_len"] == 100_000 and len(answer["tail"]) == 32
+
+
+@pytest.mark.parametrize("name", ["../shakespeare", "/etc/passwd", "shakespeare/../folk", "trained/../../x", ""])
+def test_models_are_chosen_by_name_only(client, name):
+    with pytest.raises(Exception, match="no model|choose a model"):
+        client.predict(name, "To be", 3, "word", 30, api_name="/complete")
+
+
+def test_autocomplete(client):
+    answer = client.predict("shakespeare", "To be, or not to b", 3, "word", 30, api_name="/complete")
+    assert answer["text_len"] == 18 and answer["tail"] == "To be, or not to b"
+    assert 1 <= len(answer["completions"]) <= 3
+    first = answer["completions"][0]
+    assert first["text"] and 0 < first["prob"] <= 1 and first["pct"].endswith("%")
+    again = client.predict("shakespeare", "To be, or not to b", 3, "word", 30, api_name="/complete")
+    assert again["cache"] == "result" and again["completions"] == answer["completions"]
+
+
+def test_folk_tune(client):
+    sheet, audio, abc, findings, files, table = client.predict(
+        "folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120, api_name="/folk")
+    assert abc.startswith("X:1\nT:") and "K:D" in abc
+    assert "Passed every check" in findings, findings
+    assert "<svg" in sheet and audio
+    assert sorted(f.rsplit(".", 1)[1] for f in (x if isinstance(x, str) else x["path"] for x in files)) == [
+        "abc", "mid", "wav"]
+    assert table["data"][0][-1] == "yes"
+    with pytest.raises(Exception, match="not a folk model"):
+        client.predict("shakespeare", "6/8", "D", "major", "jig", "", 0.5, 1, 2, 120, api_name="/folk")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict("folk", "5/4", "D", "major", "jig", "", 0.5, 1, 2, 120, api_name="/folk")
+
+
+def test_training_job(client, small_text, tmp_path):
+    upload = tmp_path / "my text.txt"
+    upload.write_text(small_text.read_text(encoding="utf-8"), encoding="utf-8")
+    status, _, details, _ = client.predict("upload", handle_file(str(upload)), "api run", "gru", "tiny", 6,
+                                           api_name="/train_start")
+    assert details["name"] == "api-run" and details["status"] in ("starting", "running")
+    with pytest.raises(Exception, match="Busy"):
+        client.predict("upload", handle_file(str(upload)), "", "lstm", "tiny", 6, api_name="/train_start")
+    deadline = time.monotonic() + 120
+    while (snapshot := client.predict(api_name="/train_status"))["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, snapshot
+        time.sleep(0.5)
+    assert snapshot["status"] == "done", snapshot["message"]
+    assert len(snapshot["history"]) >= 2 and snapshot["best_val_loss"] is not None
+    names = [m["name"] for m in client.predict(api_name="/models")]
+    assert "trained/api-run" in names
+    answer = client.predict("trained/api-run", "To be, or not to b", 3, "word", 30, api_name="/complete")
+    assert answer["completions"]
+
+
+def test_training_needs_a_text(client):
+    with pytest.raises(Exception, match="upload a text file first"):
+        client.predict("upload", None, "", "lstm", "tiny", 5, api_name="/train_start")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict("../../etc", None, "", "lstm", "tiny", 5, api_name="/train_start")
+
+
+def test_uploads_are_size_limited(client, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("To be, or not to be.\n" * 60_000)  # 1.26 MB; this server allows 1 MB
+    with pytest.raises(Exception, match="413|too large|exceeds|File size"):
+        client.predict("upload", handle_file(str(big)), "", "lstm", "tiny", 5, api_name="/train_start")
+
+
+def test_only_meant_files_are_served(server, models):
+    for path in (models / "shakespeare" / "model.safetensors", "/etc/passwd", models / "shakespeare" / "config.json"):
+        url = f"{server.url}gradio_api/file={path}"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url, timeout=10)
+        assert e.value.code in (403, 404)
+
+
+def test_an_empty_models_folder_still_works(tmp_path):
+    app = AppServer(tmp_path / "no-models", tmp_path / "runs", tmp_path)
+    try:
+        client = Client(app.url, verbose=False, download_files=False)
+        assert client.predict(api_name="/models") == []
+        with pytest.raises(Exception, match="Train tab"):
+            client.predict("shakespeare", "To be", 3, "word", 30, api_name="/complete")
+        page = urllib.request.urlopen(app.url, timeout=10).read().decode()
+        assert "charrnn" in page
+    finally:
+        app.stop()
+    assert app.network_attempts() == []

@@ -1,0 +1,181 @@
+"""The app's operations without Gradio: bounds, streaming generation, completions, folk tunes, training."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import wave
+from pathlib import Path
+
+import pytest
+from test_app_support import folk_corpus, folk_model
+
+from charrnn import service as svc
+from charrnn.errors import CharRNNError
+from charrnn.jobs import JobManager
+from charrnn.registry import Registry
+from charrnn.service import Service
+
+PASSING = ("X:1\nT:Test Jig\nR:jig\nM:6/8\nL:1/8\nK:D\n|:AFA dFA | d2e fed | e2f gfe | d3 d2A :|\n"
+           "|:afd ecA | g2e fdB | FAd fdA | D3 D2A :|")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_run):
+    base = tmp_path_factory.getbasetemp() / "app-models"
+    base.mkdir(exist_ok=True)
+    folk_model(base)
+    root = tmp_path_factory.mktemp("service-models")
+    shutil.copytree(tiny_run, root / "shakespeare")
+    shutil.copytree(base / "folk", root / "folk")
+    return root
+
+
+@pytest.fixture
+def service(models, tmp_path):
+    jobs = JobManager(tmp_path / "runs", threads=1, device="cpu")
+    return Service(Registry(models, tmp_path / "runs", hidden=jobs.active_dirs), jobs, files_dir=tmp_path / "files")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (5, 5), (-3, 0), (99, 10), (None, 7), ("x", 7), (math.nan, 7), (math.inf, 7), ("4", 4), (2.6, 3)])
+def test_clamp_int(value, expected):
+    assert svc.clamp_int(value, 0, 10, 7) == expected
+
+
+def test_clamp_float_clip_and_seeds():
+    assert svc.clamp_float(1e9, 0, 3, 1) == 3 and svc.clamp_float(-math.inf, 0, 3, 1) == 1
+    assert svc.clip(None, 5) == "" and svc.clip("x" * 50, 5) == "xxxxx" and svc.clip(12, 5) == "12"
+    assert svc.seed_or_random(12) == 12 and svc.seed_or_random(10**20) == svc.MAX_SEED
+    assert 0 <= svc.seed_or_random(-1) < svc.MAX_SEED and 0 <= svc.seed_or_random(None) < svc.MAX_SEED
+
+
+def test_generate_streams_in_chunks_and_reports_speed(service, monkeypatch):
+    monkeypatch.setattr(svc, "STREAM_EVERY_S", 0.0)
+    updates = list(service.generate("shakespeare", "ROMEO:", 200, "sample", 0.8, 0, 1.0, 7))
+    assert len(updates) >= 3 and updates[-1].done and not any(u.done for u in updates[:-1])
+    lengths = [u.chars for u in updates]
+    assert lengths == sorted(lengths) and lengths[-1] == 200
+    assert all(b - a >= svc.STREAM_MIN_CHARS for a, b in zip(lengths[:-2], lengths[1:-1], strict=True))
+    final = updates[-1]
+    assert final.text.startswith("ROMEO:") and len(final.text) == 206 and final.seed == 7
+    assert "chars/s" in final.stats() and final.chars_per_s > 0
+    again = list(service.generate("shakespeare", "ROMEO:", 200, "sample", 0.8, 0, 1.0, 7))[-1]
+    assert again.text == final.text  # same seed, same text
+
+
+def test_generate_modes_and_bounds(service):
+    greedy = [list(service.generate("shakespeare", "The ", 50, "greedy", seed=s))[-1].text for s in (1, 2)]
+    assert greedy[0] == greedy[1]
+    beam = list(service.generate("shakespeare", "The ", 10**9, "beam", beam=10**6))
+    assert beam[-1].done and len(beam[-1].text) <= 4 + svc.MAX_BEAM_LENGTH and "beam width 16" in beam[-1].note
+    long = list(service.generate("shakespeare", "x" * 50_000, 10**9, "sample", temperature=99, top_k=10**6,
+                                 top_p=-5, seed=3))[-1]
+    assert long.chars == svc.MAX_LENGTH and len(long.text) == svc.MAX_PRIME + svc.MAX_LENGTH
+    odd = list(service.generate("shakespeare", "ROMEO ☃:", 5, seed=1))[-1]
+    assert "does not know" in odd.note and odd.text.startswith("ROMEO :")
+    with pytest.raises(CharRNNError, match="mode must be"):
+        list(service.generate("shakespeare", "x", 5, "nucleus"))
+    with pytest.raises(CharRNNError, match="no model"):
+        list(service.generate("/etc/passwd", "x", 5))
+
+
+def test_no_models_says_how_to_get_one(tmp_path):
+    jobs = JobManager(tmp_path / "runs")
+    empty = Service(Registry(tmp_path / "models", tmp_path / "runs"), jobs, files_dir=tmp_path / "files")
+    with pytest.raises(CharRNNError, match="Train tab"):
+        empty.complete("shakespeare", "To be")
+    assert empty.models() == []
+
+
+def test_complete_answers_a_dict(service):
+    answer = service.complete("shakespeare", "To be, or not to b", 2, "word", 30)
+    assert answer["text_len"] == 18 and answer["tail"] == "To be, or not to b"
+    assert 1 <= len(answer["completions"]) <= 2 and answer["cache"] == "cold"
+    assert {"text", "prob", "logprob", "ended", "pct"} <= set(answer["completions"][0])
+    assert answer["status"].startswith(f"{len(answer['completions'])} completions in")
+    assert svc.history_rows([{"title": "T", "meter": "6/8", "key": "D major", "type": "jig", "seed": 3,
+                              "passed": True}]) == [[1, "T", "6/8", "D major", "jig", 3, "yes"]]
+    long = service.complete("shakespeare", "a" * 50_000)
+    assert long["text_len"] == 50_000 and len(long["tail"]) == 32
+    with pytest.raises(CharRNNError, match="until must be"):
+        service.complete("shakespeare", "To be", until="paragraph")
+
+
+def test_models_for_api_clients(service):
+    listed = {m["name"]: m for m in service.models()}
+    assert set(listed) == {"folk", "shakespeare"} and listed["folk"]["folk"] and not listed["shakespeare"]["folk"]
+
+
+def test_a_folk_tune_that_passes_is_rendered(service):
+    result = service.folk_tune("folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120)
+    assert result.passed, result.findings
+    assert result.abc.startswith("X:1\nT:") and "M:6/8\nL:1/8\nK:D\n" in result.abc
+    assert result.svg and "<svg" in result.svg
+    rate, samples = result.audio
+    assert rate > 0 and len(samples) > rate  # more than a second of music
+    suffixes = sorted(Path(f).suffix for f in result.files)
+    assert suffixes == [".abc", ".mid", ".wav"] and all(Path(f).is_file() for f in result.files)
+    assert Path(result.files[0]).read_text().strip() == result.abc
+    with wave.open(str(next(f for f in result.files if f.endswith(".wav")))) as w:
+        assert w.getframerate() == rate
+    summary = result.summary()
+    assert summary["passed"] and summary["abc"] == result.abc
+    assert "Passed every check" in svc.findings_markdown(result)
+
+
+def test_a_failing_tune_shows_its_findings_and_no_music(service):
+    broken = PASSING.replace("d3 d2A :|", "d3 d2 :|", 1)
+    result = service.rerender({"abc": broken, "title": "Broken", "seed": 3, "ended": True})
+    assert not result.passed and result.findings and result.svg is None and result.audio is None
+    assert [Path(f).suffix for f in result.files] == [".abc"]
+    text = svc.findings_markdown(result)
+    assert "Fails the checks" in text and "bar" in text
+
+
+def test_rerender_a_passing_tune_from_history(service):
+    result = service.rerender({"abc": PASSING, "title": "Test Jig", "seed": 1, "ended": True}, tempo=90)
+    assert result.passed and "<svg" in result.svg and len(result.files) == 3
+
+
+def test_folk_bounds(service):
+    with pytest.raises(CharRNNError, match="meter must be"):
+        service.folk_tune("folk", "7/7")
+    with pytest.raises(CharRNNError, match="tonic must be"):
+        service.folk_tune("folk", "6/8", "H")
+    with pytest.raises(CharRNNError, match="mode must be"):
+        service.folk_tune("folk", "6/8", "D", "happy")
+    with pytest.raises(CharRNNError, match="not a folk model"):
+        service.folk_tune("shakespeare", "6/8", "D", "major")
+    tune = service.folk_tune("folk", "6/8", "D", "major", "jig", "", temperature=50, seed=2, candidates=10**6)
+    assert tune.candidates == svc.MAX_FOLK_CANDIDATES
+
+
+@pytest.mark.slow
+def test_training_through_the_service(service, small_text):
+    with pytest.raises(CharRNNError, match="core must be"):
+        service.start_training(upload=str(small_text), core="transformer")
+    snapshot = service.start_training(upload=str(small_text), upload_name="small.txt", name="svc", core="lstm",
+                                      size="tiny", time_budget=5)
+    assert snapshot["name"] == "svc" and snapshot["status"] in ("starting", "running")
+    service.jobs.wait(60)
+    assert service.training_status()["status"] == "done"
+    assert "trained/svc" in [m["name"] for m in service.models()]
+
+
+def test_status_html_escapes_and_loss_rows():
+    snap = {"status": "running", "name": "<script>x</script>", "progress": 0.5, "step": 10, "elapsed": 3,
+            "time_budget": 6, "history": [], "best_val_loss": 2.5, "message": ""}
+    page = svc.status_html(snap)
+    assert "<script>" not in page and "width:50.0%" in page
+    rows = svc.loss_rows([{"step": 10, "train_loss": 3.0, "val_loss": 3.1}, {"step": 20, "train_loss": 2.9,
+                                                                             "val_loss": None}])
+    assert rows == [{"step": 10, "loss": 3.0, "split": "train"}, {"step": 10, "loss": 3.1, "split": "val"},
+                    {"step": 20, "loss": 2.9, "split": "train"}]
+
+
+def test_the_synthetic_folk_corpus_passes_the_checks():
+    from charrnn.abc import check_tune, split_tunes
+
+    tunes = split_tunes(folk_corpus(50))
+    assert len(tunes) == 50 and all(check_tune(t).passed for t in tunes)
