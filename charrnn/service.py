@@ -51,18 +51,8 @@ NO_MODELS = "No model here yet: train one in the Train tab (or put a model folde
 
 # --- bounds --------------------------------------------------------------------------------------------
 
-def clamp_int(value, lo: int, hi: int, default: int) -> int:
-    """An int in [lo, hi]; `default` for None, NaN or anything that is not a number."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    if not math.isfinite(number):
-        return default
-    return int(max(lo, min(hi, round(number))))
-
-
 def clamp_float(value, lo: float, hi: float, default: float) -> float:
+    """A float in [lo, hi]; `default` for None, NaN or anything that is not a number."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -70,6 +60,11 @@ def clamp_float(value, lo: float, hi: float, default: float) -> float:
     if not math.isfinite(number):
         return default
     return max(lo, min(hi, number))
+
+
+def clamp_int(value, lo: int, hi: int, default: int) -> int:
+    """An int in [lo, hi]; `default` for None, NaN or anything that is not a number."""
+    return int(round(clamp_float(value, lo, hi, default)))
 
 
 def clip(text, limit: int) -> str:
