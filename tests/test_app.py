@@ -7,13 +7,12 @@ fails and records any connection to anything but this machine: the app must neve
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from test_app_support import ARTIFACTS, AppServer, folk_model
+from test_app_support import ARTIFACTS, AppServer, models_folder
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +22,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_run):
-    base = tmp_path_factory.getbasetemp() / "app-models"
-    base.mkdir(exist_ok=True)
-    root = tmp_path_factory.mktemp("api-models")
-    shutil.copytree(tiny_run, root / "shakespeare")
-    shutil.copytree(folk_model(base), root / "folk")
-    return root
+    return models_folder(tmp_path_factory, tiny_run, "api-models")
 
 
 @pytest.fixture(scope="module")

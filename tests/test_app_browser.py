@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
 import time
 from pathlib import Path
 
 import pytest
-from test_app_support import ARTIFACTS, AppServer, folk_model, random_model
+from test_app_support import ARTIFACTS, AppServer, models_folder, random_model
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +40,8 @@ PREFIXES = ["To be, or not to b", "What light through yonder window br", "My lor
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_run):
-    base = tmp_path_factory.getbasetemp() / "app-models"
-    base.mkdir(exist_ok=True)
-    models = tmp_path_factory.mktemp("browser-models")
-    shutil.copytree(tiny_run, models / "shakespeare")
+    models = models_folder(tmp_path_factory, tiny_run, "browser-models")
     random_model(models, tiny_run, "untrained-2x512")
-    shutil.copytree(folk_model(base), models / "folk")
     work = tmp_path_factory.mktemp("browser-app")
     app = AppServer(models, work / "runs", work)
     yield app

@@ -143,3 +143,13 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def models_folder(tmp_path_factory, tiny_run: Path, name: str) -> Path:
+    """A models folder laid out like the shipped one: the tiny text model as 'shakespeare', a tiny 'folk'."""
+    base = tmp_path_factory.getbasetemp() / "app-models"
+    base.mkdir(exist_ok=True)
+    root = tmp_path_factory.mktemp(name)
+    shutil.copytree(tiny_run, root / "shakespeare")
+    shutil.copytree(folk_model(base), root / "folk")
+    return root
