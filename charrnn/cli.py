@@ -176,8 +176,12 @@ def cmd_sample(args) -> int:
                           seed=base_seed + i, stop=args.stop)
         if args.stream and not args.json:
             print(("\n" if i else "") + prompt.text, end="", flush=True)
-            text = "".join(print(ch, end="", flush=True) or ch for ch in pieces)
+            chars_out = []
+            for ch in pieces:
+                print(ch, end="", flush=True)
+                chars_out.append(ch)
             print()
+            text = "".join(chars_out)
         else:
             text = "".join(pieces)
         chars += len(text)
