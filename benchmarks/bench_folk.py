@@ -4,7 +4,8 @@ for the training corpus, and the time to write one tune with its sheet music (SV
     python -m benchmarks.bench_folk MODEL_DIR [--num 200] [--temperature T ...] [--corpus corpora/folk.abc]
 
 Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
-candidate each, at the default temperature unless --temperature says otherwise.
+candidate each, at the default temperature unless --temperature says otherwise; guided (the default:
+a line that breaks the checks is drawn again) and unguided (every line kept as the model wrote it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from charrnn import render
 from charrnn.abc import check_tune, split_tunes
-from charrnn.corpora import DROP_REASONS, corpus_path
+from charrnn.corpora import DROP_REASONS, corpus_path, music21_verdicts
 from charrnn.folk import DEFAULT_TEMPERATURE, FolkModel, FolkTune
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.
@@ -34,18 +35,25 @@ CHOICES = (
 )
 
 
-def generated_pass_share(folk: FolkModel, num: int, temperature: float) -> None:
-    """Sample `num` tunes and print the share that pass, why the others fail, and the time per tune."""
+def generated_pass_share(folk: FolkModel, num: int, temperature: float, guided: bool) -> None:
+    """Sample `num` tunes and print the share that pass, why the others fail, the time per tune, and
+    (guided) how many lines the checks sent back."""
     tunes: list[FolkTune] = []
     for seed in range(num):
         meter, key, tune_type = CHOICES[seed % len(CHOICES)]
-        tunes.append(folk.generate(meter, key, tune_type, temperature=temperature, seed=seed))
+        tunes.append(folk.generate(meter, key, tune_type, temperature=temperature, seed=seed, guided=guided))
     passed = sum(tune.passed for tune in tunes)
+    unparsed = sum(verdict is not None for verdict in music21_verdicts([t.abc for t in tunes if t.passed], None, False))
     failures = Counter(kind for tune in tunes
                        for kind in {f.kind for f in tune.report.findings if f.severity == "error"})
     failures["unfinished (length limit)"] = sum(not tune.ended for tune in tunes)
-    print(f"generated: {passed}/{num} pass the checks ({passed / num:.1%}) at temperature {temperature}; "
-          f"median {statistics.median(t.seconds for t in tunes):.3f}s a tune")
+    redrawn = [tune.redrawn for tune in tunes]
+    print(f"generated, {'guided' if guided else 'unguided'}: {passed}/{num} pass the checks ({passed / num:.1%}) "
+          f"at temperature {temperature}; median {statistics.median(t.seconds for t in tunes):.3f}s and "
+          f"{statistics.median(t.report.bars for t in tunes):g} bars a tune; "
+          f"music21 rejects {unparsed} of those that pass"
+          + (f"; lines drawn again: mean {statistics.mean(redrawn):.2f}, max {max(redrawn)}, "
+             f"none in {redrawn.count(0)} tunes" if guided else ""))
     for kind, count in failures.most_common():
         if count:
             print(f"  {kind}: {count} tunes")
@@ -125,7 +133,8 @@ def main() -> None:
     folk = FolkModel.load(args.model_dir)
     print(f"model {args.model_dir}: {folk.config['model']}, torch {torch.__version__}")
     for temperature in args.temperature:
-        generated_pass_share(folk, args.num, temperature)
+        for guided in (True, False):
+            generated_pass_share(folk, args.num, temperature, guided)
     if args.corpus.is_file():
         corpus_pass_share(args.corpus)
     one_tune_timing(folk, args.model_dir, args.rounds)

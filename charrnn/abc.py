@@ -14,12 +14,17 @@ from fractions import Fraction
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem in a tune; only findings of severity "error" make the tune fail."""
+    """One problem in a tune; only findings of severity "error" make the tune fail.
+
+    `unfinished` marks what was still open where the text ended (a |: with no :|, a slur, a tuplet):
+    in a tune that is still being written, more music could close it.
+    """
 
     kind: str
     message: str
     bar: int | None = None
     severity: str = "error"
+    unfinished: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,11 +264,12 @@ class _Checker:
         self.any_music = False
         self.fresh_line = False  # no music yet on the line being read
 
-    def add(self, kind: str, message: str, bar: int | None = None, severity: str = "error") -> None:
+    def add(self, kind: str, message: str, bar: int | None = None, severity: str = "error",
+            unfinished: bool = False) -> None:
         """Record a finding, keeping at most _MAX_PER_KIND of each kind."""
         self.per_kind[kind] += 1
         if self.per_kind[kind] <= _MAX_PER_KIND:
-            self.findings.append(Finding(kind, message, bar, severity))
+            self.findings.append(Finding(kind, message, bar, severity, unfinished))
 
     def report(self) -> TuneReport:
         """Summarise the tune; bars and parts come from the first voice that has music."""
@@ -864,20 +870,23 @@ class _Checker:
                 "stray-ending",
                 f"the first ending of {voice.where(voice.first_ending)} never reaches a :|",
                 voice.first_ending,
+                unfinished=True,
             )
         if voice.repeat_open is not None and voice.repeat_open <= voice.bar_number:  # music follows the |:
             self.add(
                 "unbalanced-repeat",
                 f"the |: of {voice.where(voice.repeat_open)} is never closed by :|",
                 voice.repeat_open,
+                unfinished=True,
             )
         for bar in voice.slurs:
-            self.add("unclosed-bracket", f"the slur opened in {voice.where(bar)} is never closed", bar)
+            self.add("unclosed-bracket", f"the slur opened in {voice.where(bar)} is never closed", bar, unfinished=True)
         if voice.tuplet_left:
             self.add(
                 "bad-tuplet",
                 f"the tuplet of {voice.where(voice.tuplet_bar)} lacks {voice.tuplet_left} notes",
                 voice.tuplet_bar,
+                unfinished=True,
             )
         self._check_durations(voice)
 

@@ -370,6 +370,9 @@ def _add_folk(sub) -> None:
     p.add_argument("--seed", type=int, help="same seed and choices, same tune")
     p.add_argument("--candidates", type=_positive_int, default=1,
                    help="write N tunes (seeds seed ... seed+N-1) and keep the likeliest that passes the checks")
+    p.add_argument("--unguided", action="store_true",
+                   help="keep every line as the model writes it (default: a line that breaks the checks is drawn "
+                        "again)")
     p.add_argument("--max-chars", type=_positive_int, default=MAX_MUSIC,
                    help=f"longest tune, in characters of music (default {MAX_MUSIC})")
     p.add_argument("--out", help="write the ABC to this file (default: print it)")
@@ -392,7 +395,8 @@ def cmd_folk(args) -> int:
     model, vocab, cfg = _load(args)
     tune = FolkModel(model, vocab, cfg, name=args.model_dir).generate(
         args.meter, args.key, args.tune_type, args.start, unit=args.unit, title=args.title,
-        temperature=args.temperature, seed=args.seed, candidates=args.candidates, max_chars=args.max_chars)
+        temperature=args.temperature, seed=args.seed, candidates=args.candidates, max_chars=args.max_chars,
+        guided=not args.unguided)
     if args.out:
         try:
             Path(args.out).write_text(tune.abc + "\n", encoding="utf-8")
@@ -402,6 +406,7 @@ def cmd_folk(args) -> int:
         print(tune.abc)
     report = tune.report
     tried = f"best of {tune.candidates}, " if tune.candidates > 1 else ""
+    tried += f"{tune.redrawn} line{'s' if tune.redrawn != 1 else ''} drawn again, " if tune.redrawn else ""
     if not tune.passed:
         problems = [f.message for f in report.findings if f.severity == "error"][:3]
         if not tune.ended:

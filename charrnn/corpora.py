@@ -387,7 +387,7 @@ def _default_unit_length(meter: str | None) -> str:
     return "1/16" if value < Fraction(3, 4) else "1/8"
 
 
-def _music21_verdict(text: str) -> str | None:
+def music21_verdict(text: str) -> str | None:
     """Why music21 rejects a tune ("parse_error" or "no_notes"), or None if it yields notes."""
     from music21 import converter  # imported in the worker processes only
 
@@ -398,12 +398,12 @@ def _music21_verdict(text: str) -> str | None:
     return None if score.recurse().notes.first() is not None else "no_notes"
 
 
-def _music21_verdicts(texts: list[str], workers: int | None, progress: bool) -> list[str | None]:
-    """_music21_verdict for each text, in order, across worker processes (music21 takes ~0.1 s a tune)."""
+def music21_verdicts(texts: list[str], workers: int | None, progress: bool) -> list[str | None]:
+    """music21_verdict for each text, in order, across worker processes (music21 takes ~0.1 s a tune)."""
     # spawn, not fork: forking a process that runs threads (tqdm's, a web app's) can deadlock.
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers or os.cpu_count() or 1) as pool:
-        verdicts = pool.imap(_music21_verdict, texts, chunksize=8)
+        verdicts = pool.imap(music21_verdict, texts, chunksize=8)
         return list(tqdm(verdicts, total=len(texts), desc="checking with music21", unit="tune", disable=not progress))
 
 
@@ -478,7 +478,7 @@ def build_folk(
     tunes = _sift(tunes, [None if check_tune(tune.abc(1)).passed else "failed_check" for tune in tunes], counts)
     if keep is not None:
         tunes = _sift(tunes, [None if keep(tune.abc(1)) else "rejected" for tune in tunes], counts)
-    tunes = _sift(tunes, _music21_verdicts([tune.abc(1) for tune in tunes], workers, progress), counts)
+    tunes = _sift(tunes, music21_verdicts([tune.abc(1) for tune in tunes], workers, progress), counts)
     if not tunes:
         raise CharRNNError(f"no tune of {', '.join(collections)} survived the checks; nothing written")
 

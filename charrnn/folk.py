@@ -24,12 +24,22 @@ from charrnn.corpora import FOLK_TUNE_TYPES, canonical_key, canonical_meter, can
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, State
-from charrnn.sampling import check_sampling_args, generate, prepare_prompt
+from charrnn.sampling import (
+    MAX_LENGTH,
+    Prompt,
+    build_processors,
+    check_sampling_args,
+    generate,
+    next_ids,
+    prepare_prompt,
+)
 
 DEFAULT_TEMPERATURE = 0.8
 MAX_MUSIC = 1500  # characters of music per tune; the longest tune of the folk corpus has about 1,000
 MAX_TITLE = 100
 MAX_CANDIDATES = 100
+MAX_REJECTED_LINES = 64  # lines the checks may send back in one tune before the model writes on unchecked
+RETRIES_PER_LINE = 8  # a line drawn again this often in a row is given up: the line before it is redrawn too
 END = "\n\n"  # a blank line ends a tune
 PRIME = "X:1\nT:"
 # The unit note length the folk corpus writes most often with each meter: 2/4 has 627 tunes in 1/16 and
@@ -91,6 +101,7 @@ class FolkTune:
     logprob: float  # mean natural log-probability per character of the music, under the model
     seconds: float  # time to write it, with all candidates
     candidates: int = 1  # how many tunes were sampled to choose this one
+    redrawn: int = 0  # lines of music the checks sent back to be drawn again (guided sampling)
 
     @property
     def passed(self) -> bool:
@@ -119,20 +130,24 @@ class FolkModel:
 
     def generate(self, meter: str = "4/4", key: str = "D", tune_type: str | None = None, start: str = "", *,
                  unit: str | None = None, title: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-                 seed: int | None = None, candidates: int = 1, max_chars: int = MAX_MUSIC) -> FolkTune:
+                 seed: int | None = None, candidates: int = 1, max_chars: int = MAX_MUSIC,
+                 guided: bool = True) -> FolkTune:
         """Write `candidates` tunes with seeds seed, seed + 1, ... and return the best.
 
         The best is the most likely (mean log-probability per character of music) among those that pass
-        the checks, or among all of them if none does. Without a title, the model writes one.
+        the checks, or among all of them if none does. Without a title, the model writes one. Guided,
+        each line of music that breaks a check is drawn again (see `_music`).
         """
         chosen = conditions(meter, key, tune_type, start, unit)
         self._check_writable(chosen, title)
         check_sampling_args(len(self.vocab), temperature)
+        if not 1 <= max_chars <= MAX_LENGTH:
+            raise CharRNNError(f"the length limit must be between 1 and {MAX_LENGTH:,} characters; got {max_chars}")
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise CharRNNError(f"candidates must be between 1 and {MAX_CANDIDATES}; got {candidates}")
         seed = secrets.randbelow(2**31) if seed is None else seed
         started = time.perf_counter()
-        tunes = [self._write(chosen, title, temperature, seed + i, max_chars) for i in range(candidates)]
+        tunes = [self._write(chosen, title, temperature, seed + i, max_chars, guided) for i in range(candidates)]
         best = max(tunes, key=lambda tune: (tune.passed, tune.logprob))
         return replace(best, seconds=time.perf_counter() - started, candidates=candidates)
 
@@ -149,7 +164,7 @@ class FolkModel:
                 raise CharRNNError(f"this model cannot write {what} {text!r}: it never saw {''.join(missing)!r}")
 
     def _write(self, chosen: Conditions, title: str | None, temperature: float, seed: int,
-               max_chars: int) -> FolkTune:
+               max_chars: int, guided: bool) -> FolkTune:
         """One tune: a title (unless given), the forced header, then music up to the blank line that ends it."""
         started = time.perf_counter()
         if title is None:
@@ -158,16 +173,65 @@ class FolkModel:
             title = title.removesuffix("\n")
         forced = f"{PRIME}{title}\n{chosen.header()}"
         prompt = prepare_prompt(self.model, self.vocab, forced)
-        music = ""
-        # Not generate's stop=[END]: the blank line may begin with the forced text's last newline.
-        for char in generate(self.model, self.vocab, prompt, max_chars, temperature, seed=seed):
-            music += char
-            if (forced[-1] + music[-2:]).endswith(END):
-                break
-        ended = (forced + music).endswith(END)
+        music, redrawn = self._music(forced, prompt, temperature, seed, max_chars, guided)
+        ended = (forced[-1] + music).endswith(END)
         abc = (forced + music).removesuffix(END)
         return FolkTune(abc, check_tune(abc), seed, ended, self._mean_logprob(prompt.logits, prompt.state, music),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, redrawn=redrawn)
+
+    def _music(self, forced: str, prompt: Prompt, temperature: float, seed: int, max_chars: int,
+               guided: bool) -> tuple[str, int]:
+        """Sample music after the forced text, up to the blank line that ends the tune or `max_chars`;
+        return it and the number of lines drawn again.
+
+        Guided, every line is checked, with the tune so far, as soon as its newline is written. A line
+        that breaks a check is drawn again from the model state where it began - or where the line
+        holding the first faulty bar began, when the fault lies in an earlier line (a short last bar).
+        This is rejection sampling: a kept line is the model's own draw, given that the tune still
+        passes. A line that fails RETRIES_PER_LINE times in a row takes the line before it along (some
+        endings cannot follow some beginnings), and after MAX_REJECTED_LINES the model writes on unchecked.
+        """
+        processors, greedy = build_processors(temperature), temperature == 0
+        generator = torch.Generator(device=prompt.logits.device)
+        generator.manual_seed(seed)
+        # Where each line of music begins: the music before it, the bars closed before it, and the model.
+        starts = [("", 0, prompt.logits, prompt.state)]
+        music, line = "", ""
+        logits, state = prompt.logits, prompt.state
+        limit = MAX_REJECTED_LINES if guided and not greedy else 0  # greedy would draw the same line again
+        rejected = in_a_row = 0
+        with torch.inference_mode():
+            while len(music) + len(line) < max_chars:
+                x = next_ids(logits, processors, greedy, generator)
+                char = self.vocab.chars[int(x)]
+                line += char
+                logits, state = self.model.step(x, state)
+                if char != "\n":
+                    continue
+                done = (forced[-1] + music + line).endswith(END)
+                bars = 0
+                if rejected < limit:
+                    report = check_tune((forced + music + line).removesuffix(END))
+                    fatal = [f for f in report.findings if f.severity == "error" and (done or not f.unfinished)]
+                    if fatal:
+                        rejected += 1
+                        in_a_row += 1
+                        # A repeat or slur still open at the end: draw the last line again, to close it.
+                        faulty = [f.bar if not f.unfinished else starts[-1][1] for f in fatal]
+                        first = min(faulty) if None not in faulty else None
+                        while first is not None and len(starts) > 1 and starts[-1][1] >= first:
+                            starts.pop()
+                        if in_a_row % RETRIES_PER_LINE == 0 and len(starts) > 1:
+                            starts.pop()
+                        music, _, logits, state = starts[-1]
+                        line = ""
+                        continue
+                    bars, in_a_row = report.bars, 0
+                music, line = music + line, ""
+                if done:
+                    break
+                starts.append((music, bars, logits, state))
+        return music + line, rejected
 
     def _mean_logprob(self, first_logits: torch.Tensor, state: State, music: str) -> float:
         """Mean log-probability per character of `music` after the prompt (its logits and state)."""

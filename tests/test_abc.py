@@ -315,6 +315,21 @@ def test_each_bad_tune_fails_with_its_kind(kind: str, text: str, bar: int | None
         assert found[0].bar == bar
 
 
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [(tune("|:DEFG ABcd|ABcd e4|"), {"unbalanced-repeat"}),  # a :| may still come
+     (tune("|:DEFG ABcd|1 ABcd e4|"), {"unbalanced-repeat", "stray-ending"}),
+     (tune("DEFG (ABcd|DEFG ABcd|"), {"unclosed-bracket"}),
+     (tune("DEFG ABcd|DEFG A(3Bc"), {"bad-tuplet"}),
+     (tune("DEFG ABcd|DEFG ABc|DEFG ABcd|"), set()),  # a short bar stays short whatever follows
+     (tune("|:DEFG ABcd|:ABcd e4:|"), set())],
+)
+def test_unfinished_marks_what_more_music_could_close(text: str, unfinished: set) -> None:
+    report = check_tune(text)
+    assert not report.passed
+    assert {f.kind for f in errors(report) if f.unfinished} == unfinished
+
+
 def test_every_finding_kind_is_tested() -> None:
     assert {kind for kind, _, _ in BAD_TUNES} | {"parse-error"} == KINDS
 

@@ -341,9 +341,9 @@ def test_duplicates_and_multi_voice_tunes_are_dropped_and_counted() -> None:
 
 def test_music21_verdicts() -> None:
     pytest.importorskip("music21")
-    assert corpora._music21_verdict("X:1\nM:2/4\nL:1/8\nK:D\nDE FG|A2 A2|]") is None
-    assert corpora._music21_verdict("X:1\nM:2/4\nL:1/8\nK:D\n|]") == "no_notes"
-    assert corpora._music21_verdict("X:1\nK:D\nDE FG|") == "parse_error"  # no unit length at all
+    assert corpora.music21_verdict("X:1\nM:2/4\nL:1/8\nK:D\nDE FG|A2 A2|]") is None
+    assert corpora.music21_verdict("X:1\nM:2/4\nL:1/8\nK:D\n|]") == "no_notes"
+    assert corpora.music21_verdict("X:1\nK:D\nDE FG|") == "parse_error"  # no unit length at all
 
 
 # ---- building -------------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_build_keeps_only_tunes_that_pass_the_checks(tmp_path: Path, monkeypatch
     book.write_text("\n".join((good, long_bar, open_repeat)), encoding="utf-8")
     monkeypatch.setattr(corpora, "_collection_files", lambda collection: [book])
     # music21's verdicts run in spawned processes (seconds); its own test is above.
-    monkeypatch.setattr(corpora, "_music21_verdicts", lambda texts, workers, progress: [None] * len(texts))
+    monkeypatch.setattr(corpora, "music21_verdicts", lambda texts, workers, progress: [None] * len(texts))
 
     stats = corpora.build_folk(tmp_path / "folk.abc", ("book",), progress=False)
     assert (tmp_path / "folk.abc").read_text(encoding="utf-8") == "X:1\nT:Good\nM:2/4\nL:1/8\nK:D\n|:DE FG|A2 A2:|\n"

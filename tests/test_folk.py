@@ -11,16 +11,17 @@ import subprocess
 import sys
 import wave
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from charrnn.abc import check_tune
+from charrnn.abc import Finding, TuneReport, check_tune
 from charrnn.cli import main
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.folk import Conditions, FolkModel, FolkTune, conditions
+from charrnn.folk import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, conditions
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.train import train
 
@@ -147,9 +148,55 @@ def test_a_passing_candidate_beats_likelier_failing_ones(folk: FolkModel, monkey
                1: FolkTune("passes", passes, 1, True, -0.9, 0.0),
                2: FolkTune("passes, likelier", passes, 2, True, -0.5, 0.0),
                3: FolkTune("passes, but unfinished", passes, 3, False, -0.2, 0.0)}
-    monkeypatch.setattr(FolkModel, "_write", lambda self, chosen, title, temperature, seed, max_chars: written[seed])
+    monkeypatch.setattr(FolkModel, "_write", lambda self, chosen, title, temperature, seed, *rest: written[seed])
     assert folk.generate("6/8", "G", seed=0, candidates=4).abc == "passes, likelier"
     assert folk.generate("6/8", "G", seed=3, candidates=1).abc == "passes, but unfinished"  # none passes
+
+
+# ---- guided sampling ------------------------------------------------------------------------------------
+
+
+def _checks_that_fail(times: int) -> Callable[[str], TuneReport]:
+    """A stand-in for check_tune: the first `times` calls find a bad bar 1, later ones find nothing."""
+    calls = []
+
+    def check(abc: str) -> TuneReport:
+        calls.append(abc)
+        findings = (Finding("bar-duration", "made up", 1),) if len(calls) <= times else ()
+        return TuneReport(findings, {}, None, None, 4, 1)
+
+    return check
+
+
+def test_a_line_that_fails_the_checks_is_drawn_again(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(3))
+    tune = folk.generate("6/8", "G", "jig", temperature=1.0, seed=2)
+    assert tune.redrawn == 3 and tune.ended and tune.passed
+
+
+def test_guiding_gives_up_after_max_rejected_lines(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(10**9))
+    tune = folk.generate("6/8", "G", "jig", temperature=1.0, seed=2)
+    assert tune.redrawn == MAX_REJECTED_LINES and not tune.passed
+
+
+def test_unguided_and_greedy_tunes_redraw_nothing(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(10**9))
+    assert folk.generate("6/8", "G", "jig", temperature=1.0, seed=2, guided=False).redrawn == 0
+    assert folk.generate("6/8", "G", "jig", temperature=0, seed=2).redrawn == 0
+
+
+def test_the_shipped_model_passes_more_often_guided() -> None:
+    """Sampled at temperature 1.0: guided, every line is the model's own draw, so where no line had to be
+    drawn again the tune is the unguided tune of the same seed."""
+    shipped = FolkModel.load(REPO / "models" / "folk")
+    choices = {"meter": "4/4", "key": "D", "tune_type": "reel", "temperature": 1.0}
+    guided = [shipped.generate(**choices, seed=seed) for seed in range(8)]
+    unguided = [shipped.generate(**choices, seed=seed, guided=False) for seed in range(8)]
+    assert all(tune.passed for tune in guided)
+    assert sum(tune.passed for tune in unguided) < len(unguided)
+    assert all(g.abc == u.abc for g, u in zip(guided, unguided, strict=True) if g.redrawn == 0)
+    assert any(g.redrawn == 0 for g in guided) and any(g.redrawn > 0 for g in guided)
 
 
 def test_what_the_model_cannot_write_is_refused(folk: FolkModel) -> None:
@@ -167,7 +214,7 @@ def test_what_the_model_cannot_write_is_refused(folk: FolkModel) -> None:
     ("kwargs", "message"),
     [({"candidates": 0}, "^candidates must be between 1 and 100; got 0$"),
      ({"temperature": -1.0}, "^temperature must be a number >= 0"),
-     ({"max_chars": 0}, "^length must be between 1 and")],
+     ({"max_chars": 0}, "^the length limit must be between 1 and 1,000,000 characters; got 0$")],
 )
 def test_bad_sampling_settings(folk: FolkModel, kwargs: dict, message: str) -> None:
     with pytest.raises(CharRNNError, match=message):
