@@ -23,6 +23,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parent
 DEFAULT_MODELS = REPO / "models"
 MAX_UPLOAD_MB = 20
+MAX_SESSIONS = 256  # each holds ~150 KB of Gradio state; see --max-sessions
 
 CSS = """
 .gradio-container { width: 100% !important; max-width: 1280px !important; margin: 0 auto !important; }
@@ -178,6 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                 "the models folder); they appear in the model menus as trained/NAME")
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, help=f"default {MAX_UPLOAD_MB}")
     p.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; more get 'queue is full'")
+    p.add_argument("--max-sessions", type=int, default=MAX_SESSIONS,
+                   help=f"browser sessions whose state (a tab's tune history) is kept; the oldest go first "
+                        f"(default {MAX_SESSIONS}). Every API call without a session is a new one.")
     p.add_argument("--train-threads", type=int, default=None,
                    help="CPU threads for a training job (default: all cores but one; inference uses 1)")
     p.add_argument("--train-device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -469,7 +473,7 @@ def build(args: argparse.Namespace):
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_upload, ssr_mode=False,
                   share=False, show_error=True, theme=theme, css=CSS, footer_links=["api", "settings"],
-                  quiet=False, run_history=False)
+                  quiet=False, run_history=False, state_session_capacity=args.max_sessions)
     return demo, launch, service
 
 

@@ -21,23 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import REPO, percentile, running_app
 from charrnn.autocomplete import Autocompleter
 from charrnn.beam import WORD_END
 from charrnn.registry import Registry
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def prefixes(text: str, count: int, context: int, seed: int = 0) -> list[str]:
@@ -45,11 +39,6 @@ def prefixes(text: str, count: int, context: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     places = [i for i in range(context, len(text)) if text[i - 1] not in WORD_END and text[i] not in WORD_END]
     return [text[max(0, i - context) : i] for i in sorted(rng.sample(places, count))]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def run(model_dir: Path, text_path: Path, count: int = 200, num: int = 3, max_len: int = 30,
@@ -93,23 +82,7 @@ def browser(model_dir: Path, text_path: Path, count: int = 100, key_delay_ms: in
 
     text = text_path.read_text(encoding="utf-8")
     cases = [p[-60:] for p in prefixes(text[int(len(text) * 0.9) :], count, 600)]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/"
-    started = time.perf_counter()
-    command = [sys.executable, str(REPO / "app.py"), "--models", str(model_dir.parent), "--port", str(port),
-               "--runs", str(REPO / "runs" / "bench-app")]
-    app = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        first_response = time.perf_counter() - started
+    with running_app(model_dir.parent, REPO / "runs" / "bench-app") as (_, url, first_response):
         args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
         with sync_playwright() as p:
@@ -130,9 +103,6 @@ def browser(model_dir: Path, text_path: Path, count: int = 100, key_delay_ms: in
                                        " && window.__acShown.t > window.__acKeyT", timeout=30_000)
                 latencies.append(page.evaluate("() => window.__acShown.t - window.__acKeyT"))
             chrome.close()
-    finally:
-        app.terminate()
-        app.wait(30)
     latencies = latencies[1:]
     return {"first_response_s": round(first_response, 2), "prefixes": len(latencies), "key_delay_ms": key_delay_ms,
             "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(percentile(latencies, 95), 1),

@@ -1,9 +1,18 @@
-"""Timing helpers shared by the benchmark scripts: interleaved rounds, best-of, side-by-side ratios."""
+"""Helpers shared by the benchmark scripts: interleaved rounds, percentiles, tables, the app in a subprocess."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def interleaved(contenders: dict[str, Callable[[], int]], rounds: int = 5) -> dict[str, float]:
@@ -25,3 +34,35 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+@contextmanager
+def running_app(models: Path, runs: Path) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """`python app.py` on a free loopback port: (process, url, seconds to its first page); stopped on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    started = time.perf_counter()
+    app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--models", str(models), "--port", str(port),
+                            "--runs", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        while True:
+            if app.poll() is not None:
+                raise RuntimeError(f"the app exited with {app.returncode}")
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield app, url, time.perf_counter() - started
+    finally:
+        app.terminate()
+        app.wait(30)
