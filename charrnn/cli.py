@@ -21,6 +21,18 @@ from charrnn.errors import CharRNNError
 DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
 
 
+def _read_text(path: str) -> str:
+    """A UTF-8 text file, or standard input for "-"."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CharRNNError(f"{path} is not valid UTF-8 (byte offset {e.start})") from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -145,7 +157,10 @@ def _load(args):
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate text (sampling, greedy or beam search)")
     _add_inference_args(p)
-    p.add_argument("--prime", default="", help="text to start from (default: none)")
+    prime = p.add_mutually_exclusive_group()
+    prime.add_argument("--prime", default="", help="text to start from (default: none)")
+    prime.add_argument("--prime-file", help="read the prime from this UTF-8 file ('-': standard input); for "
+                                            "primes too long for a command line")
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
     p.add_argument("--temperature", type=_finite_float, default=0.8, help="0 = greedy (default 0.8)")
     p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
@@ -164,8 +179,9 @@ def _add_sample(sub) -> None:
 def cmd_sample(args) -> int:
     from charrnn.sampling import check_sampling_args, generate, prepare_prompt
 
+    prime = _read_text(args.prime_file) if args.prime_file else args.prime
     model, vocab, cfg = _load(args)
-    prompt = prepare_prompt(model, vocab, args.prime, args.unknown, cfg.get("char_counts"))
+    prompt = prepare_prompt(model, vocab, prime, args.unknown, cfg.get("char_counts"))
     if args.beam:
         return _beam(args, model, vocab, prompt)
     check_sampling_args(len(vocab), args.temperature, args.top_k, args.top_p)
@@ -221,7 +237,8 @@ def _beam(args, model, vocab, prompt) -> int:
 def _add_complete(sub) -> None:
     p = sub.add_parser("complete", help="the most likely completions of a prefix (autocomplete)")
     _add_inference_args(p)
-    p.add_argument("prefix", help="the text typed so far")
+    p.add_argument("prefix", nargs="?", help="the text typed so far")
+    p.add_argument("--prefix-file", help="read the prefix from this UTF-8 file ('-': standard input)")
     p.add_argument("--num", type=_positive_int, default=3, help="completions to show (default 3)")
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
     p.add_argument("--max-len", type=_positive_int, default=30, help="longest completion (default 30)")
@@ -235,18 +252,22 @@ def cmd_complete(args) -> int:
 
     if args.max_len > 1000:
         raise CharRNNError(f"--max-len must be at most 1000; got {args.max_len}")
+    if (args.prefix is None) == (args.prefix_file is None):
+        raise CharRNNError("give the prefix, or --prefix-file, but not both")
+    prefix = _read_text(args.prefix_file) if args.prefix_file else args.prefix
     model, vocab, cfg = _load(args)
     t0 = time.perf_counter()
-    prompt = prepare_prompt(model, vocab, args.prefix, args.unknown, cfg.get("char_counts"))
+    prompt = prepare_prompt(model, vocab, prefix, args.unknown, cfg.get("char_counts"))
     found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
         items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended} for c in found]
-        print(json.dumps({"prefix": args.prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
+        print(json.dumps({"prefix": prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
     else:
+        shown = prefix if len(prefix) <= 80 else "\u2026" + prefix[-79:]  # the end of a long prefix
         for c in found:
             cut = "" if c.ended else f"  (cut off at --max-len {args.max_len})"
-            print(f"{args.prefix}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}")
+            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}")
         print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
     return 0
 

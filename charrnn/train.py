@@ -262,8 +262,12 @@ class Trainer:
         self.corpus = corpus
         train_ids, self.val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
         if cfg.val_frac > 0 and len(self.val_ids) < 2:
-            raise CharRNNError(f"the val split ({cfg.val_frac:.0%} of {len(corpus.ids)} characters) is empty: "
-                               "use a longer file or a larger --val-frac")
+            # Enough for one training batch and 2 val characters, after the val and test shares.
+            need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
+                                 2 / cfg.val_frac))
+            raise CharRNNError(f"the corpus has {len(corpus.ids):,} characters, too few for a val split "
+                               f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
+                               f"{cfg.seq_len} it needs at least {need:,}")
         self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, self.dist.rank, self.dist.world)
         self.total_steps = self._total_steps()
 

@@ -167,6 +167,19 @@ def test_sample_stop_strings(cli, tiny_run):
 # --- complete and eval --------------------------------------------------------------------------
 
 
+def test_a_megabyte_prime_from_a_file_or_stdin(cli, cli_env, workdir, tiny_run, tmp_path):
+    """Too long for a command line (Linux allows 128 KB an argument): read from a file, or from stdin."""
+    prime = "To be, or not to be, that is the question. " * 25_000  # ~1.1 MB
+    path = tmp_path / "prime.txt"
+    path.write_text(prime, encoding="utf-8")
+    sampled = json.loads(cli("sample", tiny_run, "--prime-file", path, "--length", 5, "--seed", 1, "--json").stdout)
+    assert sampled["prime"] == prime and len(sampled["samples"][0]["text"]) == 5
+    completed = subprocess.run([sys.executable, "-m", "charrnn", "complete", str(tiny_run), "--prefix-file", "-",
+                                "--json"], input=prime[:-3], capture_output=True, text=True, env=cli_env, cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["prefix"] == prime[:-3]
+
+
 def test_complete_json(cli, tiny_run, tiny):
     model, vocab, _ = tiny
     prefix = "ROMEO:\nI will not th"
@@ -263,6 +276,9 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
     (d / "empty.txt").write_bytes(b"")
     (d / "short.txt").write_text("To be, or not to be, that is the question.\n" * 3, encoding="utf-8")
     (d / "norun").mkdir()
+    (d / "one-char.txt").write_text("a", encoding="utf-8")
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 64)  # a byte >= 0x80 at offset 128
+    (d / "megabyte-unknown.txt").write_text("To be, or not to be \u2603 " * 40_000, encoding="utf-8")  # ~1 MB
     existing = d / "existing"
     shutil.copytree(tiny_run, existing)
     train = ["train", "--max-steps", 5, *TINY_ARGS]
@@ -286,6 +302,12 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
         "out-exists": ([*train, small_text, "--out", existing], 1, "already holds a run"),
         "resume-no-run": (["train", "--out", d / "norun", "--resume", "--quiet"], 1, "norun"),
         "eval-missing-file": (["eval", tiny_run, d / "missing.txt"], 1, "missing.txt"),
+        "one-char-corpus": ([*train, d / "one-char.txt", "--out", d / "o5"], 1, "at least"),
+        "binary-corpus": ([*train, d / "binary.bin", "--out", d / "o6"], 1, "byte offset 128"),
+        "megabyte-prime-unknown": (["sample", tiny_run, "--prime-file", d / "megabyte-unknown.txt"], 1, "'\u2603'"),
+        "prime-file-missing": (["sample", tiny_run, "--prime-file", d / "missing.txt"], 1, "missing.txt"),
+        "prime-file-binary": (["sample", tiny_run, "--prime-file", d / "binary.bin"], 1, "byte offset 128"),
+        "complete-no-prefix": (["complete", tiny_run], 1, "give the prefix"),
         "time-budget-5x": ([*train, small_text, "--out", d / "o4", "--time-budget", "5x"], None, "5x"),
     }
     return d, existing, snapshot(existing), cases
@@ -305,7 +327,8 @@ BAD_CASES = [
     "missing-model-dir", "file-not-run-dir", "unknown-prime", "temperature-negative", "temperature-nan",
     "top-k-0", "top-k-too-big", "top-p-0", "top-p-1.5", "beam-wider-than-vocab", "length-0", "length-huge",
     "invalid-utf8", "empty-corpus", "corpus-too-short", "out-exists", "resume-no-run", "eval-missing-file",
-    "time-budget-5x",
+    "time-budget-5x", "one-char-corpus", "binary-corpus", "megabyte-prime-unknown", "prime-file-missing",
+    "prime-file-binary", "complete-no-prefix",
 ]
 
 
@@ -340,9 +363,9 @@ def test_bad_input_leaves_an_existing_run_unchanged(bad_inputs, bad_results):
 
 def test_bad_input_creates_no_run_directories(bad_inputs, bad_results):
     d, _, _, _ = bad_inputs
-    for name in ("invalid-utf8", "empty-corpus"):
+    for name in ("invalid-utf8", "empty-corpus", "one-char-corpus", "binary-corpus"):
         bad_results[name].result()
-    assert not (d / "o1").exists() and not (d / "o2").exists()
+    assert not any((d / out).exists() for out in ("o1", "o2", "o5", "o6"))
 
 
 def test_eval_on_the_val_split_reproduces_the_training_val_loss(cli, tiny_run, small_text, tmp_path):
