@@ -141,8 +141,9 @@ def _add_inference_args(p, device: str = "cpu") -> None:
     p.add_argument("--unknown", choices=["error", "skip"], default="error",
                    help="what to do with characters the model does not know")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=device, help=f"default {device}")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="CPU threads (default 1: one character at a time is fastest on one thread)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
+                        "thread; every core for beam search, completion and eval, which work on several rows)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -150,6 +151,9 @@ def _load(args):
     from charrnn.checkpoint import load_model
     from charrnn.train import resolve_device
 
+    if args.threads is None:
+        batched = args.command in ("complete", "eval") or getattr(args, "beam", None)
+        args.threads = torch.get_num_threads() if batched else 1
     torch.set_num_threads(args.threads)
     return load_model(args.model_dir, resolve_device(args.device))
 
@@ -281,7 +285,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--seq-len", type=_positive_int, default=256, help="characters per forward call (default 256)")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="evaluate on this part of the file, cut as the model's training cut its corpus (default all)")
-    p.set_defaults(func=cmd_eval, threads=None)
+    p.set_defaults(func=cmd_eval)
 
 
 def _add_export(sub) -> None:
@@ -306,8 +310,6 @@ def cmd_eval(args) -> int:
     from charrnn.data import read_text, split_ids
     from charrnn.train import evaluate
 
-    if args.threads is None:
-        args.threads = torch.get_num_threads()
     model, vocab, cfg = _load(args)
     text = read_text(Path(args.file), args.encoding)
     if args.split != "all":  # the same cut as training: train, then val, then test at the end

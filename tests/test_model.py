@@ -14,13 +14,14 @@ def run_steps(model, x, state):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("layers", [1, 3])
-def test_step_equals_fused_forward(kind, layers):
+@pytest.mark.parametrize("batch", [1, 3])  # one row and several use different weight layouts
+def test_step_equals_fused_forward(kind, layers, batch):
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=11, model=kind, layers=layers, hidden=24, embed=5)).eval()
-    x = torch.randint(0, 11, (3, 17))
+    x = torch.randint(0, 11, (batch, 17))
     with torch.inference_mode():
         fused, fused_state = model(x)
-        stepped, step_state = run_steps(model, x, model.init_state(3))
+        stepped, step_state = run_steps(model, x, model.init_state(batch))
     torch.testing.assert_close(stepped, fused, atol=1e-5, rtol=1e-5)
     for a, b in zip(torch.utils._pytree.tree_leaves(step_state), torch.utils._pytree.tree_leaves(fused_state),
                     strict=True):

@@ -196,6 +196,14 @@ def test_next_ids_samples_from_the_softmax():
     assert torch.allclose(freq, torch.tensor(PROBS, dtype=torch.float64), atol=0.01)
 
 
+def test_next_ids_never_draws_a_masked_character():
+    """Masked characters first, last and between: 50,000 draws land on the two that may be drawn only."""
+    logits = torch.tensor([[-math.inf, 0.0, -math.inf, 1.0, -math.inf]]).expand(50_000, -1)
+    ids = next_ids(logits, [], greedy=False, generator=torch.Generator().manual_seed(2))
+    assert ids.unique().tolist() == [1, 3]
+    assert abs((ids == 3).double().mean().item() - math.e / (1 + math.e)) < 0.01
+
+
 # --- prepare_prompt -----------------------------------------------------------------------------
 
 
