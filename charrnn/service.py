@@ -129,6 +129,7 @@ class FolkResult:
     seed: int
     candidates: int
     seconds: float
+    redrawn: int = 0  # lines of music the checks sent back (guided sampling)
     svg: str | None = None
     audio: tuple[int, object] | None = None  # (sample_rate, int16 numpy array)
     files: list[str] = field(default_factory=list)  # .abc always; .mid and .wav for a tune that passed
@@ -137,13 +138,15 @@ class FolkResult:
     def summary(self) -> dict:
         """A short record for the session's history and for API clients."""
         return {"title": self.title, "passed": self.passed, "ended": self.ended, "seed": self.seed,
-                "candidates": self.candidates, "seconds": round(self.seconds, 2), "abc": self.abc,
+                "candidates": self.candidates, "seconds": round(self.seconds, 2), "redrawn": self.redrawn,
+                "abc": self.abc,
                 "findings": self.findings}
 
 
 def findings_markdown(result: FolkResult) -> str:
     if result.passed:
-        head = f"**Passed every check.** {result.message}"
+        redrawn = f" ({result.redrawn} line{'s' if result.redrawn != 1 else ''} drawn again to get there.)"
+        head = f"**Passed every check.**{redrawn if result.redrawn else ''} {result.message}"
     elif not result.ended:
         head = f"**Not finished**: the model ran into the length limit. {result.message}"
     else:
@@ -306,7 +309,7 @@ class Service:
                     for f in tune.report.findings]
         title = tune.report.headers.get("T", "").strip() or "Untitled"
         result = FolkResult(tune.abc, title, tune.passed, tune.ended, findings, tune.seed, tune.candidates,
-                            tune.seconds)
+                            tune.seconds, tune.redrawn)
         return self._render(result, tempo)
 
     def rerender(self, record: dict, tempo=120) -> FolkResult:

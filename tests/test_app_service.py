@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import wave
@@ -122,6 +123,9 @@ def test_a_folk_tune_that_passes_is_rendered(service):
     summary = result.summary()
     assert summary["passed"] and summary["abc"] == result.abc
     assert "Passed every check" in svc.findings_markdown(result)
+    assert summary["redrawn"] == result.redrawn >= 0
+    redrawn = dataclasses.replace(result, redrawn=2)
+    assert svc.findings_markdown(redrawn).startswith("**Passed every check.** (2 lines drawn again to get there.)")
 
 
 def test_a_failing_tune_shows_its_findings_and_no_music(service):
