@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import REPO, percentile, running_app
@@ -93,6 +94,17 @@ def _summary(outcomes: list[tuple[str, float]], seconds: float) -> dict:
             "p95_ms": round(percentile(ms, 95)), "max_ms": round(max(ms))}
 
 
+def _in_threads(client: Callable[[int], None], count: int) -> float:
+    """Run client(0) ... client(count - 1) in threads at once; the seconds until all are done."""
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started
+
+
 def _timed(url: str, api: str, data: list) -> tuple[str, float]:
     started = time.perf_counter()
     outcome = call(url, api, data)
@@ -115,13 +127,8 @@ def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds:
 
     watch = MemoryWatch(pid)
     watch.start()
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    result = _summary([o for per_client in outcomes for o in per_client], time.monotonic() - started)
+    elapsed = _in_threads(client, clients)
+    result = _summary([o for per_client in outcomes for o in per_client], elapsed)
     result.update(clients=clients, seconds=seconds, least_answered_by_a_client=min(
         sum(outcome == "ok" for outcome, _ in per_client) for per_client in outcomes), **watch.stop())
     return result
@@ -136,13 +143,7 @@ def folk_burst(url: str, count: int = 20, model: str = "folk", candidates: int =
         start.wait()
         outcomes[i] = _timed(url, "folk", [model, "6/8", "D", "major", "jig", "", 0.8, i, candidates, 120])
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return _summary(outcomes, time.monotonic() - started)
+    return _summary(outcomes, _in_threads(client, count))
 
 
 def start_training(url: str, corpus: Path, budget_s: float) -> dict:
