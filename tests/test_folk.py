@@ -6,6 +6,7 @@ quality. Each tune is one line of music, so that even this model learns where a 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -184,6 +185,34 @@ def test_unguided_and_greedy_tunes_redraw_nothing(folk: FolkModel, monkeypatch: 
     monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(10**9))
     assert folk.generate("6/8", "G", "jig", temperature=1.0, seed=2, guided=False).redrawn == 0
     assert folk.generate("6/8", "G", "jig", temperature=0, seed=2).redrawn == 0
+
+
+def _first_music_line(tune: FolkTune) -> str:
+    return tune.abc.split("\nK:", 1)[1].split("\n")[1]
+
+
+@pytest.mark.parametrize(("fault_in", "first_line_kept"), [("first line", False), ("second line", True)])
+def test_a_fault_is_redrawn_from_the_line_that_holds_it(monkeypatch: pytest.MonkeyPatch, fault_in: str,
+                                                        first_line_kept: bool) -> None:
+    """The check after the second line reports a bad bar: in the first line, both lines are drawn again;
+    in the second, the first line stays as the model wrote it."""
+    shipped = FolkModel.load(REPO / "models" / "folk")
+    choices = {"meter": "4/4", "key": "D", "tune_type": "reel", "temperature": 1.0, "seed": 3}
+    unguided = shipped.generate(**choices, guided=False)
+    calls = []
+
+    def check(abc: str) -> TuneReport:
+        report = check_tune(abc)
+        calls.append(report.bars)
+        if len(calls) == 2:
+            bar = 1 if fault_in == "first line" else report.bars
+            return dataclasses.replace(report, findings=(Finding("bar-duration", "made up", bar),))
+        return dataclasses.replace(report, findings=())
+
+    monkeypatch.setattr("charrnn.folk.check_tune", check)
+    guided = shipped.generate(**choices)
+    assert guided.redrawn == 1 and calls[0] < calls[1]  # the fault came after a second line of bars
+    assert (_first_music_line(guided) == _first_music_line(unguided)) == first_line_kept
 
 
 def test_the_shipped_model_passes_more_often_guided() -> None:
