@@ -122,7 +122,13 @@ def _default_unit(meter: _Meter) -> Fraction:
     return Fraction(1, 16) if meter.value is not None and meter.value < Fraction(3, 4) else Fraction(1, 8)
 
 
-def _tuplet_time(p: int, compound: bool) -> int:
+def is_compound(meter: str | None) -> bool:
+    """Whether an M: value is compound (6/8, 9/8, 12/8 ...), which decides the default tuplet timing."""
+    parsed = _parse_meter(meter) if meter else None
+    return parsed is not None and parsed.compound
+
+
+def tuplet_time(p: int, compound: bool) -> int:
     """The ABC 2.1 default q of a tuplet (p:q: p notes in the time of q)."""
     if p in (2, 4, 8):
         return 3
@@ -651,7 +657,7 @@ class _Checker:
             self.add("bad-tuplet", f"tuplet {_excerpt(match.group())} in {voice.where(bar)} is too large", bar)
             return match.end()
         p = int(texts[0])
-        q = int(texts[1]) if texts[1] else _tuplet_time(p, voice.meter.compound)
+        q = int(texts[1]) if texts[1] else tuplet_time(p, voice.meter.compound)
         r = int(texts[2]) if texts[2] else p
         if p < 2 or q < 1 or r < 1:
             self.add("bad-tuplet", f"tuplet {_excerpt(match.group())} in {voice.where(bar)} is not valid", bar)

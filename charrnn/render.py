@@ -30,7 +30,7 @@ from typing import IO
 
 import numpy as np
 
-from charrnn.abc import TuneReport, check_tune
+from charrnn.abc import TuneReport, check_tune, is_compound, tuplet_time
 from charrnn.corpora import canonical_key, canonical_meter
 from charrnn.errors import CharRNNError
 
@@ -159,19 +159,13 @@ def _key_signature(value: str) -> dict[str, int]:
     return dict.fromkeys("FCGDAEB"[:fifths], 1) if fifths >= 0 else dict.fromkeys("BEADGCF"[:-fifths], -1)
 
 
-def _is_compound(meter: str | None) -> bool:
-    """6/8, 9/8, 12/8 ...: the default timing of some tuplets depends on it."""
-    beats = int(meter.split("/")[0]) if meter else 0
-    return beats % 3 == 0 and beats > 3
-
-
 class _Reader:
     """Reads a checked tune's body into segments, following key, meter, unit, accidentals and rhythm."""
 
     def __init__(self, report: TuneReport):
         self.unit = report.unit or Fraction(1, 8)
         self.meter = report.meter
-        self.compound = _is_compound(canonical_meter(report.headers.get("M", "")))
+        self.compound = is_compound(report.headers.get("M"))
         self.key = _key_signature(report.headers.get("K", ""))
         self.bar_accidentals: dict[tuple[str, int], int] = {}
         self.segments: list[_Segment] = []
@@ -208,7 +202,7 @@ class _Reader:
         elif letter == "M":
             meter = canonical_meter(value)
             self.meter = Fraction(meter) if meter else None
-            self.compound = _is_compound(meter)
+            self.compound = is_compound(value)
         elif letter == "L":
             self.unit = _length(value.replace(" ", ""))
         elif letter == "V":
@@ -270,9 +264,8 @@ class _Reader:
 
     def tuplet(self, p: int, q: str | None, r: str | None) -> None:
         """(p:q:r: the next r notes take the time of q; q defaults as ABC 2.1 says."""
-        default = 3 if p in (2, 4, 8) else 2 if p in (3, 6) else 3 if self.compound else 2
         self.tuplet_left = int(r) if r else p
-        self.tuplet_factor = Fraction(int(q) if q else default, p)
+        self.tuplet_factor = Fraction(int(q) if q else tuplet_time(p, self.compound), p)
 
     def broken(self, signs: str) -> None:
         """A>B dots A and halves B (>> and >>> more so); A<B is the reverse."""

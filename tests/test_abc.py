@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn import abc
-from charrnn.abc import Finding, TuneReport, check_tune, split_tunes
+from charrnn.abc import Finding, TuneReport, check_tune, is_compound, split_tunes
 
 KINDS = {
     "missing-header",
@@ -186,6 +186,13 @@ def test_missing_unit_is_a_warning_and_uses_the_abc_default() -> None:
 )
 def test_meters_parse(meter: str, value: Fraction) -> None:
     assert check_tune(tune("z8", meter=meter, unit="1/1")).meter == value
+
+
+@pytest.mark.parametrize(("meter", "compound"), [("6/8", True), ("9/8", True), ("12/8", True), ("(3+3)/8", True),
+                                                ("3/4", False), ("C", False), ("C|", False), ("2+3/8", False),
+                                                ("none", False), ("junk", False), (None, False)])
+def test_is_compound(meter: str | None, compound: bool) -> None:
+    assert is_compound(meter) is compound
 
 
 def test_free_meter_checks_no_bar_durations() -> None:
