@@ -291,17 +291,18 @@ class JobManager:
                     pass
 
     @staticmethod
-    def _on_eval(job: TrainingJob, record: dict) -> None:
+    def _on_eval(job: TrainingJob, record: dict) -> int | None:
+        """Record the evaluation; return the next eval interval (the trainer's on_eval contract)."""
         with job._lock:
             job.history.append(dict(record))
         trainer = job.trainer
         if trainer is None:
-            return
+            return None
         # Evaluate about POINTS times per run whatever the model's speed: measure steps per second so far
         # and space the evaluations (at least 1 s apart, at most 30 s) to fit the time budget.
         rate = trainer.step / max(trainer.elapsed, 1e-6)
         interval = min(30.0, max(1.0, job.time_budget / POINTS))
-        trainer.cfg.eval_every = max(5, int(rate * interval))
+        return max(5, int(rate * interval))
 
 
 class _Stopped(Exception):

@@ -239,7 +239,9 @@ class Trainer:
     """One training run in one run directory. `run()` trains until a stop condition and returns a summary."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 on_eval: Callable[[dict], None] | None = None, command: str | None = None):
+                 on_eval: Callable[[dict], int | None] | None = None, command: str | None = None):
+        """on_eval sees each evaluation's record (on rank 0) and may return a new --eval-every, in steps
+        (single-process runs only: other ranks would not learn of it)."""
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
@@ -472,8 +474,8 @@ class Trainer:
                 ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
                 self._write_config(status="running", best_step=self.step)
             ckpt.append_json_line(self.out / METRICS, record)
-            if self.on_eval:
-                self.on_eval(record)
+            if self.on_eval and (every := self.on_eval(record)):
+                self.cfg.eval_every = every
         return record
 
     def _stop_reason(self, stop: StopFlag) -> str | None:
@@ -528,6 +530,6 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          on_eval: Callable[[dict], None] | None = None) -> dict:
+          on_eval: Callable[[dict], int | None] | None = None) -> dict:
     """Train (or resume) a run described by `cfg`; see Trainer.run for the result."""
     return Trainer(cfg, resume=resume, progress=progress, on_eval=on_eval).run()
