@@ -468,14 +468,16 @@ class Trainer:
             self.best_val, self.bad_evals = score, 0
         else:
             self.bad_evals += 1
-        self._save_latest()
         if self.dist.main:
             if improved:
                 ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
                 self._write_config(status="running", best_step=self.step)
             ckpt.append_json_line(self.out / METRICS, record)
-            if self.on_eval and (every := self.on_eval(record)):
-                self.cfg.eval_every = every
+        # The trainer state goes last: killed before it, a resume starts from the previous one, trims the
+        # metric line just written and writes it again. The other way round, the line would be lost.
+        self._save_latest()
+        if self.dist.main and self.on_eval and (every := self.on_eval(record)):
+            self.cfg.eval_every = every
         return record
 
     def _stop_reason(self, stop: StopFlag) -> str | None:

@@ -177,6 +177,40 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, small_
     assert not math.isnan(json.loads((out / ckpt.CONFIG).read_text())["best_val_loss"])
 
 
+class _Killed(BaseException):
+    """Stands for kill -9: nothing in the trainer may catch it."""
+
+
+@pytest.mark.parametrize("before_the_write", [True, False])
+@pytest.mark.parametrize("killed_at", [2, 3])  # the 2nd / 3rd trainer-state write: the evals at steps 20 / 30
+def test_a_kill_around_the_trainer_state_write_loses_no_metrics_line(tmp_path, small_text, monkeypatch, killed_at,
+                                                                    before_the_write):
+    """Killed just before or just after an eval's trainer state is written, then resumed: every eval has
+    its line in metrics.jsonl, once, and the run ends as an uninterrupted one."""
+    whole = train(tiny_config(small_text, tmp_path / "whole", eval_every=10, max_steps=40), progress=False)
+    out = tmp_path / "run"
+    writes = []
+    real = Trainer._save_latest
+
+    def save_latest(self):
+        writes.append(self.step)
+        if len(writes) == killed_at and before_the_write:
+            raise _Killed
+        real(self)
+        if len(writes) == killed_at:
+            raise _Killed
+
+    monkeypatch.setattr(Trainer, "_save_latest", save_latest)
+    with pytest.raises(_Killed):
+        train(tiny_config(small_text, out, eval_every=10, max_steps=40), progress=False)
+    monkeypatch.setattr(Trainer, "_save_latest", real)
+    resumed = train(tiny_config(small_text, out, eval_every=10, max_steps=40), resume=True, progress=False)
+    assert [r["step"] for r in metrics(out)] == [10, 20, 30, 40]
+    assert resumed["best_val_loss"] == whole["best_val_loss"]
+    expected = final_weights(tmp_path / "whole")
+    assert all(torch.equal(v, expected[k]) for k, v in final_weights(out).items()) and final_weights(out)
+
+
 def test_a_catalogue_name_is_a_corpus(tmp_path, monkeypatch, shakespeare):
     """`charrnn train shakespeare` fetches the named corpus (here from a folder mirror) and records the name."""
     monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path / "corpora"))
