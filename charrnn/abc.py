@@ -49,6 +49,7 @@ _MAX_PER_KIND = 20
 _DIGITS = frozenset("0123456789")
 _PITCHES = frozenset("ABCDEFGabcdefg")
 _ACCIDENTALS = frozenset("^_=")
+_VALID_ACCIDENTALS = frozenset(("", "^", "^^", "_", "__", "="))  # sharp, double sharp, flat, double flat, natural
 # Symbols that decorate the next note and take no time: ABC 2.1 predefines ~ . H L M O P S T u v,
 # and U: may define any other letter from H-W and h-w.
 _DECORATIONS = frozenset("~.HIJKLMNOPQRSTUVWhijklmnopqrstuvw")
@@ -527,6 +528,11 @@ class _Checker:
         j = i
         while j < n and line[j] in _ACCIDENTALS:
             j += 1
+        if line[i:j] not in _VALID_ACCIDENTALS:
+            voice = self.voice
+            assert voice is not None
+            self.add("bad-symbol", f"accidental {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} is not "
+                                   "one of ^ ^^ _ __ =", voice.current_bar)
         while j < n and j - i < 12 and (line[j] in _DIGITS or line[j] == "/"):  # microtone, as ^3/4c
             j += 1
         if j >= n or line[j] not in _PITCHES:

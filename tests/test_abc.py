@@ -309,6 +309,7 @@ BAD_TUNES = [
     ("bad-symbol", tune("DEFG ABcd|DEFG #Bcd|]"), 2),
     ("bad-symbol", tune("DEFG ABcd|DEFG ABc>|d8|]"), 2),
     ("bad-symbol", tune("DEFG ABcd|DEFG ^ ABcd|]"), 2),
+    ("bad-symbol", tune("DEFG ABcd|DEFG AB^=cd|]"), 2),  # music21 refuses it too
 ]
 
 
