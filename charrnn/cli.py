@@ -21,18 +21,6 @@ from charrnn.errors import CharRNNError
 DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
 
 
-def _read_text(path: str) -> str:
-    """A UTF-8 text file, or standard input for "-"."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CharRNNError(f"{path} is not valid UTF-8 (byte offset {e.start})") from None
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -181,9 +169,10 @@ def _add_sample(sub) -> None:
 
 
 def cmd_sample(args) -> int:
+    from charrnn.data import read_text
     from charrnn.sampling import check_sampling_args, generate, prepare_prompt
 
-    prime = _read_text(args.prime_file) if args.prime_file else args.prime
+    prime = read_text(args.prime_file) if args.prime_file else args.prime
     model, vocab, cfg = _load(args)
     prompt = prepare_prompt(model, vocab, prime, args.unknown, cfg.get("char_counts"))
     if args.beam:
@@ -252,13 +241,14 @@ def _add_complete(sub) -> None:
 
 def cmd_complete(args) -> int:
     from charrnn.beam import complete
+    from charrnn.data import read_text
     from charrnn.sampling import prepare_prompt
 
     if args.max_len > 1000:
         raise CharRNNError(f"--max-len must be at most 1000; got {args.max_len}")
     if (args.prefix is None) == (args.prefix_file is None):
         raise CharRNNError("give the prefix, or --prefix-file, but not both")
-    prefix = _read_text(args.prefix_file) if args.prefix_file else args.prefix
+    prefix = read_text(args.prefix_file) if args.prefix_file else args.prefix
     model, vocab, cfg = _load(args)
     t0 = time.perf_counter()
     prompt = prepare_prompt(model, vocab, prefix, args.unknown, cfg.get("char_counts"))

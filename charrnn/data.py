@@ -12,9 +12,11 @@ import codecs
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -70,35 +72,42 @@ def smallest_dtype(vocab_size: int) -> np.dtype:
 def _decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
     """Yield the file's text in chunks; invalid bytes raise a CharRNNError naming the byte offset."""
     try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    except LookupError:
-        raise CharRNNError(f"unknown encoding {encoding!r}") from None
-    offset = 0
-    try:
         with open(path, "rb") as f:
-            while True:
-                raw = f.read(CHUNK_BYTES)
-                final = not raw
-                try:
-                    text = decoder.decode(raw, final=final)
-                except UnicodeDecodeError as e:
-                    # The decoder may hold back a few bytes of an unfinished character from the last chunk.
-                    held = len(decoder.getstate()[0]) if not final else 0
-                    raise CharRNNError(
-                        f"{path}: not valid {encoding} at byte offset {offset - held + e.start}"
-                        f" (byte 0x{e.object[e.start]:02x}); pass --encoding if the file uses another encoding"
-                    ) from None
-                if text:
-                    yield text
-                if final:
-                    return
-                offset += len(raw)
+            yield from _decode(f, str(path), encoding)
     except OSError as e:
         raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """A whole (small) text file, with the same clear errors as corpus encoding."""
+def _decode(stream: BinaryIO, name: str, encoding: str) -> Iterator[str]:
+    """Yield a byte stream's text in chunks; invalid bytes raise a CharRNNError naming the byte offset."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise CharRNNError(f"unknown encoding {encoding!r}") from None
+    offset = 0
+    while True:
+        raw = stream.read(CHUNK_BYTES)
+        final = not raw
+        try:
+            text = decoder.decode(raw, final=final)
+        except UnicodeDecodeError as e:
+            # The decoder may hold back a few bytes of an unfinished character from the last chunk.
+            held = len(decoder.getstate()[0]) if not final else 0
+            raise CharRNNError(
+                f"{name}: not valid {encoding} at byte offset {offset - held + e.start}"
+                f" (byte 0x{e.object[e.start]:02x}); pass --encoding if the file uses another encoding"
+            ) from None
+        if text:
+            yield text
+        if final:
+            return
+        offset += len(raw)
+
+
+def read_text(path: Path | str, encoding: str = "utf-8") -> str:
+    """A whole (small) text file, or standard input for "-", with the same clear errors as corpus encoding."""
+    if str(path) == "-":
+        return "".join(_decode(sys.stdin.buffer, "standard input", encoding))
     if not Path(path).is_file():
         raise CharRNNError(f"file not found: {path}")
     return "".join(_decoded_chunks(Path(path), encoding))
