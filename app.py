@@ -1,6 +1,6 @@
 """The charrnn web app: `python app.py` serves Generate, Autocomplete, Folk tunes and Train on 127.0.0.1:7860.
 
-This file lays out the page and wires its events; the work is done by charrnn.service (and the
+This file lays out the page and wires its events; the work is done by charrnn.serve.service (and the
 registry, jobs and autocomplete modules behind it), which bound every argument on the server.
 Nothing here reaches the network: Gradio's analytics are off, there is no share link, and the
 page loads nothing from outside the server.
@@ -194,11 +194,11 @@ def build(args: argparse.Namespace):
     import pandas as pd
     import torch
 
-    from charrnn import service as svc
-    from charrnn.autocomplete import Autocompleter
+    from charrnn.decoding.autocomplete import Autocompleter
     from charrnn.errors import CharRNNError
-    from charrnn.jobs import SIZES, JobManager
-    from charrnn.registry import Registry, default_runs_dir
+    from charrnn.serve import service as svc
+    from charrnn.serve.jobs import SIZES, JobManager
+    from charrnn.serve.registry import Registry, default_runs_dir
 
     torch.set_num_threads(1)  # inference: one thread per request (a training job sets its own thread's count)
     models_dir = Path(args.models)
@@ -489,7 +489,7 @@ def warm_up(service) -> None:
             except CharRNNError:
                 pass
     try:
-        from charrnn import render
+        from charrnn.folk import render
 
         render.ENGRAVER.start()
     except (ImportError, CharRNNError):

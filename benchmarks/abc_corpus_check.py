@@ -1,4 +1,4 @@
-"""Run charrnn.abc.check_tune over the ABC folk tunes music21 ships; print the pass share and failure kinds.
+"""Run charrnn.folk.check.check_tune over the ABC folk tunes music21 ships; print the pass share and failure kinds.
 
 Usage: python benchmarks/abc_corpus_check.py [--show KIND] [--limit N]
 The Essen collection is left out on purpose (non-commercial licence); music21 is needed only here.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from music21 import corpus
 
-from charrnn.abc import TuneReport, check_tune, split_tunes
+from charrnn.folk.check import TuneReport, check_tune, split_tunes
 
 COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
 

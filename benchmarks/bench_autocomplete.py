@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import REPO, percentile, running_app
-from charrnn.autocomplete import Autocompleter
-from charrnn.beam import WORD_END
-from charrnn.registry import Registry
+from charrnn.decoding.autocomplete import Autocompleter
+from charrnn.decoding.beam import WORD_END
+from charrnn.serve.registry import Registry
 
 
 def prefixes(text: str, count: int, context: int, seed: int = 0) -> list[str]:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from charrnn import render
-from charrnn.abc import check_tune, split_tunes
 from charrnn.corpora import DROP_REASONS, corpus_path, music21_verdicts
-from charrnn.folk import DEFAULT_TEMPERATURE, FolkModel, FolkTune
+from charrnn.folk import render
+from charrnn.folk.check import check_tune, split_tunes
+from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.
 CHOICES = (

@@ -11,10 +11,10 @@ import argparse
 import torch
 
 from benchmarks.common import interleaved, table
-from charrnn.beam import beam_search
 from charrnn.data import Vocab
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sampling import generate, prepare_prompt
+from charrnn.decoding.beam import beam_search
+from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.models.rnn import CharRNN, ModelConfig
 
 VOCAB = Vocab([chr(32 + i) for i in range(65)])
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import interleaved, table
-from charrnn.train import TrainConfig, Trainer, evaluate
+from charrnn.training.trainer import TrainConfig, Trainer, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

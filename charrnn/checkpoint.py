@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.models.rnn import CharRNN, ModelConfig
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"

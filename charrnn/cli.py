@@ -36,7 +36,7 @@ def _finite_float(text: str) -> float:
 
 
 def _duration(text: str) -> float:
-    from charrnn.train import parse_duration
+    from charrnn.training.trainer import parse_duration
 
     try:
         return parse_duration(text)
@@ -45,7 +45,7 @@ def _duration(text: str) -> float:
 
 
 def _add_train(sub) -> None:
-    from charrnn.train import TrainConfig
+    from charrnn.training.trainer import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a text file",
@@ -95,7 +95,7 @@ def _add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from charrnn.train import TrainConfig, Trainer, resume_config
+    from charrnn.training.trainer import TrainConfig, Trainer, resume_config
 
     names = {f.name for f in fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -137,7 +137,7 @@ def _add_inference_args(p, device: str = "cpu") -> None:
 
 def _load(args):
     from charrnn.checkpoint import load_model
-    from charrnn.train import resolve_device
+    from charrnn.training.trainer import resolve_device
 
     if args.threads is None:
         batched = args.command in ("complete", "eval") or getattr(args, "beam", None)
@@ -170,7 +170,7 @@ def _add_sample(sub) -> None:
 
 def cmd_sample(args) -> int:
     from charrnn.data import read_text
-    from charrnn.sampling import check_sampling_args, generate, prepare_prompt
+    from charrnn.decoding.sampling import check_sampling_args, generate, prepare_prompt
 
     prime = read_text(args.prime_file) if args.prime_file else args.prime
     model, vocab, cfg = _load(args)
@@ -205,7 +205,7 @@ def cmd_sample(args) -> int:
 
 
 def _beam(args, model, vocab, prompt) -> int:
-    from charrnn.beam import beam_search
+    from charrnn.decoding.beam import beam_search
 
     if args.beam > len(vocab):
         raise CharRNNError(f"--beam must be between 1 and the vocabulary size {len(vocab)}; got {args.beam}")
@@ -240,9 +240,9 @@ def _add_complete(sub) -> None:
 
 
 def cmd_complete(args) -> int:
-    from charrnn.beam import complete
     from charrnn.data import read_text
-    from charrnn.sampling import prepare_prompt
+    from charrnn.decoding.beam import complete
+    from charrnn.decoding.sampling import prepare_prompt
 
     if args.max_len > 1000:
         raise CharRNNError(f"--max-len must be at most 1000; got {args.max_len}")
@@ -298,7 +298,7 @@ def cmd_export(args) -> int:
 
 def cmd_eval(args) -> int:
     from charrnn.data import read_text, split_ids
-    from charrnn.train import evaluate
+    from charrnn.training.trainer import evaluate
 
     model, vocab, cfg = _load(args)
     text = read_text(Path(args.file), args.encoding)
@@ -365,8 +365,8 @@ def cmd_corpora_build(args) -> int:
 
 
 def _add_folk(sub) -> None:
-    from charrnn.folk import DEFAULT_TEMPERATURE, MAX_MUSIC
-    from charrnn.render import DEFAULT_TEMPO
+    from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC
+    from charrnn.folk.render import DEFAULT_TEMPO
 
     p = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on request",
                        description="Write a folk tune in the meter, key and type you choose, check it, and write "
@@ -400,8 +400,8 @@ def _add_folk(sub) -> None:
 
 
 def cmd_folk(args) -> int:
-    from charrnn import render
-    from charrnn.folk import FolkModel
+    from charrnn.folk import render
+    from charrnn.folk.generate import FolkModel
 
     if args.svg:
         render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work

@@ -16,15 +16,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
 from tqdm import tqdm
 
-from charrnn.abc import check_tune
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path, sha256_file
+from charrnn.folk.check import check_tune
+from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune_type, default_unit_length
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def _normalise_tune(raw: str, source: str) -> Tune:
     for field in filter(None, map(_FIELD.match, lines[:header_end])):
         header.setdefault(field[1], field[2])
     # Spell out ABC's implicit unit length so that every tune's header reads the same way.
-    header.setdefault("L", _default_unit_length(_squeeze(header.get("M", ""))))
+    header.setdefault("L", default_unit_length(_squeeze(header.get("M", ""))))
     values = {letter: _field_value(letter, header[letter]) for letter in _HEADER_ORDER if letter in header}
 
     body: list[str] = []
@@ -332,59 +332,6 @@ def _clean_music(line: str) -> str:
 
 def _strip_marks(music: str) -> str:
     return _SLUR_START.sub("", music).translate(_MARKS)
-
-
-# One spelling per key, meter and tune type, so that conditioning a model on them is unambiguous.
-_MODES = {"major": "", "ionian": "", "minor": "m", "aeolian": "m", "dorian": "dor", "mixolydian": "mix",
-          "lydian": "lyd", "phrygian": "phr", "locrian": "loc"}
-_KEY = re.compile(r"([A-Ga-g])([#b]?)\s*([A-Za-z]*)")
-_METER = re.compile(r"(\d{1,2})/(\d{1,2})")
-# The tune types (R:) of the built folk corpus, most frequent first: reel 628 tunes ... gavotte 1; 2,232 have none.
-FOLK_TUNE_TYPES = ("reel", "jig", "hornpipe", "slip jig", "clog", "strathspey", "air", "highland fling", "slide",
-                   "walkaround", "waltz", "gavotte")
-_TUNE_TYPE_SPELLINGS = {"double jig": "jig", "slipjig": "slip jig", "fling": "highland fling"}
-
-
-def canonical_key(text: str) -> str | None:
-    """A key in the short ABC form the folk corpus uses (D, Em, Ador, Gmix, Bblyd), or None if it is not one.
-
-    As in ABC 2.1 the mode's case does not matter, and it may be shortened to three letters or more
-    (minor also to m): "E Minor", "EMin" and "em" are all Em; major is the bare tonic.
-    """
-    match = _KEY.fullmatch(text.strip())
-    if not match:
-        return None
-    tonic, accidental, mode = match[1].upper(), match[2], match[3].lower()
-    if mode in ("", "m"):
-        return tonic + accidental + mode
-    names = [name for name in _MODES if len(mode) >= 3 and name.startswith(mode)]
-    return tonic + accidental + _MODES[names[0]] if names else None
-
-
-def canonical_meter(text: str) -> str | None:
-    """A meter as a fraction, with C as 4/4 and C| as 2/2; None for anything else (free or complex meters)."""
-    text = text.replace(" ", "")
-    match = _METER.fullmatch({"C": "4/4", "C|": "2/2"}.get(text, text))
-    if not match or not int(match[1]) or not int(match[2]):
-        return None
-    return f"{int(match[1])}/{int(match[2])}"
-
-
-def canonical_tune_type(text: str) -> str:
-    """A tune type (R:) in lower case with one spelling: "Slip-Jig" and "slipjig" become "slip jig"."""
-    name = " ".join(text.lower().replace("-", " ").strip(" .").split())
-    return _TUNE_TYPE_SPELLINGS.get(name, name)
-
-
-def _default_unit_length(meter: str | None) -> str:
-    """ABC's unit note length when L: is absent: 1/16 below a 3/4 meter, else 1/8."""
-    value = {"C": Fraction(4, 4), "C|": Fraction(2, 2)}.get(meter or "")
-    if value is None:
-        try:
-            value = Fraction(meter or "")
-        except ValueError:  # free ("none"), complex ("2+3/8") or no meter
-            value = Fraction(1)
-    return "1/16" if value < Fraction(3, 4) else "1/8"
 
 
 def music21_verdict(text: str) -> str | None:
@@ -463,7 +410,7 @@ def build_folk(
 ) -> BuildStats:
     """Write music21's ABC collections to path as one clean training text, and its stats beside it.
 
-    Only tunes that pass charrnn.abc's checks and music21's parser are kept. keep, if given, sees each
+    Only tunes that pass charrnn.folk.check's checks and music21's parser are kept. keep, if given, sees each
     remaining tune's ABC text (numbered X:1) and says whether to keep it.
     """
     started = time.perf_counter()

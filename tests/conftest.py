@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from charrnn.data import Vocab
-from charrnn.model import CharRNN
-from charrnn.sampling import prepare_prompt
-from charrnn.train import TrainConfig, train
+from charrnn.decoding.sampling import prepare_prompt
+from charrnn.models.rnn import CharRNN
+from charrnn.training.trainer import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt"

@@ -1,4 +1,4 @@
-"""Tests for the ABC tune checker in charrnn.abc (all tunes here are written for these tests)."""
+"""Tests for the ABC tune checker in charrnn.folk.check (all tunes here are written for these tests)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import abc
-from charrnn.abc import Finding, TuneReport, check_tune, is_compound, split_tunes
+from charrnn.folk import check as abc
+from charrnn.folk.check import Finding, TuneReport, check_tune, is_compound, split_tunes
 
 KINDS = {
     "missing-header",

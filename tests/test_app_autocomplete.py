@@ -7,12 +7,12 @@ import threading
 import pytest
 import torch
 
-from charrnn import autocomplete as ac_module
-from charrnn.autocomplete import Autocompleter
-from charrnn.beam import complete
+from charrnn.decoding import autocomplete as ac_module
+from charrnn.decoding.autocomplete import Autocompleter
+from charrnn.decoding.beam import complete
+from charrnn.decoding.sampling import prepare_prompt
 from charrnn.errors import CharRNNError
-from charrnn.registry import Registry
-from charrnn.sampling import prepare_prompt
+from charrnn.serve.registry import Registry
 
 
 @pytest.fixture(scope="module")

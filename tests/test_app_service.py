@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from test_app_support import folk_corpus, folk_model
 
-from charrnn import service as svc
 from charrnn.errors import CharRNNError
-from charrnn.jobs import JobManager
-from charrnn.registry import Registry
-from charrnn.service import Service
+from charrnn.serve import service as svc
+from charrnn.serve.jobs import JobManager
+from charrnn.serve.registry import Registry
+from charrnn.serve.service import Service
 
 PASSING = ("X:1\nT:Test Jig\nR:jig\nM:6/8\nL:1/8\nK:D\n|:AFA dFA | d2e fed | e2f gfe | d3 d2A :|\n"
            "|:afd ecA | g2e fdB | FAd fdA | D3 D2A :|")
@@ -179,7 +179,7 @@ def test_status_html_escapes_and_loss_rows():
 
 
 def test_the_synthetic_folk_corpus_passes_the_checks():
-    from charrnn.abc import check_tune, split_tunes
+    from charrnn.folk.check import check_tune, split_tunes
 
     tunes = split_tunes(folk_corpus(50))
     assert len(tunes) == 50 and all(check_tune(t).passed for t in tunes)

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from charrnn.train import train
+from charrnn.training.trainer import train
 
 from conftest import REPO, tiny_config
 
@@ -62,7 +62,7 @@ def random_model(root: Path, template: Path, name: str = "big", hidden: int = 51
     import torch
 
     from charrnn import checkpoint as ckpt
-    from charrnn.model import CharRNN, ModelConfig
+    from charrnn.models.rnn import CharRNN, ModelConfig
 
     out = root / name
     if not (out / "model.safetensors").is_file():

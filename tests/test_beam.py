@@ -1,4 +1,4 @@
-"""Tests for charrnn.beam: beam search against exhaustive enumeration, and prefix completion."""
+"""Tests for charrnn.decoding.beam: beam search against exhaustive enumeration, and prefix completion."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from charrnn.beam import LINE_END, PHRASE_END, UNTIL, WORD_END, beam_search, complete
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
+from charrnn.decoding.beam import LINE_END, PHRASE_END, UNTIL, WORD_END, beam_search, complete
+from charrnn.decoding.sampling import prepare_prompt
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sampling import prepare_prompt
+from charrnn.models.rnn import CharRNN, ModelConfig
 
 from conftest import greedy_text
 

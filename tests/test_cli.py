@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.beam import WORD_END, beam_search, complete
 from charrnn.checkpoint import load_model
-from charrnn.sampling import generate, prepare_prompt
-from charrnn.train import evaluate
+from charrnn.decoding.beam import WORD_END, beam_search, complete
+from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.training.trainer import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300

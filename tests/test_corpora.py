@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from charrnn import corpora
-from charrnn.abc import check_tune
 from charrnn.corpora import CATALOGUE, normalise_tunes
 from charrnn.errors import CharRNNError
+from charrnn.folk import spelling
+from charrnn.folk.check import check_tune
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "corpora"
 SHAKESPEARE = CATALOGUE["shakespeare"]
@@ -270,12 +271,12 @@ def test_implicit_unit_length_is_written_out(meter: str, written: str, length: s
      ("Bloc", "Bloc"), ("Bb", "Bb"), ("bb lydian", "Bblyd"), ("F# Minor", "F#m"), ("Ebmix", "Ebmix")],
 )
 def test_canonical_key(text: str, key: str) -> None:
-    assert corpora.canonical_key(text) == key
+    assert spelling.canonical_key(text) == key
 
 
 @pytest.mark.parametrize("text", ["", "Hp", "Bn", "H", "Dmi", "Dmixm", "Dmix=c", "D major7", "none", "D#b"])
 def test_keys_without_a_canonical_form(text: str) -> None:
-    assert corpora.canonical_key(text) is None
+    assert spelling.canonical_key(text) is None
 
 
 @pytest.mark.parametrize(
@@ -284,7 +285,7 @@ def test_keys_without_a_canonical_form(text: str) -> None:
      ("none", None), ("0/4", None), ("3/0", None), ("jig", None)],
 )
 def test_canonical_meter(text: str, meter: str | None) -> None:
-    assert corpora.canonical_meter(text) == meter
+    assert spelling.canonical_meter(text) == meter
 
 
 @pytest.mark.parametrize(
@@ -293,8 +294,8 @@ def test_canonical_meter(text: str, meter: str | None) -> None:
      ("slip  jig", "slip jig"), ("Fling", "highland fling"), ("Highland Fling", "highland fling")],
 )
 def test_canonical_tune_type(text: str, tune_type: str) -> None:
-    assert corpora.canonical_tune_type(text) == tune_type
-    assert tune_type in corpora.FOLK_TUNE_TYPES
+    assert spelling.canonical_tune_type(text) == tune_type
+    assert tune_type in spelling.FOLK_TUNE_TYPES
 
 
 def test_header_values_are_spelled_one_way() -> None:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
-from charrnn.train import Trainer, resume_config
+from charrnn.training.trainer import Trainer, resume_config
 
 ARGS = ["--hidden", "48", "--layers", "2", "--embed", "8", "--batch-size", "8", "--seq-len", "32",
         "--max-steps", "240", "--eval-every", "20", "--dropout", "0.2", "--val-frac", "0.4", "--quiet",

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn.abc import Finding, TuneReport, check_tune
 from charrnn.cli import main
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.folk import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, conditions
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.train import train
+from charrnn.folk.check import Finding, TuneReport, check_tune
+from charrnn.folk.generate import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, conditions
+from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.training.trainer import train
 
 from conftest import REPO, tiny_config
 
@@ -170,19 +170,19 @@ def _checks_that_fail(times: int) -> Callable[[str], TuneReport]:
 
 
 def test_a_line_that_fails_the_checks_is_drawn_again(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(3))
+    monkeypatch.setattr("charrnn.folk.generate.check_tune", _checks_that_fail(3))
     tune = folk.generate("6/8", "G", "jig", temperature=1.0, seed=2)
     assert tune.redrawn == 3 and tune.ended and tune.passed
 
 
 def test_guiding_gives_up_after_max_rejected_lines(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(10**9))
+    monkeypatch.setattr("charrnn.folk.generate.check_tune", _checks_that_fail(10**9))
     tune = folk.generate("6/8", "G", "jig", temperature=1.0, seed=2)
     assert tune.redrawn == MAX_REJECTED_LINES and not tune.passed
 
 
 def test_unguided_and_greedy_tunes_redraw_nothing(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("charrnn.folk.check_tune", _checks_that_fail(10**9))
+    monkeypatch.setattr("charrnn.folk.generate.check_tune", _checks_that_fail(10**9))
     assert folk.generate("6/8", "G", "jig", temperature=1.0, seed=2, guided=False).redrawn == 0
     assert folk.generate("6/8", "G", "jig", temperature=0, seed=2).redrawn == 0
 
@@ -209,7 +209,7 @@ def test_a_fault_is_redrawn_from_the_line_that_holds_it(monkeypatch: pytest.Monk
             return dataclasses.replace(report, findings=(Finding("bar-duration", "made up", bar),))
         return dataclasses.replace(report, findings=())
 
-    monkeypatch.setattr("charrnn.folk.check_tune", check)
+    monkeypatch.setattr("charrnn.folk.generate.check_tune", check)
     guided = shipped.generate(**choices)
     assert guided.redrawn == 1 and calls[0] < calls[1]  # the fault came after a second line of bars
     assert (_first_music_line(guided) == _first_music_line(unguided)) == first_line_kept

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from charrnn import jobs as jobs_module
 from charrnn.errors import CharRNNError
-from charrnn.jobs import Busy, JobManager, check_upload, safe_name
-from charrnn.registry import Registry
+from charrnn.serve import jobs as jobs_module
+from charrnn.serve.jobs import Busy, JobManager, check_upload, safe_name
+from charrnn.serve.registry import Registry
 
 
 def wait_until(predicate, timeout: float = 120.0, every: float = 0.05):
@@ -122,7 +122,7 @@ def test_a_failing_job_says_why(tmp_path, monkeypatch, small_text):
         def __init__(self, *args, **kwargs):
             raise CharRNNError("the corpus is haunted")
 
-    monkeypatch.setattr("charrnn.train.Trainer", Broken)
+    monkeypatch.setattr("charrnn.training.trainer.Trainer", Broken)
     manager.start(upload=small_text, size="tiny", time_budget=5)
     manager.wait(30)
     snap = manager.snapshot()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from charrnn.model import CharRNN, ModelConfig, select_state
+from charrnn.models.rnn import CharRNN, ModelConfig, select_state
 
 
 def run_steps(model, x, state):

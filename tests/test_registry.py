@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import registry as registry_module
-from charrnn.registry import Registry, UnknownModel, default_runs_dir
+from charrnn.serve import registry as registry_module
+from charrnn.serve.registry import Registry, UnknownModel, default_runs_dir
 
 
 @pytest.fixture

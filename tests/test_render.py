@@ -1,4 +1,4 @@
-"""Tests for charrnn.render: the notes as played, MIDI, WAV, and SVG from an isolated verovio worker."""
+"""Tests for charrnn.folk.render: the notes as played, MIDI, WAV, and SVG from an isolated verovio worker."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import render
 from charrnn.errors import CharRNNError
+from charrnn.folk import render
 
 # Hand-written for these tests; not tunes from any collection.
 REEL_PART_A = "|:A2FA dAFA|B2GB dBGB|A2FA d2fe|dBAF D4|A2FA dAFA|B2GB dBGB|A2FA d2fe|dBAF D4:|"

@@ -1,4 +1,4 @@
-"""Tests for charrnn.sampling: logits processors, argument checks, prompts and generation."""
+"""Tests for charrnn.decoding.sampling: logits processors, argument checks, prompts and generation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sampling import (
+from charrnn.decoding.sampling import (
     MAX_LENGTH,
     MAX_PRIME,
     Temperature,
@@ -23,6 +21,8 @@ from charrnn.sampling import (
     next_ids,
     prepare_prompt,
 )
+from charrnn.errors import CharRNNError
+from charrnn.models.rnn import CharRNN, ModelConfig
 
 from conftest import greedy_text
 

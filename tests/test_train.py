@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.train import Trainer, evaluate, parse_duration, resume_config, train
+from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.training.trainer import Trainer, evaluate, parse_duration, resume_config, train
 
 from conftest import tiny_config
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from charrnn.beam import UNTIL, Completion, complete
+from charrnn.decoding.beam import UNTIL, Completion, complete
+from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.errors import CharRNNError
-from charrnn.registry import LoadedModel
-from charrnn.sampling import Prompt, prepare_prompt
+from charrnn.serve.registry import LoadedModel
 
 CONTEXT = 64  # characters read when no cached state can be extended (see the module docstring)
 MAX_EXTEND = 16  # beyond this many new characters, read the text afresh (one fused call) instead

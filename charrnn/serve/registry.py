@@ -24,7 +24,7 @@ import torch
 from charrnn.checkpoint import CONFIG, WEIGHTS, load_model
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.models.rnn import CharRNN
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from charrnn.autocomplete import Autocompleter
-from charrnn.corpora import FOLK_TUNE_TYPES
+from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
-from charrnn.jobs import CORES, SIZES, JobManager
-from charrnn.registry import LoadedModel, Registry
+from charrnn.folk.spelling import FOLK_TUNE_TYPES
+from charrnn.serve.jobs import CORES, SIZES, JobManager
+from charrnn.serve.registry import LoadedModel, Registry
 
 MAX_LENGTH = 5_000  # characters one generation may produce
 MAX_BEAM_LENGTH = 500
@@ -79,7 +79,7 @@ def pick(value, allowed: tuple[str, ...], what: str) -> str:
 
 
 def inference_threads() -> None:
-    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.jobs)."""
+    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.serve.jobs)."""
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
 
@@ -230,8 +230,8 @@ class Service:
     def generate(self, model, prime="", length=500, mode="sample", temperature=0.8, top_k=0, top_p=1.0,
                  seed=None, beam=8) -> Iterator[Generation]:
         """Stream a generation: yields a growing text every few characters, then a final update (done)."""
-        from charrnn.beam import beam_search
-        from charrnn.sampling import generate, prepare_prompt
+        from charrnn.decoding.beam import beam_search
+        from charrnn.decoding.sampling import generate, prepare_prompt
 
         inference_threads()
         mode = pick(mode, MODES, "mode")
@@ -292,7 +292,7 @@ class Service:
     def folk_tune(self, model, meter="6/8", tonic="D", mode="major", tune_type=ANY_TYPE, start="",
                   temperature=0.8, seed=None, candidates=4, tempo=120) -> FolkResult:
         """Write a tune (the best of `candidates`), check it, and render the one that passes."""
-        from charrnn.folk import FolkModel
+        from charrnn.folk.generate import FolkModel
 
         inference_threads()
         pick(meter, METERS, "meter")
@@ -314,7 +314,7 @@ class Service:
 
     def rerender(self, record: dict, tempo=120) -> FolkResult:
         """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
-        from charrnn.abc import check_tune
+        from charrnn.folk.check import check_tune
 
         abc = clip(record.get("abc"), 20_000)
         report = check_tune(abc)
@@ -328,7 +328,7 @@ class Service:
 
     def _render(self, result: FolkResult, tempo) -> FolkResult:
         """Write the .abc file; for a tune that passed, also the sheet music, the audio, .mid and .wav."""
-        from charrnn import render
+        from charrnn.folk import render
 
         stem = self._new_stem(result.title)
         abc_path = stem.with_suffix(".abc")
@@ -351,7 +351,7 @@ class Service:
         return result
 
     def _new_stem(self, title: str) -> Path:
-        from charrnn.jobs import safe_name
+        from charrnn.serve.jobs import safe_name
 
         with self._counter_lock:
             self._counter += 1
@@ -374,7 +374,7 @@ class Service:
 
     def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="small",
                        time_budget=60) -> dict:
-        """Start the server's training job (raises charrnn.jobs.Busy if one runs); returns its status."""
+        """Start the server's training job (raises charrnn.serve.jobs.Busy if one runs); returns its status."""
         pick(core, CORES, "core")
         pick(size, tuple(SIZES), "size")
         budget = clamp_float(time_budget, 5, 3600, 60)

@@ -30,9 +30,9 @@ from typing import IO
 
 import numpy as np
 
-from charrnn.abc import TuneReport, check_tune, is_compound, tuplet_time
-from charrnn.corpora import canonical_key, canonical_meter
 from charrnn.errors import CharRNNError
+from charrnn.folk.check import TuneReport, check_tune, is_compound, tuplet_time
+from charrnn.folk.spelling import canonical_key, canonical_meter
 
 DEFAULT_TEMPO = 120.0  # quarter notes per minute
 TEMPO_RANGE = (20.0, 400.0)
@@ -579,10 +579,10 @@ class Engraver:
             raise CharRNNError(f"sheet music needs {' and '.join(missing)}: pip install {' '.join(missing)}")
         self.close()
         env = dict(os.environ)  # the worker imports this very charrnn, installed or not
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]),
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[2]),
                                                           env.get("PYTHONPATH"))))
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from charrnn.render import serve_engraver; serve_engraver()"],
+            [sys.executable, "-c", "from charrnn.folk.render import serve_engraver; serve_engraver()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
             encoding="utf-8")
         self._answers = queue.Queue()

@@ -14,7 +14,7 @@ import torch
 
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, State
+from charrnn.models.rnn import CharRNN, State
 
 LogitsProcessor = Callable[[torch.Tensor], torch.Tensor]
 

@@ -2,7 +2,7 @@
 
 The prime follows the folk corpus's header order X, T, R, M, L, K: the model writes a title after
 "X:1\\nT:", the chosen R:, M:, L: and K: lines (and any first bars) are forced, and the model writes the
-music up to the blank line that ends a tune. Every tune is run through charrnn.abc's checks; with
+music up to the blank line that ends a tune. Every tune is run through charrnn.folk.check's checks; with
 several candidates, the passing one the model finds most likely (mean log-probability per character
 of its music) is kept.
 """
@@ -18,13 +18,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from charrnn.abc import TuneReport, check_tune
 from charrnn.checkpoint import load_model
-from charrnn.corpora import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
 from charrnn.data import Vocab
-from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, State
-from charrnn.sampling import (
+from charrnn.decoding.sampling import (
     MAX_LENGTH,
     Prompt,
     build_processors,
@@ -33,6 +29,10 @@ from charrnn.sampling import (
     next_ids,
     prepare_prompt,
 )
+from charrnn.errors import CharRNNError
+from charrnn.folk.check import TuneReport, check_tune
+from charrnn.folk.spelling import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
+from charrnn.models.rnn import CharRNN, State
 
 DEFAULT_TEMPERATURE = 0.8
 MAX_MUSIC = 1500  # characters of music per tune; the longest tune of the folk corpus has about 1,000

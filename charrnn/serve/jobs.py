@@ -166,7 +166,7 @@ class JobManager:
         Raises Busy if a job runs, CharRNNError for a bad request. Bounds: time_budget 5 s .. 1 h.
         """
         from charrnn import corpora
-        from charrnn.train import TrainConfig
+        from charrnn.training.trainer import TrainConfig
 
         if model not in CORES:
             raise CharRNNError(f"core must be one of {', '.join(CORES)}; got {str(model)[:20]!r}")
@@ -256,7 +256,7 @@ class JobManager:
     def _run(self, job: TrainingJob, cfg) -> None:
         import torch
 
-        from charrnn.train import Trainer
+        from charrnn.training.trainer import Trainer
 
         try:
             torch.set_num_threads(self.threads)  # this thread only (see the module's docstring)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from charrnn.data import Vocab
+from charrnn.decoding.sampling import Prompt
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, select_state
-from charrnn.sampling import Prompt
+from charrnn.models.rnn import CharRNN, select_state
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
 from charrnn.data import StreamBatcher, encode_corpus
-from charrnn.distributed import Dist
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig, detach_state
+from charrnn.models.rnn import CharRNN, ModelConfig, detach_state
+from charrnn.training.distributed import Dist
 
 METRICS = "metrics.jsonl"
 

@@ -1,0 +1,1 @@
+"""Decoding: logits processors and sampling, beam search, and prefix completion."""

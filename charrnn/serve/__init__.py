@@ -1,0 +1,1 @@
+"""What the web app does, without Gradio: the model registry, training jobs, and the tabs' logic."""
