@@ -1,0 +1,23 @@
+"""What decoding needs from a model: sampling, beam search and autocomplete depend on this, not on a class."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+State = Any  # whatever the model keeps between steps; only the model itself looks inside
+
+
+class Decodable(Protocol):
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """A start state of `batch` rows."""
+
+    def read(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read ids (B, T) through the fused path: logits (B, V) after the last id, and the new state."""
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Advance one token: ids (B,) -> logits (B, V). Eval mode, under inference_mode."""
+
+    def reorder(self, state: State, index: torch.Tensor) -> State:
+        """Rows `index` of a state (beam search keeps, drops and copies beams this way)."""
