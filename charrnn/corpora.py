@@ -135,6 +135,11 @@ def fetch(name: str, mirror: str | None = None, dest_dir: Path | None = None, pr
             return _download(url, dest, corpus.sha256, progress)
         except _NotFound:
             continue
+        except CharRNNError as err:
+            if mirror:
+                raise
+            raise CharRNNError(f"{err}. Without a network, fetch from a copy of {corpus.filename}: "
+                               f"charrnn corpora fetch {name} --mirror DIR_OR_URL (or set CHARRNN_MIRROR)") from None
     raise CharRNNError(f"cannot fetch corpus {name!r}: not found at {' or '.join(urls)}")
 
 

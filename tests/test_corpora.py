@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -405,3 +406,14 @@ def test_build_from_one_collection(tmp_path: Path) -> None:
         tmp_path / "again" / "folk.abc", ("miscFolk",), keep=lambda abc: "M:6/8" not in abc, progress=False, workers=1
     )
     assert one_worker.sha256 == stats.sha256
+
+
+def test_an_unreachable_download_says_how_to_fetch_from_a_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = dataclasses.replace(SHAKESPEARE, url=f"http://127.0.0.1:{_unused_port()}/input.txt")
+    monkeypatch.setitem(CATALOGUE, "shakespeare", dead)
+    with pytest.raises(CharRNNError) as caught:
+        corpora.fetch("shakespeare", dest_dir=tmp_path, progress=False)
+    assert "--mirror DIR_OR_URL" in str(caught.value) and "CHARRNN_MIRROR" in str(caught.value)
+    _assert_nothing_left(tmp_path)
