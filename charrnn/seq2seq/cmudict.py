@@ -60,7 +60,14 @@ def package_file(name: str) -> Path:
 
 def licence_text() -> str:
     """CMU's licence notice for the dictionary, as the package ships it."""
-    return package_file(LICENCE_FILE).read_text(encoding="utf-8")
+    return _read_text(package_file(LICENCE_FILE))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CharRNNError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def notice_path(tsv: Path) -> Path:
@@ -152,7 +159,7 @@ def build(
     """
     started = time.perf_counter()
     source = Path(source) if source else package_file(DICT_FILE)
-    notice = Path(licence).read_text(encoding="utf-8") if licence else licence_text()
+    notice = _read_text(Path(licence)) if licence else licence_text()
     skipped: Counter[str] = Counter()
     pronunciations: dict[str, list[tuple[str, ...]]] = {}
     try:
