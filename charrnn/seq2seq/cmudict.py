@@ -41,6 +41,7 @@ CONSONANTS = {
     "W": "w", "Y": "j", "Z": "z", "ZH": "ʒ",
 }  # fmt: skip
 _REDUCED = {"AH": "ə", "ER": "ɚ"}  # with stress 0
+_SYMBOLS = frozenset(CONSONANTS) | {vowel + stress for vowel in VOWELS for stress in ("", "0", "1", "2")}
 _STRESS_MARKS = {"1": "ˈ", "2": "ˌ"}
 
 _ENTRY = re.compile(r"(.+?)(?:\((\d+)\))?")  # "word" or "word(2)", an alternative pronunciation
@@ -77,9 +78,7 @@ def notice_path(tsv: Path) -> Path:
 
 def is_phoneme(symbol: str) -> bool:
     """Whether symbol is an ARPAbet phoneme: a consonant, or a vowel with or without a stress digit 0/1/2."""
-    if symbol[-1:] in ("0", "1", "2"):
-        return symbol[:-1] in VOWELS
-    return symbol in VOWELS or symbol in CONSONANTS
+    return symbol in _SYMBOLS
 
 
 def split_of(word: str) -> str:
@@ -105,7 +104,7 @@ def entries(lines: Iterable[str], skipped: Counter[str] | None = None) -> Iterat
         word = _ENTRY.fullmatch(fields[0])[1].lower()
         if not _WORD.fullmatch(word):
             skipped["not_a_z"] += 1
-        elif len(fields) < 2 or not all(map(is_phoneme, fields[1:])):
+        elif len(fields) < 2 or not _SYMBOLS.issuperset(fields[1:]):
             skipped["bad_phonemes"] += 1
         else:
             yield word, tuple(fields[1:])
@@ -274,7 +273,7 @@ def _tsv_pairs(lines: Iterable[str], path: Path) -> Iterator[tuple[str, tuple[st
             continue
         word, tab, phonemes = line.rstrip("\n").partition("\t")
         symbols = tuple(phonemes.split())
-        if not tab or not word.strip() or not symbols or not all(map(is_phoneme, symbols)):
+        if not tab or not word.strip() or not symbols or not _SYMBOLS.issuperset(symbols):
             raise CharRNNError(f"{path}:{number}: expected word<TAB>ARPAbet phonemes, got {line.strip()[:60]!r}")
         yield word.strip().lower(), symbols
 
