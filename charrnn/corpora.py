@@ -70,7 +70,7 @@ CATALOGUE: dict[str, Corpus] = {
         ),
         Corpus(
             name="cmudict",
-            description="The CMU Pronouncing Dictionary: ~135k word<TAB>ARPAbet pairs for G2P, split 90/5/5 by word",
+            description="The CMU Pronouncing Dictionary: ~134k word<TAB>ARPAbet pairs for G2P, split 90/5/5 by word",
             kind="build",
             filename="cmudict.tsv",
             licence="CMU's BSD-style licence (its notice is written beside the corpus as cmudict.LICENSE)",
