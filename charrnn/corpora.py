@@ -25,6 +25,7 @@ from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path, sha256_file
 from charrnn.folk.check import check_tune
 from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune_type, default_unit_length
+from charrnn.seq2seq import cmudict
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Corpus:
     sha256: str | None = None
     licence: str = ""
     mirror_names: tuple[str, ...] = ()  # further names a mirror may hold the file under
+    splits: tuple[str, ...] = ()  # fixed splits built beside the file (see split_files)
 
     def names_in_mirror(self) -> list[str]:
         """The file names to look for in a mirror: the catalogue's, the URL's, then the extra ones."""
@@ -66,6 +68,14 @@ CATALOGUE: dict[str, Corpus] = {
             filename="folk.abc",
             licence="traditional tunes; transcriptions distributed with music21 (see its corpus/license.txt)",
         ),
+        Corpus(
+            name="cmudict",
+            description="The CMU Pronouncing Dictionary: ~134k word<TAB>ARPAbet pairs for G2P, split 90/5/5 by word",
+            kind="build",
+            filename="cmudict.tsv",
+            licence="CMU's BSD-style licence (its notice is written beside the corpus as cmudict.LICENSE)",
+            splits=tuple(cmudict.SPLIT_FRACTIONS),
+        ),
     )
 }
 
@@ -89,6 +99,15 @@ def _lookup(name: str) -> Corpus:
 def corpus_path(name: str) -> Path:
     """The path a corpus has once fetched or built."""
     return corpora_dir() / _lookup(name).filename
+
+
+def split_files(name: str, dest_dir: Path | None = None) -> dict[str, Path]:
+    """The fixed split files of a corpus built with splits: {"train": ..., "val": ..., "test": ...}."""
+    corpus = _lookup(name)
+    if not corpus.splits:
+        raise CharRNNError(f"corpus {name!r} has no fixed splits")
+    path = (dest_dir or corpora_dir()) / corpus.filename
+    return {split: path.with_name(f"{path.stem}.{split}{path.suffix}") for split in corpus.splits}
 
 
 def is_ready(name: str) -> bool:
@@ -397,11 +416,14 @@ def build(
     include_essen: bool = False,
     progress: bool = True,
     keep: Callable[[str], bool] | None = None,
-) -> BuildStats:
-    """Build a corpus of kind "build" (the folk tunes; Essen's only with include_essen) into dest_dir."""
+) -> BuildStats | cmudict.BuildStats:
+    """Build a corpus of kind "build" (the folk tunes, Essen's only with include_essen; cmudict) into dest_dir."""
     corpus = _lookup(name)
     if corpus.kind != "build":
         raise CharRNNError(f"corpus {name!r} is downloaded, not built: run 'charrnn corpora fetch {name}'")
+    if name == "cmudict":
+        dest = (dest_dir or corpora_dir()) / corpus.filename
+        return cmudict.build(dest, split_files(name, dest_dir), progress=progress)
     collections = FOLK_COLLECTIONS + (ESSEN_COLLECTION,) if include_essen else FOLK_COLLECTIONS
     return build_folk((dest_dir or corpora_dir()) / corpus.filename, collections, keep, progress)
 

@@ -185,7 +185,7 @@ def test_missing_mirror_folder(tmp_path: Path) -> None:
 
 
 def test_unknown_and_mismatched_names() -> None:
-    with pytest.raises(CharRNNError, match=r"^unknown corpus 'poems'; known corpora: folk, shakespeare$"):
+    with pytest.raises(CharRNNError, match=r"^unknown corpus 'poems'; known corpora: cmudict, folk, shakespeare$"):
         corpora.corpus_path("poems")
     with pytest.raises(CharRNNError, match="is built, not downloaded: run 'charrnn corpora build folk'"):
         corpora.fetch("folk")
