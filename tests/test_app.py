@@ -91,6 +91,8 @@ def test_server_side_bounds(client):
 def test_models_are_chosen_by_name_only(client, name):
     with pytest.raises(Exception, match="no model|choose a model"):
         client.predict(name, "To be", 3, "word", 30, api_name="/complete")
+    with pytest.raises(Exception, match="no model|choose a model"):  # a streaming event says so too
+        client.predict(name, "ROMEO:", 10, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")
 
 
 def test_autocomplete(client):

@@ -30,6 +30,9 @@ TABS = (generate, autocomplete, folk, train)
 STATIC = Path(__file__).resolve().parent / "static"  # public: everything in it is served
 TITLE = ("# charrnn\nCharacter-level RNN language models: generate text, autocomplete as you type, "
          "write folk tunes, and train your own model, all on this machine.")
+# Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
+# Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
+CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "train_control": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
 
 
@@ -59,12 +62,12 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
         with gr.Column(elem_id="title"):
             gr.Markdown(TITLE)
         notice = gr.Markdown(views.notice(bool(service.registry.entries())), label="Notice")
-        page = Page(service, args.max_upload_mb, notice)
+        page = Page(service, args.max_upload_mb, notice, CONCURRENCY)
         with gr.Tabs():
             for tab in TABS:
                 tab.build(page)
         page.wire(demo)
-        gr.api(service.models, api_name="models", concurrency_id="poll", concurrency_limit=None)
+        gr.api(service.models, api_name="models", **page.workers("poll"))
 
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")

@@ -21,7 +21,6 @@ from charrnn.web import views
 
 POLL_S = 1.0
 RUNNING = ("starting", "running", "stopping")  # job states worth polling for
-POLL = dict(concurrency_id="poll", concurrency_limit=None)  # cheap reads: they never wait for a worker
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -50,6 +49,11 @@ def user_errors(fn: Callable) -> Callable:
     return call
 
 
+def polling(snapshot: dict) -> gr.Timer:
+    """The page's timer, on while the job in `snapshot` runs."""
+    return gr.Timer(active=snapshot.get("status") in RUNNING)
+
+
 @dataclass
 class Menu:
     """A model menu: which models it offers (folk, text or all) and which it prefers."""
@@ -70,15 +74,21 @@ class Share:
 class Page:
     """The services and the page-wide parts of the page; made inside the Blocks, before the tabs."""
 
-    def __init__(self, service: Service, max_upload_mb: float, notice: gr.Markdown):
+    def __init__(self, service: Service, max_upload_mb: float, notice: gr.Markdown,
+                 concurrency: dict[str, int | None]):
         self.service = service
         self.registry = service.registry
         self.max_upload_mb = max_upload_mb
         self.notice = notice
+        self.concurrency = concurrency
         self.timer = gr.Timer(POLL_S, active=False)  # on while a training job runs
         self.menus: list[Menu] = []
         self.loads: list[Share] = []
         self.jobs: list[Share] = []
+
+    def workers(self, name: str) -> dict:
+        """An event's concurrency arguments: it shares the workers of `name` (one of app.CONCURRENCY's)."""
+        return {"concurrency_id": name, "concurrency_limit": self.concurrency[name]}
 
     def model_menu(self, folk: bool | None, prefer: str, **kwargs) -> gr.Dropdown:
         """A model menu that the page keeps up to date (new models appear in it)."""
@@ -94,10 +104,6 @@ class Page:
     def on_job(self, fn: Callable[[dict], tuple], outputs: Sequence) -> None:
         """When a page opens and while a job runs, `fn(snapshot)` shows the training job's state in `outputs`."""
         self.jobs.append(Share(fn, outputs))
-
-    def polling(self, snapshot: dict) -> gr.Timer:
-        """The timer, on while the job in `snapshot` runs."""
-        return gr.Timer(active=snapshot.get("status") in RUNNING)
 
     def _menus(self, current: Sequence[str | None]) -> list[gr.Dropdown]:
         updates = []
@@ -123,7 +129,7 @@ class Page:
             snapshot = self.service.training_status()
             loads = [value for share in self.loads for value in share.fn()]
             return (*self._menus(current), views.notice(bool(self.registry.entries())), *loads,
-                    *self._job_views(snapshot), self.polling(snapshot))
+                    *self._job_views(snapshot), polling(snapshot))
 
         def poll(last, *current):
             """The job's progress; fresh model menus when the list of models changed."""
@@ -134,9 +140,9 @@ class Page:
             if last == key:
                 return (gr.skip(),) * (len(job_outputs) + 1 + len(menus) + 1)
             fresh = self._menus(current) if not last or last[0] != signature else (gr.skip(),) * len(menus)
-            return (*self._job_views(snapshot), key, *fresh, self.polling(snapshot))
+            return (*self._job_views(snapshot), key, *fresh, polling(snapshot))
 
         demo.load(refresh, menus, [*menus, self.notice, *load_outputs, *job_outputs, self.timer], api_name="refresh",
-                  show_progress="hidden", **POLL)
+                  show_progress="hidden", **self.workers("poll"))
         self.timer.tick(poll, [seen, *menus], [*job_outputs, seen, *menus, self.timer], api_name="train_poll",
-                        show_progress="hidden", **POLL)
+                        show_progress="hidden", **self.workers("poll"))

@@ -39,4 +39,4 @@ def build(page: Page) -> None:
                     elem_id="ac-help")
 
     text.input(complete, [model, text, num, until, max_len], popup, api_name="complete", trigger_mode="always_last",
-               show_progress="hidden", concurrency_id="autocomplete", concurrency_limit=4)
+               show_progress="hidden", **page.workers("autocomplete"))

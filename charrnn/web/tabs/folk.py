@@ -68,6 +68,5 @@ def build(page: Page) -> None:
 
     outputs = [sheet, audio, abc, findings, files, history, table]
     button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history],
-                 outputs, api_name="folk", concurrency_id="folk", concurrency_limit=1)
-    table.select(folk_show, [history, tempo], outputs, api_name="folk_show", concurrency_id="folk",
-                 concurrency_limit=1)
+                 outputs, api_name="folk", **page.workers("folk"))
+    table.select(folk_show, [history, tempo], outputs, api_name="folk_show", **page.workers("folk"))

@@ -47,6 +47,5 @@ def build(page: Page) -> None:
                 stats = gr.Markdown(elem_id="gen-stats", label="Statistics")
 
     event = button.click(generate, [model, prime, length, mode, temperature, top_k, top_p, seed, beam],
-                         [output, stats], api_name="generate", concurrency_id="generate", concurrency_limit=2,
-                         show_progress="minimal")
+                         [output, stats], api_name="generate", show_progress="minimal", **page.workers("generate"))
     stop.click(None, None, None, cancels=[event], api_name="generate_stop", queue=False)

@@ -9,7 +9,7 @@ import gradio as gr
 from charrnn.errors import CharRNNError
 from charrnn.serve.jobs import SIZES
 from charrnn.web import views
-from charrnn.web.page import POLL, Page, user_errors
+from charrnn.web.page import Page, polling, user_errors
 
 UPLOAD = ("My own text file (upload it below)", "upload")
 UPLOAD_TYPES = [".txt", ".abc", ".md", ".csv", ".tsv", ".json", ".py", ".html", ".xml", ".tex", ".rst"]
@@ -35,7 +35,7 @@ def build(page: Page) -> None:
                                               core=core, size=size, time_budget=budget)
         else:
             snapshot = service.start_training(corpus=source, name=name, core=core, size=size, time_budget=budget)
-        return (*view(snapshot), page.polling(snapshot))
+        return (*view(snapshot), polling(snapshot))
 
     def train_stop():
         """Ask the running job to save and stop."""
@@ -64,12 +64,13 @@ def build(page: Page) -> None:
                                    title="Loss (nats per character)", height=340, elem_id="loss-plot")
                 with gr.Accordion("Job details", open=False):
                     details = gr.JSON(elem_id="train-details", label="Job")
-        gr.api(service.training_status, api_name="train_status", **POLL)  # inside the tab: Tabs hold only tabs
+        # inside the tab: gr.Tabs holds only tabs
+        gr.api(service.training_status, api_name="train_status", **page.workers("poll"))
 
     outputs = [status, plot, details]
     page.on_load(lambda: (gr.Radio(choices=sources()),), [source])
     page.on_job(view, outputs)
     start.click(train_start, [source, upload, name, core, size, budget], [*outputs, page.timer],
-                api_name="train_start", concurrency_id="train_control", concurrency_limit=1, show_progress="hidden")
-    stop.click(train_stop, None, outputs, api_name="train_stop", concurrency_id="train_control",
-               concurrency_limit=1, show_progress="hidden")
+                api_name="train_start", show_progress="hidden", **page.workers("train_control"))
+    stop.click(train_stop, None, outputs, api_name="train_stop", show_progress="hidden",
+               **page.workers("train_control"))
