@@ -7,12 +7,17 @@ fails and records any connection to anything but this machine: the app must neve
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from test_app_support import ARTIFACTS, AppServer, models_folder
+
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +91,8 @@ def test_server_side_bounds(client):
 def test_models_are_chosen_by_name_only(client, name):
     with pytest.raises(Exception, match="no model|choose a model"):
         client.predict(name, "To be", 3, "word", 30, api_name="/complete")
+    with pytest.raises(Exception, match="no model|choose a model"):  # a streaming event says so too
+        client.predict(name, "ROMEO:", 10, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")
 
 
 def test_autocomplete(client):
@@ -153,6 +160,22 @@ def test_only_meant_files_are_served(server, models):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url, timeout=10)
         assert e.value.code in (403, 404)
+
+
+def test_the_page_gets_its_styles_and_script_from_the_app(server):
+    """charrnn/web/static/: named in the page's <head>, and served by the app itself as they are on disk."""
+    with urllib.request.urlopen(f"{server.url}config", timeout=10) as r:
+        head = json.loads(r.read())["head"]
+    served = {}
+    for link in re.findall(r'(?:href|src)="([^"]+)"', head):
+        assert not re.match(r"\w+:|//", link), link  # relative: from this server
+        with urllib.request.urlopen(server.url + link, timeout=10) as r:
+            served[Path(urllib.parse.unquote(link)).name] = (r.headers.get_content_type(), r.read())
+    static = REPO / "charrnn" / "web" / "static"
+    assert sorted(served) == ["app.css", "autocomplete.js"]
+    assert served["app.css"] == ("text/css", (static / "app.css").read_bytes())
+    kind, script = served["autocomplete.js"]
+    assert kind.endswith("javascript") and script == (static / "autocomplete.js").read_bytes()
 
 
 def test_an_empty_models_folder_still_works(tmp_path):

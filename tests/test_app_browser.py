@@ -89,6 +89,7 @@ def test_autocomplete_suggests_and_accepts(page):
                            ".length > 0", timeout=20_000)
     items = popup_items(page)
     assert items and all(items)
+    assert page.evaluate("getComputedStyle(document.querySelector('#ac-popup .ac-pop')).position") == "fixed"
     assert re.search(r"\d+(\.\d)?%|<0\.1%", page.locator("#ac-popup .ac-open .ac-p").first.inner_text())
     popup = page.locator("#ac-popup .ac-pop").bounding_box()
     area = box.bounding_box()

@@ -1,6 +1,7 @@
 """What the web app does, as plain Python: generate, autocomplete, folk tunes, training; no Gradio here.
 
-`app.py` lays out the page and wires each event to one method of `Service`. Every method bounds its
+charrnn.web lays out the page and wires each event to one method of `Service`, and renders the plain data
+these methods return (charrnn.web.views). Every method bounds its
 own arguments (numbers clamped, text truncated, models chosen by name from the registry's list), since
 nothing a browser or an API client sends can be trusted to respect the page's sliders and max lengths.
 Errors the user can fix are CharRNNErrors; the app shows their message.
@@ -8,7 +9,6 @@ Errors the user can fix are CharRNNErrors; the app shows their message.
 
 from __future__ import annotations
 
-import html
 import math
 import secrets
 import shutil
@@ -109,13 +109,6 @@ class Generation:
     def chars_per_s(self) -> float:
         return self.chars / self.seconds if self.seconds > 0 else 0.0
 
-    def stats(self) -> str:
-        state = "done" if self.done else "generating"
-        seed = f" · seed {self.seed}" if self.seed is not None else ""
-        note = f" · {self.note}" if self.note else ""
-        return (f"{state}: {self.chars:,} characters in {self.seconds:.2f} s · "
-                f"**{self.chars_per_s:,.0f} chars/s**{seed}{note}")
-
 
 @dataclass
 class FolkResult:
@@ -141,60 +134,6 @@ class FolkResult:
                 "candidates": self.candidates, "seconds": round(self.seconds, 2), "redrawn": self.redrawn,
                 "abc": self.abc,
                 "findings": self.findings}
-
-
-def findings_markdown(result: FolkResult) -> str:
-    if result.passed:
-        redrawn = f" ({result.redrawn} line{'s' if result.redrawn != 1 else ''} drawn again to get there.)"
-        head = f"**Passed every check.**{redrawn if result.redrawn else ''} {result.message}"
-    elif not result.ended:
-        head = f"**Not finished**: the model ran into the length limit. {result.message}"
-    else:
-        head = f"**Fails the checks.** {result.message}"
-    lines = [head.strip()]
-    for f in result.findings[:30]:
-        where = f" (bar {f['bar']})" if f.get("bar") else ""
-        lines.append(f"- {'⚠️' if f['severity'] == 'error' else 'ℹ️'} `{f['kind']}`{where}: {f['message']}")
-    if len(result.findings) > 30:
-        lines.append(f"- … and {len(result.findings) - 30} more")
-    return "\n".join(lines)
-
-
-def history_rows(history: list[dict]) -> list[list]:
-    """The session's tunes as table rows: number, title, meter, key, type, seed, passed."""
-    return [[i + 1, h.get("title", ""), h.get("meter", ""), h.get("key", ""), h.get("type", ""), h.get("seed", ""),
-             "yes" if h.get("passed") else "no"] for i, h in enumerate(history)]
-
-
-def status_html(snapshot: dict) -> str:
-    """The Train tab's status: a progress bar and a line of text (escaped: names come from users)."""
-    status = snapshot.get("status", "idle")
-    pct = 100 * float(snapshot.get("progress") or 0.0)
-    if status == "idle":
-        text = snapshot.get("message") or ""
-    else:
-        best = snapshot.get("best_val_loss")
-        best_text = f" · best val loss {best:.3f}" if best is not None else ""
-        text = (f"<b>{html.escape(snapshot.get('name', ''))}</b> · {html.escape(status)} · step "
-                f"{snapshot.get('step', 0):,} · {snapshot.get('elapsed', 0):.0f} s of "
-                f"{snapshot.get('time_budget', 0):.0f} s{best_text}")
-        if snapshot.get("message"):
-            text += f"<br>{html.escape(snapshot['message'])}"
-    css = {"failed": "failed", "done": "done"}.get(status, "running" if status != "idle" else "idle")
-    return (f'<div class="train-status {css}" data-status="{html.escape(status)}">'
-            f'<div class="bar"><div class="fill" style="width:{pct:.1f}%"></div></div>'
-            f'<div class="text">{text if status != "idle" else html.escape(text)}</div></div>')
-
-
-def loss_rows(history: list[dict]) -> list[dict]:
-    """Long-format rows (step, loss, split) for a line plot with one line per split."""
-    rows = []
-    for record in history:
-        for split in ("train", "val"):
-            value = record.get(f"{split}_loss")
-            if value is not None and math.isfinite(value):
-                rows.append({"step": int(record["step"]), "loss": float(value), "split": split})
-    return rows
 
 
 # --- the service -------------------------------------------------------------------------------------------
@@ -280,11 +219,6 @@ class Service:
         result = self.autocompleter.complete(lm, text, clamp_int(num, 1, 10, 3), until, clamp_int(max_len, 1, 60, 30))
         answer = result.to_dict(tail=text[-32:])
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
-        for c in answer["completions"]:
-            c["pct"] = f"{100 * c['prob']:.1f}%" if c["prob"] >= 0.001 else "<0.1%"
-        answer["status"] = f"{len(answer['completions'])} completions in {answer['ms']:.0f} ms ({answer['cache']})"
-        if answer["skipped"]:
-            answer["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
         return answer
 
     # --- folk tunes -----------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""The Autocomplete tab: completions float beside the caret as you type (static/autocomplete.js)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from charrnn.serve import service as svc
+from charrnn.web import views
+from charrnn.web.page import Page, user_errors
+
+# static/autocomplete.js comes in through the page's <head>, which may still be loading when the popup
+# mounts: wait for it, then hand it Gradio's element, props and watch.
+START_JS = ("(function start() { if (window.charrnnAutocomplete) window.charrnnAutocomplete(element, props, watch);"
+            " else setTimeout(start, 20); })();")
+
+
+def build(page: Page) -> None:
+    """Lay out the Autocomplete tab and wire its event (API: complete)."""
+    service = page.service
+
+    @user_errors
+    def complete(model, text, num, until, max_len):
+        """The best completions of the text: {text_len, tail, ms, cache, status, completions: [{text, pct, ...}]}."""
+        return views.completions(service.complete(model, text, num, until, max_len))
+
+    with gr.Tab("Autocomplete", id="autocomplete"):
+        with gr.Row():
+            model = page.model_menu(False, "shakespeare", scale=2)
+            until = gr.Radio(list(svc.UNTILS), value="word", label="Complete to the end of")
+            num = gr.Slider(1, 5, value=3, step=1, label="Completions")
+            max_len = gr.Slider(1, 60, value=30, step=1, label="Longest completion")
+        text = gr.Textbox(label="Type here", lines=10, max_lines=20, elem_id="ac-input",
+                          placeholder="Start typing, e.g. 'To be, or not to b' - completions appear "
+                                      "beside the cursor; Tab accepts the highlighted one.")
+        popup = gr.HTML(value=views.AC_EMPTY, elem_id="ac-popup", label="Completions",
+                        html_template=views.AC_TEMPLATE, js_on_load=START_JS)
+        gr.Markdown("Each pause in your typing asks the model for the likeliest ends of the current word "
+                    "(beam search); the percentages are their probabilities given the text so far.",
+                    elem_id="ac-help")
+
+    text.input(complete, [model, text, num, until, max_len], popup, api_name="complete", trigger_mode="always_last",
+               show_progress="hidden", **page.workers("autocomplete"))

@@ -1,0 +1,127 @@
+"""How the app's results look on the page: Markdown, HTML and table rows made from the service's data.
+
+No Gradio here (the tabs put these into components), and nothing here changes a result: charrnn.serve.service
+returns plain data, this module only renders it. Text that comes from users (run names) is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+from charrnn.serve.service import NO_MODELS, FolkResult, Generation
+
+# The completions popup (a gr.HTML template over the dict `completions` returns); static/autocomplete.js
+# places it beside the caret and keeps only the completions that still fit what has been typed since.
+AC_TEMPLATE = """
+<div class="ac-pop" data-len="{{value.text_len}}">
+{{#each value.completions}}<button type="button" class="ac-item" data-text="{{this.text}}"
+><span class="ac-typed"></span><span class="ac-rest">{{this.text}}</span><span class="ac-p">{{this.pct}}</span
+></button>{{/each}}
+<div class="ac-foot">Tab or click accepts · ↑↓ choose · Esc hides · {{value.ms}} ms</div>
+</div>
+<div class="ac-status">{{value.status}}</div>
+"""
+AC_EMPTY = {"text_len": -1, "completions": [], "status": ""}
+SHEET_EMPTY = "<p style='color:#555;padding:12px'>The sheet music appears here.</p>"
+HISTORY_HEADERS = ["#", "title", "meter", "key", "type", "seed", "passed"]
+FINDINGS_SHOWN = 30
+
+
+def notice(has_models: bool) -> str:
+    """The line above the tabs: empty, or how to get a first model."""
+    return "" if has_models else f"**{NO_MODELS}**"
+
+
+def generation_stats(update: Generation) -> str:
+    """The line under a generation: how far it got, how fast, with which seed."""
+    state = "done" if update.done else "generating"
+    seed = f" · seed {update.seed}" if update.seed is not None else ""
+    note = f" · {update.note}" if update.note else ""
+    return (f"{state}: {update.chars:,} characters in {update.seconds:.2f} s · "
+            f"**{update.chars_per_s:,.0f} chars/s**{seed}{note}")
+
+
+def completions(answer: dict) -> dict:
+    """The service's completions with what the popup shows: each one's percentage and a status line."""
+    shown = {**answer, "completions": [
+        {**c, "pct": f"{100 * c['prob']:.1f}%" if c["prob"] >= 0.001 else "<0.1%"} for c in answer["completions"]]}
+    shown["status"] = f"{len(shown['completions'])} completions in {answer['ms']:.0f} ms ({answer['cache']})"
+    if answer.get("skipped"):
+        shown["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
+    return shown
+
+
+def findings_markdown(result: FolkResult) -> str:
+    """A tune's verdict and the checks' findings, as a Markdown list."""
+    if result.passed:
+        redrawn = f" ({result.redrawn} line{'s' if result.redrawn != 1 else ''} drawn again to get there.)"
+        head = f"**Passed every check.**{redrawn if result.redrawn else ''} {result.message}"
+    elif not result.ended:
+        head = f"**Not finished**: the model ran into the length limit. {result.message}"
+    else:
+        head = f"**Fails the checks.** {result.message}"
+    lines = [head.strip()]
+    for f in result.findings[:FINDINGS_SHOWN]:
+        where = f" (bar {f['bar']})" if f.get("bar") else ""
+        lines.append(f"- {'⚠️' if f['severity'] == 'error' else 'ℹ️'} `{f['kind']}`{where}: {f['message']}")
+    if len(result.findings) > FINDINGS_SHOWN:
+        lines.append(f"- … and {len(result.findings) - FINDINGS_SHOWN} more")
+    return "\n".join(lines)
+
+
+def sheet(result: FolkResult) -> str:
+    """The tune's sheet music (SVG), or a line saying why there is none."""
+    if result.svg:
+        return result.svg
+    why = "rendering failed." if result.passed else "the tune did not pass the checks."
+    return f'<p style="color:#555;padding:12px">No sheet music: {why}</p>'
+
+
+def history_rows(history: list[dict]) -> list[list]:
+    """The session's tunes as table rows: number, title, meter, key, type, seed, passed."""
+    return [[i + 1, h.get("title", ""), h.get("meter", ""), h.get("key", ""), h.get("type", ""), h.get("seed", ""),
+             "yes" if h.get("passed") else "no"] for i, h in enumerate(history)]
+
+
+def status_html(snapshot: dict) -> str:
+    """The Train tab's status: a progress bar and a line of text (escaped: names come from users)."""
+    status = snapshot.get("status", "idle")
+    pct = 100 * float(snapshot.get("progress") or 0.0)
+    if status == "idle":
+        text = snapshot.get("message") or ""
+    else:
+        best = snapshot.get("best_val_loss")
+        best_text = f" · best val loss {best:.3f}" if best is not None else ""
+        text = (f"<b>{html.escape(snapshot.get('name', ''))}</b> · {html.escape(status)} · step "
+                f"{snapshot.get('step', 0):,} · {snapshot.get('elapsed', 0):.0f} s of "
+                f"{snapshot.get('time_budget', 0):.0f} s{best_text}")
+        if snapshot.get("message"):
+            text += f"<br>{html.escape(snapshot['message'])}"
+    css = {"failed": "failed", "done": "done"}.get(status, "running" if status != "idle" else "idle")
+    return (f'<div class="train-status {css}" data-status="{html.escape(status)}">'
+            f'<div class="bar"><div class="fill" style="width:{pct:.1f}%"></div></div>'
+            f'<div class="text">{text if status != "idle" else html.escape(text)}</div></div>')
+
+
+def loss_rows(history: list[dict]) -> list[dict]:
+    """Long-format rows (step, loss, split) for a line plot with one line per split."""
+    rows = []
+    for record in history:
+        for split in ("train", "val"):
+            value = record.get(f"{split}_loss")
+            if value is not None and math.isfinite(value):
+                rows.append({"step": int(record["step"]), "loss": float(value), "split": split})
+    return rows
+
+
+def loss_frame(history: list[dict]) -> pd.DataFrame | None:
+    """The loss curve's data; None while there is none (a plot given an empty frame never draws lines)."""
+    rows = loss_rows(history)
+    if not rows:
+        return None
+    return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
+                         "loss": pd.Series([r["loss"] for r in rows], dtype="float64"),
+                         "split": pd.Series([r["split"] for r in rows], dtype="object")})
