@@ -1,4 +1,5 @@
-"""Tests for charrnn.folk.render: the notes as played, MIDI, WAV, and SVG from an isolated verovio worker."""
+"""Tests for charrnn.folk.render (perform.py and engrave.py behind it): the notes as played, MIDI, WAV, and SVG
+from an isolated verovio worker."""
 
 from __future__ import annotations
 

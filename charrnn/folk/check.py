@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
+from charrnn.errors import CharRNNError
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -188,6 +190,15 @@ def check_tune(abc: str) -> TuneReport:
     except Exception as exc:  # the caller must get a report for any input, even if the checker has a bug
         checker.add("parse-error", f"the checker could not read this tune ({type(exc).__name__}: {exc})")
     return checker.report()
+
+
+def require_passed(abc: str) -> TuneReport:
+    """The tune's report; a CharRNNError if it fails the checks, since only checked tunes are rendered."""
+    report = check_tune(abc)
+    if not report.passed:
+        first = next(f for f in report.findings if f.severity == "error")
+        raise CharRNNError(f"the tune fails the checks ({first.message}), so it is not rendered")
+    return report
 
 
 @dataclass
