@@ -338,7 +338,7 @@ def test_folk_check_prints_each_finding_on_a_line_and_fails_on_errors(tmp_path: 
         f"{path}: tune 2 (Long Bar): header: warning: the header has no L: field, so the unit is 1/16 by the "
         "ABC default [missing-header]",
         f"{path}: tune 2 (Long Bar): bar 2: error: bar 2 lasts 3/8, the meter 2/4 needs 2/4 [bar-duration]",
-        f"{path}: tune 3 (Tied Apart): bar 2: error: the tie in bar 1 joins A to G, a note of another pitch [bad-tie]",
+        f"{path}: tune 3 (Tied Apart): bar 1: error: the tie in bar 1 joins A to G2, a note of another pitch [bad-tie]",
         f"{path}: 3 tunes checked, 2 errors, 1 warning",
     ]
 

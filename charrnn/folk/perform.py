@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import re
 import wave
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,8 +17,8 @@ from fractions import Fraction
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.folk.check import TuneReport, is_compound, require_passed, tuplet_time
-from charrnn.folk.spelling import canonical_key, canonical_meter
+from charrnn.folk.check import TuneReport, require_passed
+from charrnn.folk.reader import FREE_METER, Token, Voice, bar_signs, default_unit, parse_field, parse_meter, tokenize
 
 DEFAULT_TEMPO = 120.0  # quarter notes per minute
 TEMPO_RANGE = (20.0, 400.0)
@@ -41,7 +40,7 @@ class Note:
     start: Fraction
     length: Fraction
     pitch: int  # MIDI key number: ABC's C is middle C, 60
-    tied: bool = False  # held on into the next note of the same pitch
+    tied: bool = False  # held on into the next note of the same pitch (a tie between two pitches is not)
 
 
 @dataclass(frozen=True)
@@ -67,205 +66,102 @@ class _Segment:
     endings: frozenset[int] = frozenset()  # the passes it is played on, when it is in an ending
 
 
-_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
-_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
-_MODE_FIFTHS = {"": 0, "m": -3, "dor": -2, "phr": -4, "lyd": 1, "mix": -1, "loc": -5}
-_MULTIPLIER = r"\d*(?:/+\d*)*"
-_NOTE = rf"(?P<accidental>\^\^|__|\^|_|=)?(?P<letter>[A-Ga-g])(?P<octave>[',]*)(?P<length>{_MULTIPLIER})"
-_NOTE_RE = re.compile(_NOTE)
-_NOTE_IN_CHORD = rf"(?:\^\^|__|\^|_|=)?[A-Ga-g][',]*{_MULTIPLIER}"
-# One token of music; whatever matches none of them (decoration letters, spaces, slurs) takes no time.
-_TOKEN = re.compile(
-    rf"\+(?P<old_chord>(?:{_NOTE_IN_CHORD})+)\+(?P<old_chord_length>{_MULTIPLIER})"  # ABC 1.6's +CEG+
-    r'|(?P<skip>"[^"]*"|![^\s!+|"]{1,40}!|\+[^\s!+|"]{1,40}\+|\{[^}]*\})'  # annotations, decorations, graces
-    r"|(?P<field>\[[A-Za-z]:[^\]]*\])"
-    r"|(?P<bar>:*\[?\|+\]?:*|::+)(?:\[?(?P<bar_ending>\d[\d,-]*))?"
-    r"|\[(?P<ending>\d[\d,-]*)"
-    rf"|\[(?P<chord>[^\]|]*)\](?P<chord_length>{_MULTIPLIER})"
-    r"|\((?P<tuplet>\d+)(?::(?P<q>\d*))?(?::(?P<r>\d*))?"
-    rf"|(?P<note>{_NOTE})"
-    rf"|(?P<rest>[zx])(?P<rest_length>{_MULTIPLIER})"
-    r"|(?P<bars_rest>[ZX])(?P<bars>\d*)"
-    r"|(?P<broken>[<>]{1,3})"
-    r"|(?P<tie>-)"
-    r"|(?P<overlay>&)"
-)
-_KINDS = ("old_chord", "skip", "field", "bar", "ending", "chord", "tuplet", "note", "rest", "bars_rest", "broken",
-          "tie", "overlay")
-_BODY_FIELD = re.compile(r"([A-Za-z]):(.*)")
-_MUSIC_LIKE_FIELD = re.compile(r"[A-Ga-gz]:[|:]")  # "A:|" is a note and a repeat, not a field
-
-
-def _length(text: str) -> Fraction:
-    """A length multiplier: 2, /2, /, //, 3/2."""
-    numerator, *divisors = text.split("/")
-    value = Fraction(int(numerator or 1))
-    for divisor in divisors:
-        value /= int(divisor or 2)
-    return value
-
-
-def _ending_numbers(text: str) -> frozenset[int]:
-    """The passes of an ending such as 1, 2, 1,3 or 1-3."""
-    numbers: set[int] = set()
-    for part in filter(None, text.split(",")):
-        low, _, high = part.partition("-")
-        numbers.update(range(int(low), int(high or low) + 1))
-    return frozenset(numbers)
-
-
-def _key_signature(value: str) -> dict[str, int]:
-    """Semitones a K: value adds to each note letter; a key without a plain name (K:Hp) adds none."""
-    words = value.split()  # the key may be followed by more: "A Dorian clef=treble"
-    key = next(filter(None, (canonical_key(" ".join(words[:n])) for n in range(len(words), 0, -1))), None)
-    if key is None:
-        return {}
-    tonic, mode = (key[:2], key[2:]) if key[1:2] in ("#", "b") else (key[:1], key[1:])
-    fifths = _FIFTHS[tonic[0]] + 7 * {"#": 1, "b": -1}.get(tonic[1:], 0) + _MODE_FIFTHS[mode]
-    fifths = max(-7, min(7, fifths))
-    return dict.fromkeys("FCGDAEB"[:fifths], 1) if fifths >= 0 else dict.fromkeys("BEADGCF"[:-fifths], -1)
-
-
 class _Reader:
-    """Reads a checked tune's body into segments, following key, meter, unit, accidentals and rhythm."""
+    """Reads a checked tune's body into segments: the notes of its first voice, through charrnn.folk.reader."""
 
     def __init__(self, report: TuneReport):
-        self.unit = report.unit or Fraction(1, 8)
-        self.meter = report.meter
-        self.compound = is_compound(report.headers.get("M"))
-        self.key = _key_signature(report.headers.get("K", ""))
-        self.bar_accidentals: dict[tuple[str, int], int] = {}
+        meter = parse_meter(report.headers.get("M", "")) or FREE_METER
+        self.voice = Voice(meter, report.unit or default_unit(meter), report.headers.get("K", ""))
         self.segments: list[_Segment] = []
         self.segment = _Segment()
         self.pending_start = False
         self.ending: frozenset[int] = frozenset()
         self.ending_left: int | None = None  # segments left in a later ending, which lasts as long as the first
         self.first_ending_length = 0
-        self.voice: str | None = None  # the first voice's name: other voices are not played
+        self.voice_name: str | None = None  # the first voice's name: other voices are not played
         self.other_voice = False
         self.overlay = False  # after & in a bar: a second layer, not played
         self.last: list[Note] = []  # the previous note or chord of the bar, for > < and -
-        self.last_length: Fraction | None = None
-        self.next_factor = Fraction(1)
-        self.tuplet_left = 0
-        self.tuplet_factor = Fraction(1)
 
     def read(self, lines: list[str]) -> list[_Segment]:
         for line in lines:
-            line = re.sub(r"(?<!\\)%.*", "", line)
-            field_line = _BODY_FIELD.match(line)
-            if field_line and not _MUSIC_LIKE_FIELD.match(line):
-                self.apply_field(field_line[1], field_line[2].strip())
+            found = parse_field(line)
+            if found is not None:
+                self.apply_field(*found)
                 continue
-            for token in _TOKEN.finditer(line):
+            for token in tokenize(line):
                 self.token(token)
         self.close_segment()
         return self.segments
 
     def apply_field(self, letter: str, value: str) -> None:
-        if letter == "K":
-            self.key = _key_signature(value)
-            self.bar_accidentals.clear()
-        elif letter == "M":
-            meter = canonical_meter(value)
-            self.meter = Fraction(meter) if meter else None
-            self.compound = is_compound(value)
-        elif letter == "L":
-            self.unit = _length(value.replace(" ", ""))
-        elif letter == "V":
+        if letter == "V":
             name = value.split()[0] if value.split() else ""
-            self.voice = name if self.voice is None else self.voice
-            self.other_voice = name != self.voice
+            self.voice_name = name if self.voice_name is None else self.voice_name
+            self.other_voice = name != self.voice_name
+        elif not self.other_voice:
+            self.voice.set_field(letter, value)
 
-    def token(self, m: re.Match) -> None:
-        kind = next(k for k in _KINDS if m[k] is not None)
+    def token(self, token: Token) -> None:
+        kind = token.kind
         if kind == "field":
-            self.apply_field(m[kind][1], m[kind][3:-1].strip())
+            self.apply_field(token.text, token.value)
         elif kind == "bar":
-            self.bar(m["bar"], m["bar_ending"])
+            self.bar(token.text)
         elif kind == "ending":
-            self.start_ending(m["ending"])
+            self.start_ending(frozenset(token.numbers))
         elif kind == "overlay":
             self.overlay = True
-        elif self.other_voice or self.overlay or kind == "skip":
+        elif self.other_voice or self.overlay:
             return
-        elif kind == "note":
-            self.sound([self.pitch(m)], _length(m["length"]))
-        elif kind in ("chord", "old_chord"):
-            notes = list(_NOTE_RE.finditer(m[kind]))
-            if notes:  # a chord lasts as long as its first note, times its own length
-                length = _length(notes[0]["length"]) * _length(m[f"{kind}_length"])
-                self.sound([self.pitch(n) for n in notes], length)
+        elif kind in ("note", "chord"):
+            pitches, _ = self.voice.play(token.notes)
+            self.sound(pitches, token.length, [note.tied for note in token.notes])
         elif kind == "rest":
-            self.sound([], _length(m["rest_length"]))
+            self.voice.rest()
+            self.sound((), token.length)
         elif kind == "bars_rest":
-            self.sound([], int(m["bars"] or 1) * (self.meter or self.unit) / self.unit)
+            self.voice.rest()
+            bar = self.voice.meter.value or self.voice.unit
+            self.sound((), token.numbers[0] * bar / self.voice.unit)
         elif kind == "tuplet":
-            self.tuplet(int(m["tuplet"]), m["q"], m["r"])
+            self.voice.tuplet(*token.numbers)
         elif kind == "broken":
-            self.broken(m["broken"])
-        else:  # a tie
+            gained = self.voice.broken(token.text)
+            if gained is not None:
+                for note in self.last:
+                    note.length += 4 * gained
+                self.segment.length += 4 * gained
+        elif kind == "tie":
+            self.voice.tie()
             for note in self.last:
                 note.tied = True
 
-    def pitch(self, m: re.Match) -> int:
-        """The MIDI key of a note, after the key signature and the bar's earlier accidentals."""
-        step = m["letter"].upper()
-        octave = m["letter"].islower() + m["octave"].count("'") - m["octave"].count(",")
-        if m["accidental"]:
-            self.bar_accidentals[(step, octave)] = _ACCIDENTALS[m["accidental"]]
-        shift = self.bar_accidentals.get((step, octave), self.key.get(step, 0))
-        return max(0, min(127, 60 + 12 * octave + _STEPS[step] + shift))
-
-    def sound(self, pitches: list[int], length: Fraction) -> None:
-        """A note, chord or rest of `length` units, through broken rhythm and tuplets."""
-        duration = 4 * self.unit * length * self.next_factor
-        self.next_factor = Fraction(1)
-        if self.tuplet_left:
-            duration *= self.tuplet_factor
-            self.tuplet_left -= 1
-        self.last = [Note(self.segment.length, duration, pitch) for pitch in pitches]
-        self.last_length = duration
+    def sound(self, pitches: tuple[int, ...], length: Fraction, tied: list[bool] | None = None) -> None:
+        """A note, chord or rest written with `length`; lengths here are in quarter notes."""
+        duration = 4 * self.voice.sound(length)
+        self.last = [Note(self.segment.length, duration, pitch, tie) for pitch, tie in
+                     zip(pitches, tied or [False] * len(pitches), strict=True)]
         self.segment.notes += self.last
         self.segment.length += duration
 
-    def tuplet(self, p: int, q: str | None, r: str | None) -> None:
-        """(p:q:r: the next r notes take the time of q; q defaults as ABC 2.1 says."""
-        self.tuplet_left = int(r) if r else p
-        self.tuplet_factor = Fraction(int(q) if q else tuplet_time(p, self.compound), p)
-
-    def broken(self, signs: str) -> None:
-        """A>B dots A and halves B (>> and >>> more so); A<B is the reverse."""
-        if self.last_length is None:
-            return
-        short = Fraction(1, 2 ** len(signs))
-        first, second = (2 - short, short) if signs[0] == ">" else (short, 2 - short)
-        for note in self.last:
-            note.length *= first
-        self.segment.length += self.last_length * (first - 1)
-        self.next_factor = second
-
-    def bar(self, text: str, ending: str | None) -> None:
-        """A bar line: |, ||, |], [|, |:, :|, ::, optionally followed by an ending number."""
+    def bar(self, text: str) -> None:
+        """A bar line: |, ||, |], [|, |:, :|, ::."""
+        end, start, double = bar_signs(text, bool(self.segment.length))
         self.close_segment()
-        self.bar_accidentals.clear()
-        self.last, self.last_length, self.overlay = [], None, False
-        end, start = text.startswith(":"), text.endswith(":")
-        double = "||" in text or text.startswith("[|") or text.endswith("|]")
+        self.voice.close_bar()
+        self.last, self.overlay = [], False
         if self.segments:
             self.segments[-1].repeat_end |= end
             self.segments[-1].section_end |= double
         self.pending_start |= start
         if end or start or double:
             self.ending, self.ending_left = frozenset(), None
-        if ending:
-            self.start_ending(ending)
 
-    def start_ending(self, text: str) -> None:
+    def start_ending(self, numbers: frozenset[int]) -> None:
         """|1, :|2, [1,3 ...: the segments up to the :| (first ending) or as many (later ones)."""
         self.close_segment()  # an ending may start mid-bar
-        self.ending = _ending_numbers(text)
+        self.ending = numbers
         if 1 in self.ending:
             self.first_ending_length, self.ending_left = 0, None
         else:
