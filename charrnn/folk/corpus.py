@@ -22,7 +22,18 @@ from tqdm import tqdm
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path
 from charrnn.folk.check import check_tune
-from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune_type, default_unit_length
+from charrnn.folk.reader import (
+    FREE_METER,
+    INLINE_FIELD_RE,
+    Voice,
+    default_unit,
+    parse_field,
+    parse_meter,
+    parse_unit,
+    strip_comment,
+    tokenize,
+)
+from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune_type
 
 FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
 ESSEN_COLLECTION = "essenFolksong"  # licensed for non-commercial use only, so it is opt-in
@@ -31,12 +42,10 @@ DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected
 _HEADER_ORDER = ("T", "R", "M", "L", "K")  # after X:, which is renumbered; K: ends the header
 _BODY_FIELDS = frozenset("KLM")  # field lines in the music that change how the notes after them read
 _FIELD = re.compile(r"([A-Za-z+]):(.*)")
-_COMMENT = re.compile(r"(?<!\\)%.*")  # "\%" is a literal percent sign
 _VOICE = re.compile(r"(?:^|\[)V:\s*([^\s\]]+)", re.MULTILINE)
 _TUNE_START = re.compile(r"^(?=X:)", re.MULTILINE)
 _QUOTED = re.compile(r'"[^"]*"')  # chord symbols and annotations: "Am", "4" (a fingering), "^SEGUE"
 _BANG_DECORATION = re.compile(r"![^!\s|]{1,40}!")  # !4!, !sf!, !D.C.!, !Segno!
-_INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]|\[]*)\]")
 _SLUR_START = re.compile(r"\((?!\d)")  # "(3" starts a triplet, any other "(" a slur
 # Fiddle-book marks that are not notes: decoration letters (ABC's predefined ones such as u/v bowings and
 # H fermata, and U: user symbols), staccato dots, backtick beam breaks, y spacers and slur ends. The two
@@ -109,7 +118,7 @@ def _normalise_tune(raw: str, source: str) -> Tune:
     """
     # A tune runs up to the next X: line rather than to the first blank line: these collections have
     # a few tunes with stray blank lines inside. Comment-only, directive (%%) and blank lines all go.
-    lines = [line for line in (_COMMENT.sub("", line).rstrip() for line in raw.splitlines()) if line]
+    lines = [line for line in (strip_comment(line).rstrip() for line in raw.splitlines()) if line]
     if len(set(_VOICE.findall("\n".join(lines)))) > 1:
         raise _Dropped("multi_voice")
 
@@ -119,7 +128,7 @@ def _normalise_tune(raw: str, source: str) -> Tune:
     for field in filter(None, map(_FIELD.match, lines[:header_end])):
         header.setdefault(field[1], field[2])
     # Spell out ABC's implicit unit length so that every tune's header reads the same way.
-    header.setdefault("L", default_unit_length(_squeeze(header.get("M", ""))))
+    header.setdefault("L", str(default_unit(parse_meter(header.get("M", "")))))
     values = {letter: _field_value(letter, header[letter]) for letter in _HEADER_ORDER if letter in header}
 
     body: list[str] = []
@@ -139,8 +148,41 @@ def _normalise_tune(raw: str, source: str) -> Tune:
     return Tune(
         source=source,
         fields=tuple(f"{letter}:{value}" for letter, value in values.items() if value),
-        body=tuple(line for line in map(_squeeze, body) if line),
+        body=tuple(line for line in map(_squeeze, _without_slur_ties(values, body)) if line),
     )
+
+
+def _without_slur_ties(header: dict[str, str], body: list[str]) -> list[str]:
+    """The body without the "-" that some transcriptions (O'Neill's) write for a slur between two different
+    notes: a tie joins one pitch, and slurs are not kept."""
+    meter = parse_meter(header.get("M", "")) or FREE_METER
+    voice = Voice(meter, parse_unit(header.get("L", "")) or default_unit(meter), header.get("K", ""))
+    slurs: dict[int, list[int]] = {}  # line -> positions of the ties to drop
+    tie: tuple[int, int] | None = None  # where the tie into the next note is
+    for index, line in enumerate(body):
+        if found := parse_field(line):
+            voice.set_field(*found)
+            continue
+        for token in tokenize(line):
+            if token.kind == "tie":
+                voice.tie()
+                tie = (index, token.start)
+            elif token.kind in ("note", "chord"):
+                if not voice.play(token.notes)[1] and tie is not None:
+                    slurs.setdefault(tie[0], []).append(tie[1])
+                tie = None
+            elif token.kind == "rest":
+                voice.rest()
+            elif token.kind == "bar":
+                voice.close_bar()
+            elif token.kind == "field":
+                voice.set_field(token.text, token.value)
+    for index, positions in slurs.items():
+        line = body[index]
+        for at in reversed(positions):
+            line = line[:at] + line[at + 1 :]
+        body[index] = line
+    return body
 
 
 def _field_value(letter: str, value: str) -> str:
@@ -162,7 +204,7 @@ def _clean_music(line: str) -> str:
     """A line of music without chord symbols, annotations, fingerings, bowings, slurs and other marks."""
     line = _BANG_DECORATION.sub("", _QUOTED.sub("", line))
     pieces, done = [], 0
-    for field in _INLINE_FIELD.finditer(line):  # [K:D] holds letters that are not decorations
+    for field in INLINE_FIELD_RE.finditer(line):  # [K:D] holds letters that are not decorations
         pieces.append(_strip_marks(line[done : field.start()]))
         if field[1] in _BODY_FIELDS:
             pieces.append(f"[{field[1]}:{_field_value(field[1], field[2])}]")
