@@ -38,6 +38,7 @@ _NOTES_AND_RESTS = _PITCHES | {"z", "x"}
 _OLD_CHORD_RE = re.compile(r"(?:[_^=]{0,2}[A-Ga-g][',]*[0-9]*(?:/+[0-9]*)?)+")
 # Longer !...! or +...+ names are not decorations; the bound keeps scanning of junk linear.
 _MAX_DECORATION = 40
+_ONE_SIGN = {"-": "tie", ")": "slur_close", "&": "overlay"}  # tokens of one character
 WHERE = "\0"  # stands for the place in a problem's message; repr() never leaves a NUL in quoted text
 
 
@@ -208,12 +209,15 @@ class _Scanner:
 
     def run(self) -> list[Token]:
         line, n, i = self.line, len(self.line), 0
+        # Signs that open something longer, each read by its own method.
+        openers = {"[": self.bracket, "(": self.paren, "{": self.grace, '"': self.quoted, "!": self.bang_decoration,
+                   "+": self.plus}
         while i < n:
             c = line[i]
             if c in _SPACING:
                 i += 1
-            elif c == "-":
-                self.emit("tie", i, i + 1)
+            elif c in _ONE_SIGN:
+                self.emit(_ONE_SIGN[c], i, i + 1)
                 i += 1
             elif c == "%":
                 break
@@ -241,30 +245,14 @@ class _Scanner:
                 i += 1
             elif c in "|:" or (c == "[" and line[i + 1 : i + 2] == "|"):
                 i = self.bar(i)
-            elif c == "[":
-                i = self.bracket(i)
-            elif c == "(":
-                i = self.paren(i)
-            elif c == ")":
-                self.emit("slur_close", i, i + 1)
-                i += 1
+            elif c in openers:
+                i = openers[c](i)
             elif c in "><":
                 j = i
                 while j < n and line[j] == c:
                     j += 1
                 self.emit("broken", i, j)
                 i = j
-            elif c == "{":
-                i = self.grace(i)
-            elif c == '"':
-                i = self.quoted(i)
-            elif c == "!":
-                i = self.bang_decoration(i)
-            elif c == "+":
-                i = self.plus(i)
-            elif c == "&":
-                self.emit("overlay", i, i + 1)
-                i += 1
             elif c in "]}":
                 self.problem("unclosed-bracket", f"{c} in {WHERE} closes nothing", i)
                 i += 1
