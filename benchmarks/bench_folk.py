@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from charrnn.corpora import DROP_REASONS, corpus_path, music21_verdicts
+from charrnn.corpora import corpus_path
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
+from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.

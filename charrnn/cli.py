@@ -375,7 +375,9 @@ def _add_folk(sub) -> None:
     p = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on request",
                        description="Write a folk tune in the meter, key and type you choose, check it, and write "
                                    "it as ABC (printed, or --out), MIDI, WAV and SVG sheet music.")
-    p.add_argument("model_dir", help="a folk model: a run directory or a shipped model folder")
+    p.add_argument("model_dir", help="a folk model: a run directory or a shipped model folder; or 'check' to "
+                                     "check the tunes of an ABC file instead: charrnn folk check FILE.abc")
+    p.add_argument("file", nargs="?", help="with check: the ABC file (one finding a line; exit 1 on any error)")
     p.add_argument("--meter", default="4/4", help="time signature: 4/4, 2/2, 6/8, 3/4, 9/8, 2/4 ... (default 4/4)")
     p.add_argument("--key", default="D", help="key and mode: D, Em, E minor, Ador, A dorian, Gmix ... (default D)")
     p.add_argument("--type", dest="tune_type", help="tune type (R:): reel, jig, hornpipe, slip jig, strathspey ...")
@@ -406,6 +408,9 @@ def _add_folk(sub) -> None:
 def cmd_folk(args) -> int:
     from charrnn.folk import render
     from charrnn.folk.generate import FolkModel
+
+    if args.model_dir == "check":
+        return cmd_folk_check(args)
 
     if args.svg:
         render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work
@@ -440,6 +445,33 @@ def cmd_folk(args) -> int:
     if args.svg:
         render.write_svg(args.svg, tune.abc)
     return 0
+
+
+def cmd_folk_check(args) -> int:
+    """Print each finding of each tune of an ABC file on one line; exit 1 if any is an error, 2 if unreadable."""
+    from charrnn.data import read_text
+    from charrnn.folk.check import check_tune, split_tunes
+
+    try:
+        if args.file is None:
+            raise CharRNNError("give the ABC file to check: charrnn folk check FILE.abc")
+        tunes = split_tunes(read_text(args.file))
+        if not tunes:
+            raise CharRNNError(f"{args.file} holds no ABC tune")
+    except CharRNNError as e:
+        print(f"charrnn: error: {e}", file=sys.stderr)
+        return 2
+    counts = {"error": 0, "warning": 0}
+    for number, tune in enumerate(tunes, 1):
+        report = check_tune(tune)
+        name = f"tune {number}" + (f" ({report.headers['T']})" if report.headers.get("T") else "")
+        for f in report.findings:
+            counts[f.severity] += 1
+            bar = f"bar {f.bar}" if f.bar is not None else "header"
+            print(f"{args.file}: {name}: {bar}: {f.severity}: {f.message} [{f.kind}]")
+    tally = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items())
+    print(f"{args.file}: {len(tunes)} tune{'s' if len(tunes) != 1 else ''} checked, {tally}")
+    return 1 if counts["error"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,31 +1,27 @@
-"""Named training corpora: download the classic ones, build the folk-tune corpus from music21's ABC files."""
+"""Named training corpora: download the classic ones; the folk-tune corpus is built by charrnn.folk.corpus."""
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import json
-import multiprocessing
 import os
-import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from tqdm import tqdm
 
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path, sha256_file
-from charrnn.folk.check import check_tune
-from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune_type, default_unit_length
 from charrnn.seq2seq import cmudict
+
+if TYPE_CHECKING:  # the folk build imports the ABC checker, which plain training never needs
+    from charrnn.folk.corpus import BuildStats
 
 
 @dataclass(frozen=True)
@@ -204,212 +200,6 @@ def _download(url: str, dest: Path, sha256: str | None, progress: bool) -> Path:
     return dest
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The folk corpus
-
-FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
-ESSEN_COLLECTION = "essenFolksong"  # licensed for non-commercial use only, so it is opt-in
-DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected", "parse_error", "no_notes")
-
-_HEADER_ORDER = ("T", "R", "M", "L", "K")  # after X:, which is renumbered; K: ends the header
-_BODY_FIELDS = frozenset("KLM")  # field lines in the music that change how the notes after them read
-_FIELD = re.compile(r"([A-Za-z+]):(.*)")
-_COMMENT = re.compile(r"(?<!\\)%.*")  # "\%" is a literal percent sign
-_VOICE = re.compile(r"(?:^|\[)V:\s*([^\s\]]+)", re.MULTILINE)
-_TUNE_START = re.compile(r"^(?=X:)", re.MULTILINE)
-_QUOTED = re.compile(r'"[^"]*"')  # chord symbols and annotations: "Am", "4" (a fingering), "^SEGUE"
-_BANG_DECORATION = re.compile(r"![^!\s|]{1,40}!")  # !4!, !sf!, !D.C.!, !Segno!
-_INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]|\[]*)\]")
-_SLUR_START = re.compile(r"\((?!\d)")  # "(3" starts a triplet, any other "(" a slur
-# Fiddle-book marks that are not notes: decoration letters (ABC's predefined ones such as u/v bowings and
-# H fermata, and U: user symbols), staccato dots, backtick beam breaks, y spacers and slur ends. The two
-# ornaments fiddlers play from the page, ~ (roll) and T (trill), stay; so do grace notes and ties.
-_MARKS = str.maketrans("", "", "HIJKLMNOPQRSUVWhijklmnopqrsuvwy.`)")
-
-
-@dataclass(frozen=True)
-class Tune:
-    """One normalised tune: its header fields after X: (in T, R, M, L, K order) and its lines of music."""
-
-    source: str  # the collection it came from
-    fields: tuple[str, ...]
-    body: tuple[str, ...]
-
-    @property
-    def music(self) -> tuple[str, ...]:
-        """What makes two tunes the same: everything but the number, the title and the rhythm's name."""
-        return tuple(field for field in self.fields if field[0] not in "TR") + self.body
-
-    def abc(self, number: int) -> str:
-        """The tune as ABC text numbered X:number, without a trailing newline."""
-        return "\n".join((f"X:{number}", *self.fields, *self.body))
-
-
-class _Dropped(Exception):
-    """A tune the corpus cannot use; the reason is one of DROP_REASONS."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def normalise_tunes(sources: Iterable[tuple[str, str]]) -> tuple[list[Tune], dict[str, Counter[str]]]:
-    """Split each (collection, ABC text) into normalised tunes, dropping multi-voice tunes, tunes in keys
-    that have no plain tonic-and-mode name, and repeats.
-
-    Returns the tunes in input order and, per collection, a Counter of "tunes" read and of drops by reason.
-    """
-    tunes: list[Tune] = []
-    counts: dict[str, Counter[str]] = {}
-    seen: set[tuple[str, ...]] = set()
-    for source, text in sources:
-        count = counts.setdefault(source, Counter())
-        for raw in _TUNE_START.split(text)[1:]:  # what precedes the first X: is the file's own header
-            count["tunes"] += 1
-            try:
-                tune = _normalise_tune(raw, source)
-            except _Dropped as dropped:
-                count[dropped.reason] += 1
-                continue
-            if tune.music in seen:
-                count["duplicate"] += 1
-            else:
-                seen.add(tune.music)
-                tunes.append(tune)
-    return tunes, counts
-
-
-def _squeeze(text: str) -> str:
-    """Runs of spaces and tabs as one space; ABC reads one space and many alike."""
-    return " ".join(text.split())
-
-
-def _normalise_tune(raw: str, source: str) -> Tune:
-    """One tune, from its X: line to the next tune's, reduced to what the model should learn.
-
-    Raises _Dropped if it has several voices, which one line of melody cannot carry, or a key that has
-    no canonical name (K:Hp, explicit accidentals).
-    """
-    # A tune runs up to the next X: line rather than to the first blank line: these collections have
-    # a few tunes with stray blank lines inside. Comment-only, directive (%%) and blank lines all go.
-    lines = [line for line in (_COMMENT.sub("", line).rstrip() for line in raw.splitlines()) if line]
-    if len(set(_VOICE.findall("\n".join(lines)))) > 1:
-        raise _Dropped("multi_voice")
-
-    # The header runs to the first K: line; the odd header line that lost its colon is dropped with it.
-    header_end = next((i + 1 for i, line in enumerate(lines) if line.startswith("K:")), len(lines))
-    header: dict[str, str] = {}
-    for field in filter(None, map(_FIELD.match, lines[:header_end])):
-        header.setdefault(field[1], field[2])
-    # Spell out ABC's implicit unit length so that every tune's header reads the same way.
-    header.setdefault("L", default_unit_length(_squeeze(header.get("M", ""))))
-    values = {letter: _field_value(letter, header[letter]) for letter in _HEADER_ORDER if letter in header}
-
-    body: list[str] = []
-    continues = False  # the previous line of music ended in a "\" continuation
-    for line in lines[header_end:]:
-        if field := _FIELD.match(line):
-            if field[1] in _BODY_FIELDS:
-                body.append(f"{field[1]}:{_field_value(field[1], field[2])}")
-                continues = False
-            continue  # lyrics, parts, tempo, notes...: dropped without breaking a continuation
-        music = _clean_music(line.removesuffix("\\"))
-        if continues:
-            body[-1] += music
-        else:
-            body.append(music)
-        continues = line.endswith("\\")
-    return Tune(
-        source=source,
-        fields=tuple(f"{letter}:{value}" for letter, value in values.items() if value),
-        body=tuple(line for line in map(_squeeze, body) if line),
-    )
-
-
-def _field_value(letter: str, value: str) -> str:
-    """A field's value in the corpus's one spelling (see canonical_key, canonical_meter, canonical_tune_type)."""
-    value = _squeeze(value)
-    if letter == "K":
-        key = canonical_key(value)
-        if key is None:
-            raise _Dropped("odd_key")
-        return key
-    if letter == "M":
-        return canonical_meter(value) or value  # free and complex meters stay as written
-    if letter == "R":
-        return canonical_tune_type(value)
-    return value
-
-
-def _clean_music(line: str) -> str:
-    """A line of music without chord symbols, annotations, fingerings, bowings, slurs and other marks."""
-    line = _BANG_DECORATION.sub("", _QUOTED.sub("", line))
-    pieces, done = [], 0
-    for field in _INLINE_FIELD.finditer(line):  # [K:D] holds letters that are not decorations
-        pieces.append(_strip_marks(line[done : field.start()]))
-        if field[1] in _BODY_FIELDS:
-            pieces.append(f"[{field[1]}:{_field_value(field[1], field[2])}]")
-        done = field.end()
-    pieces.append(_strip_marks(line[done:]))
-    return "".join(pieces)
-
-
-def _strip_marks(music: str) -> str:
-    return _SLUR_START.sub("", music).translate(_MARKS)
-
-
-def music21_verdict(text: str) -> str | None:
-    """Why music21 rejects a tune ("parse_error" or "no_notes"), or None if it yields notes."""
-    from music21 import converter  # imported in the worker processes only
-
-    try:
-        score = converter.parseData(text, format="abc")
-    except Exception:  # music21 raises many types on bad ABC; each means the tune is unusable
-        return "parse_error"
-    return None if score.recurse().notes.first() is not None else "no_notes"
-
-
-def music21_verdicts(texts: list[str], workers: int | None, progress: bool) -> list[str | None]:
-    """music21_verdict for each text, in order, across worker processes (music21 takes ~0.1 s a tune)."""
-    # spawn, not fork: forking a process that runs threads (tqdm's, a web app's) can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers or os.cpu_count() or 1) as pool:
-        verdicts = pool.imap(music21_verdict, texts, chunksize=8)
-        return list(tqdm(verdicts, total=len(texts), desc="checking with music21", unit="tune", disable=not progress))
-
-
-@dataclass(frozen=True)
-class BuildStats:
-    """What a build wrote, and per collection how many tunes it read, kept and dropped (by reason)."""
-
-    path: Path
-    sha256: str
-    seconds: float
-    collections: dict[str, dict[str, int]]  # collection -> {"tunes", "kept", *DROP_REASONS} -> count
-
-    @property
-    def kept(self) -> int:
-        return sum(counts["kept"] for counts in self.collections.values())
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        return {reason: sum(c[reason] for c in self.collections.values()) for reason in DROP_REASONS}
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "output": self.path.name,
-                "sha256": self.sha256,
-                "seconds": round(self.seconds, 1),
-                "tunes": sum(counts["tunes"] for counts in self.collections.values()),
-                "kept": self.kept,
-                "dropped": self.dropped,
-                "collections": self.collections,
-            },
-            indent=2,
-        )
-
-
 def build(
     name: str,
     dest_dir: Path | None = None,
@@ -424,74 +214,7 @@ def build(
     if name == "cmudict":
         dest = (dest_dir or corpora_dir()) / corpus.filename
         return cmudict.build(dest, split_files(name, dest_dir), progress=progress)
+    from charrnn.folk.corpus import ESSEN_COLLECTION, FOLK_COLLECTIONS, build_folk  # the ABC checker: only here
+
     collections = FOLK_COLLECTIONS + (ESSEN_COLLECTION,) if include_essen else FOLK_COLLECTIONS
     return build_folk((dest_dir or corpora_dir()) / corpus.filename, collections, keep, progress)
-
-
-def build_folk(
-    path: Path,
-    collections: Sequence[str] = FOLK_COLLECTIONS,
-    keep: Callable[[str], bool] | None = None,
-    progress: bool = True,
-    workers: int | None = None,
-) -> BuildStats:
-    """Write music21's ABC collections to path as one clean training text, and its stats beside it.
-
-    Only tunes that pass charrnn.folk.check's checks and music21's parser are kept. keep, if given, sees each
-    remaining tune's ABC text (numbered X:1) and says whether to keep it.
-    """
-    started = time.perf_counter()
-    sources = (
-        (collection, file.read_text(encoding="utf-8"))
-        for collection in collections
-        for file in _collection_files(collection)
-    )
-    tunes, counts = normalise_tunes(sources)
-    # The model learns whatever it reads: a tune with bars that do not add up or repeats that do not
-    # close would teach it to write such tunes.
-    tunes = _sift(tunes, [None if check_tune(tune.abc(1)).passed else "failed_check" for tune in tunes], counts)
-    if keep is not None:
-        tunes = _sift(tunes, [None if keep(tune.abc(1)) else "rejected" for tune in tunes], counts)
-    tunes = _sift(tunes, music21_verdicts([tune.abc(1) for tune in tunes], workers, progress), counts)
-    if not tunes:
-        raise CharRNNError(f"no tune of {', '.join(collections)} survived the checks; nothing written")
-
-    data_bytes = ("\n\n".join(tune.abc(number) for number, tune in enumerate(tunes, 1)) + "\n").encode("utf-8")
-    with _atomic_file(path) as out:
-        out.write(data_bytes)
-    for tune in tunes:
-        counts[tune.source]["kept"] += 1
-    stats = BuildStats(
-        path=path,
-        sha256=hashlib.sha256(data_bytes).hexdigest(),
-        seconds=time.perf_counter() - started,
-        collections={
-            name: {key: count[key] for key in ("tunes", "kept", *DROP_REASONS)} for name, count in counts.items()
-        },
-    )
-    with _atomic_file(path.with_suffix(".stats.json")) as out:
-        out.write(stats.to_json().encode("utf-8"))
-    return stats
-
-
-def _collection_files(collection: str) -> list[Path]:
-    """The ABC files of one of music21's corpus collections, in a fixed order."""
-    try:
-        from music21 import corpus
-    except ImportError:
-        raise CharRNNError("building the folk corpus needs music21: pip install music21") from None
-    files = sorted(corpus.getComposer(collection, fileExtensions=("abc",)))
-    if not files:
-        raise CharRNNError(f"music21's corpus has no ABC collection named {collection!r}")
-    return files
-
-
-def _sift(tunes: list[Tune], reasons: Iterable[str | None], counts: dict[str, Counter[str]]) -> list[Tune]:
-    """The tunes whose reason is None; the others are counted under their reason."""
-    kept = []
-    for tune, reason in zip(tunes, reasons, strict=True):
-        if reason is None:
-            kept.append(tune)
-        else:
-            counts[tune.source][reason] += 1
-    return kept

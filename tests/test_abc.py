@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.folk import check as abc
-from charrnn.folk.check import Finding, TuneReport, check_tune, is_compound, split_tunes
+from charrnn.folk.check import Finding, TuneReport, check_tune, split_tunes
+from charrnn.folk.reader import is_compound
 
 KINDS = {
     "missing-header",
@@ -25,6 +26,7 @@ KINDS = {
     "bad-tuplet",
     "empty-body",
     "bad-symbol",
+    "bad-tie",
     "parse-error",
 }
 
@@ -246,6 +248,26 @@ def test_wrong_bar_durations_fail(body: str, message: str) -> None:
     assert errors(report)[0].bar == 2
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["A4-A4|c4 c4-|c4 [CE]2-[CE]2|", "^c4-c4|F4-F4|", "[A-c]4 A4|c8-|\nc8|", "A4-(3A2B2c2|"],
+)
+def test_ties_between_notes_of_one_pitch_pass(body: str) -> None:
+    report = check_tune(tune(body, key="D"))  # F and ^F are one pitch in D
+    assert report.passed, report.findings
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [("DEFG AB-cd|", "the tie in bar 1 joins B to c, a note of another pitch"),
+     ("DEFG ABc-|=c8|", "the tie in bar 1 joins c to =c8, a note of another pitch"),  # c is C# in D
+     ("DEFG AB[CE]2-|[DF]8|", "the tie in bar 1 joins [CE]2 to [DF]8, a note of another pitch")],
+)
+def test_a_tie_between_two_pitches_is_an_error(body: str, message: str) -> None:
+    report = check_tune(tune(body, key="D"))
+    assert [(f.kind, f.message, f.bar) for f in errors(report)] == [("bad-tie", message, 1)]
+
+
 def test_jig_bar_messages_use_eighths() -> None:
     report = check_tune(tune("DEF GAB|DEF GABc|DEF GAB|]", meter="6/8"))
     assert [f.message for f in errors(report)] == ["bar 2 lasts 7/8, the meter 6/8 needs 6/8"]
@@ -310,6 +332,7 @@ BAD_TUNES = [
     ("bad-symbol", tune("DEFG ABcd|DEFG ABc>|d8|]"), 2),
     ("bad-symbol", tune("DEFG ABcd|DEFG ^ ABcd|]"), 2),
     ("bad-symbol", tune("DEFG ABcd|DEFG AB^=cd|]"), 2),  # music21 refuses it too
+    ("bad-tie", tune("DEFG ABcd|DEFG AB-cd|]"), 2),
 ]
 
 

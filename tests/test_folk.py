@@ -22,7 +22,7 @@ from charrnn.cli import main
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import Finding, TuneReport, check_tune
-from charrnn.folk.generate import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, conditions
+from charrnn.folk.generate import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, choose, conditions
 from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.training.trainer import train
 
@@ -143,15 +143,18 @@ def test_candidates_keep_the_likeliest_that_passes(folk: FolkModel) -> None:
     assert (best.abc, best.seed, best.logprob, best.candidates) == (expected.abc, expected.seed, expected.logprob, 6)
 
 
-def test_a_passing_candidate_beats_likelier_failing_ones(folk: FolkModel, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_choose_keeps_the_likeliest_that_passes() -> None:
     passes, fails = check_tune(f"X:1\n{TUNES[1]}"), check_tune("X:1\nM:6/8\nL:1/8\nK:G\n|:GAB dBG|")
-    written = {0: FolkTune("fails, likeliest", fails, 0, True, -0.1, 0.0),
-               1: FolkTune("passes", passes, 1, True, -0.9, 0.0),
-               2: FolkTune("passes, likelier", passes, 2, True, -0.5, 0.0),
-               3: FolkTune("passes, but unfinished", passes, 3, False, -0.2, 0.0)}
-    monkeypatch.setattr(FolkModel, "_write", lambda self, chosen, title, temperature, seed, *rest: written[seed])
-    assert folk.generate("6/8", "G", seed=0, candidates=4).abc == "passes, likelier"
-    assert folk.generate("6/8", "G", seed=3, candidates=1).abc == "passes, but unfinished"  # none passes
+    written = [FolkTune("fails, likeliest", fails, 0, True, -0.1, 0.0),
+               FolkTune("passes", passes, 1, True, -0.9, 0.0),
+               FolkTune("passes, likelier", passes, 2, True, -0.5, 0.0),
+               FolkTune("passes, but unfinished", passes, 3, False, -0.2, 0.0),
+               FolkTune("passes, as likely but later", passes, 4, True, -0.5, 0.0)]
+    assert choose(written).abc == "passes, likelier"
+    assert choose(written[3:4]).abc == "passes, but unfinished"  # none passes: the likeliest of all
+    assert choose([written[0], written[3]]).abc == "fails, likeliest"
+    with pytest.raises(CharRNNError, match="^there is no candidate tune to choose from$"):
+        choose([])
 
 
 # ---- guided sampling ------------------------------------------------------------------------------------
@@ -307,3 +310,42 @@ def test_cli_writes_abc_midi_wav_and_svg(folk_run: Path, tmp_path: Path) -> None
         assert wav.getnframes() / wav.getframerate() == 8 * 3 * 60 / 90  # 4 bars of 6/8, repeated, at 90
     notes = [e for e in ET.fromstring(out["svg"].read_text(encoding="utf-8")).iter() if e.get("class") == "note"]
     assert len(notes) == len(re.findall("[A-Ga-g]", JIG))
+
+
+# ---- charrnn folk check ---------------------------------------------------------------------------------
+
+
+def _folk_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "charrnn", "folk", "check", str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_folk_check_a_clean_file_prints_one_summary_line(tmp_path: Path) -> None:
+    path = tmp_path / "clean.abc"
+    path.write_text("\n\n".join(f"X:{i + 1}\n{tune}" for i, tune in enumerate(TUNES)) + "\n", encoding="utf-8")
+    result = _folk_check(path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{path}: 6 tunes checked, 0 errors, 0 warnings\n"
+
+
+def test_folk_check_prints_each_finding_on_a_line_and_fails_on_errors(tmp_path: Path) -> None:
+    path = tmp_path / "faulty.abc"
+    path.write_text(f"X:1\n{TUNES[1]}\n\nX:2\nT:Long Bar\nM:2/4\nK:D\nDE FG|A2 A2 B2|A4|]\n\n"
+                    "X:3\nT:Tied Apart\nM:2/4\nL:1/8\nK:D\nDE FA-|G2 A2|]\n", encoding="utf-8")
+    result = _folk_check(path)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{path}: tune 2 (Long Bar): header: warning: the header has no L: field, so the unit is 1/16 by the "
+        "ABC default [missing-header]",
+        f"{path}: tune 2 (Long Bar): bar 2: error: bar 2 lasts 3/8, the meter 2/4 needs 2/4 [bar-duration]",
+        f"{path}: tune 3 (Tied Apart): bar 1: error: the tie in bar 1 joins A to G2, a note of another pitch [bad-tie]",
+        f"{path}: 3 tunes checked, 2 errors, 1 warning",
+    ]
+
+
+def test_folk_check_an_unreadable_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "latin1.abc").write_bytes(b"X:1\nT:Caf\xe9\nM:2/4\nL:1/8\nK:D\nDE FG|\n")
+    for path in (tmp_path / "missing.abc", tmp_path / "latin1.abc"):
+        result = _folk_check(path)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith("charrnn: error: ") and result.stderr.count("\n") == 1

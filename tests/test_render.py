@@ -1,4 +1,5 @@
-"""Tests for charrnn.folk.render: the notes as played, MIDI, WAV, and SVG from an isolated verovio worker."""
+"""Tests for charrnn.folk.render (perform.py and engrave.py behind it): the notes as played, MIDI, WAV, and SVG
+from an isolated verovio worker."""
 
 from __future__ import annotations
 
@@ -80,13 +81,21 @@ def test_lengths_broken_rhythm_tuplets_ties_and_chords() -> None:
     assert played.length == 8 + 4  # two bars and a bar of rest (Z)
 
 
+def test_ties_join_notes_of_one_pitch_only() -> None:
+    played = render.performance(_tune("^c2-c2 [CE]2-[CE]2|F2-F2 c4-|c4 z4|[C-E]4 C4|]", unit="1/8"))
+    assert [(note.pitch, note.length) for note in played.notes] == [
+        (C + 13, 2), (C, 2), (E, 2), (F, 2), (C + 12, 4), (C, 4), (E, 2)]  # held across the bar line too
+
+
 def test_triplets_in_compound_meter() -> None:
     played = render.performance(_tune("(2AB c|", meter="6/8", unit="1/8"))  # (2: two notes in the time of three
     assert [note.length for note in played.notes] == [Fraction(3, 4), Fraction(3, 4), Fraction(1, 2)]
 
 
 # Bars of 4/4 in eighths, with a place for each note: every one lasts a whole bar.
-BAR_SHAPES = ("{}2{}2{}2{}2", "{}{}{}{} {}{}{}{}", "(3{}{}{} {}2 {}4", "{}>{}{}<{} {}4", "[{}{}]4 z4", "{}8", "{}6-{}2")
+# A tie joins notes of one pitch, hence {0} twice.
+BAR_SHAPES = ("{}2{}2{}2{}2", "{}{}{}{} {}{}{}{}", "(3{}{}{} {}2 {}4", "{}>{}{}<{} {}4", "[{}{}]4 z4", "{}8",
+              "{0}6-{0}2")
 NOTES = ("A", "^c", "_B", "d'", "E,", "=f", "g", "__e", "^^F")
 
 

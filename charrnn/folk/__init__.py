@@ -1,4 +1,5 @@
-"""Folk tunes in ABC: spelling, the checker, generation, and rendering (MIDI, audio, sheet music)."""
+"""Folk tunes in ABC: spelling, the one reader of the music, the checker, the corpus build, generation, and
+rendering (render: perform's MIDI and audio, engrave's sheet music)."""
 
 from charrnn.folk.generate import Conditions, FolkModel, FolkTune
 

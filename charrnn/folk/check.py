@@ -1,15 +1,30 @@
-"""A pure-Python checker for ABC tunes: headers, bar durations, repeats, endings and brackets.
+"""A pure-Python checker for ABC tunes: headers, bar durations, repeats, endings, brackets and ties.
 
 `check_tune` reads one tune and returns a `TuneReport`; it never raises, whatever the input.
-`split_tunes` cuts a multi-tune ABC text into tunes.
+`split_tunes` cuts a multi-tune ABC text into tunes. The music is read through charrnn.folk.reader.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
+
+from charrnn.errors import CharRNNError
+from charrnn.folk.reader import (
+    FREE_METER,
+    WHERE,
+    Meter,
+    Token,
+    Voice,
+    bar_signs,
+    default_unit,
+    excerpt,
+    parse_field,
+    parse_meter,
+    parse_unit,
+    tokenize,
+)
 
 
 @dataclass(frozen=True)
@@ -46,112 +61,6 @@ class TuneReport:
 
 # Junk input can raise a finding per character; the first few of each kind say enough.
 _MAX_PER_KIND = 20
-_DIGITS = frozenset("0123456789")
-_PITCHES = frozenset("ABCDEFGabcdefg")
-_ACCIDENTALS = frozenset("^_=")
-_VALID_ACCIDENTALS = frozenset(("", "^", "^^", "_", "__", "="))  # sharp, double sharp, flat, double flat, natural
-# Symbols that decorate the next note and take no time: ABC 2.1 predefines ~ . H L M O P S T u v,
-# and U: may define any other letter from H-W and h-w.
-_DECORATIONS = frozenset("~.HIJKLMNOPQRSTUVWhijklmnopqrstuvw")
-# Spaces, beam breaks (`), line continuation (\) and the score line break ($) take no time.
-_SPACING = frozenset(" \t`\\$")
-# re.ASCII: \d must not match other scripts' digits.
-_FIELD_RE = re.compile(r"\s*([A-Za-z+]):", re.ASCII)
-_COMMENT_RE = re.compile(r"(?<!\\)%.*")
-_METER_RE = re.compile(r"\(?(\d{1,3}(?:\+\d{1,3}){0,7})\)?/(\d{1,3})", re.ASCII)
-_UNIT_RE = re.compile(r"(\d{1,3})(?:/(\d{1,3}))?", re.ASCII)
-_TUPLET_RE = re.compile(r"\((\d+)(?::(\d*))?(?::(\d*))?", re.ASCII)
-_ENDING_RE = re.compile(r"\d{1,2}(?:[,-]\d{1,2}){0,8}", re.ASCII)
-_DECORATION_NAME_RE = re.compile(r"[^\s!+|\"]+")
-# An inline field [M:3/4]; stopping at | and [ keeps it from swallowing music and scanning twice.
-_INLINE_FIELD_RE = re.compile(r"\[([A-Za-z]):([^\]|\[]*)\]")
-_NOTES_AND_RESTS = _PITCHES | {"z", "x"}
-# The notes of an old-style chord +CEG+, written so that no text can be matched two ways.
-_OLD_CHORD_RE = re.compile(r"(?:[_^=]{0,2}[A-Ga-g][',]*[0-9]*(?:/+[0-9]*)?)+")
-# Longer !...! or +...+ names are not decorations; the bound keeps scanning of junk linear.
-_MAX_DECORATION = 40
-
-
-@dataclass(frozen=True)
-class _Meter:
-    """A parsed M: field."""
-
-    text: str
-    value: Fraction | None  # bar length in whole notes; None for free meter
-    denominator: int  # durations are shown in these units, as "5/8"
-    compound: bool  # 6/8, 9/8, 12/8 ...: decides the default tuplet timing
-
-    def show(self, duration: Fraction) -> str:
-        """Write a duration in the meter's own units, e.g. 7/8 under 6/8."""
-        units = duration * self.denominator
-        return f"{units.numerator}/{self.denominator}" if units.denominator == 1 else str(duration)
-
-
-_FREE_METER = _Meter("none", None, 8, False)
-
-
-def _parse_meter(text: str) -> _Meter | None:
-    """Parse an M: value such as 6/8, C, C|, 2+3/8 or none; None when it is not a meter."""
-    text = text.strip()
-    if text == "C":
-        return _Meter(text, Fraction(1), 4, False)
-    if text == "C|":
-        return _Meter(text, Fraction(1), 2, False)
-    if text.lower() == "none":
-        return _FREE_METER
-    match = _METER_RE.fullmatch(text.replace(" ", ""))
-    if not match:
-        return None
-    numerator = sum(int(part) for part in match.group(1).split("+"))
-    denominator = int(match.group(2))
-    if numerator == 0 or denominator == 0:
-        return None
-    return _Meter(text, Fraction(numerator, denominator), denominator, numerator % 3 == 0 and numerator > 3)
-
-
-def _parse_unit(text: str) -> Fraction | None:
-    """Parse an L: value such as 1/8; None when it is not a length."""
-    match = _UNIT_RE.fullmatch(text.strip())
-    if not match:
-        return None
-    numerator, denominator = int(match.group(1)), int(match.group(2) or 1)
-    return Fraction(numerator, denominator) if numerator and denominator else None
-
-
-def _default_unit(meter: _Meter) -> Fraction:
-    """The unit length ABC 2.1 implies when L: is absent: 1/16 below a meter of 3/4, else 1/8."""
-    return Fraction(1, 16) if meter.value is not None and meter.value < Fraction(3, 4) else Fraction(1, 8)
-
-
-def is_compound(meter: str | None) -> bool:
-    """Whether an M: value is compound (6/8, 9/8, 12/8 ...), which decides the default tuplet timing."""
-    parsed = _parse_meter(meter) if meter else None
-    return parsed is not None and parsed.compound
-
-
-def tuplet_time(p: int, compound: bool) -> int:
-    """The ABC 2.1 default q of a tuplet (p:q: p notes in the time of q)."""
-    if p in (2, 4, 8):
-        return 3
-    if p in (3, 6):
-        return 2
-    return 3 if compound else 2
-
-
-def _field(line: str) -> tuple[str, str] | None:
-    """(letter, value) when a line is a field such as "M:6/8"; a bar line like "A:|" is music."""
-    match = _FIELD_RE.match(line)
-    if not match:
-        return None
-    rest = line[match.end() :]
-    if match.group(1) in _NOTES_AND_RESTS and rest[:1] in ("|", ":"):  # "A:|" is a note and a repeat
-        return None
-    return match.group(1), _COMMENT_RE.sub("", rest).strip()
-
-
-def _excerpt(text: str, limit: int = 24) -> str:
-    """Quote text for a message, shortened so junk input keeps messages short."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def split_tunes(text: str) -> list[str]:
@@ -190,26 +99,35 @@ def check_tune(abc: str) -> TuneReport:
     return checker.report()
 
 
+def require_passed(abc: str) -> TuneReport:
+    """The tune's report; a CharRNNError if it fails the checks, since only checked tunes are rendered."""
+    report = check_tune(abc)
+    if not report.passed:
+        first = next(f for f in report.findings if f.severity == "error")
+        raise CharRNNError(f"the tune fails the checks ({first.message}), so it is not rendered")
+    return report
+
+
 @dataclass
 class _Measure:
     """One written bar of one voice, as the post-pass needs it."""
 
     number: int
     duration: Fraction
-    meter: _Meter
+    meter: Meter
     rest_bars: int  # bars of multi-measure rest (Z4) in it; they are full by definition
     line_break_before: bool  # it starts a line of music, after a bar that ended the line before
     boundary_after: bool = False  # a repeat sign, double bar, ending or part marker right after it
     repeat_target: int | None = None  # index of the bar an end repeat right after it jumps back to
 
 
-class _Voice:
-    """The running state of one voice while the body is read."""
+class _Voice(Voice):
+    """The running state of one voice while the body is read: its time and pitch (reader.Voice), its bars
+    and its structure."""
 
-    def __init__(self, name: str, meter: _Meter, unit: Fraction) -> None:
+    def __init__(self, name: str, meter: Meter, unit: Fraction, key: str) -> None:
+        super().__init__(meter, unit, key)
         self.name = name
-        self.meter = meter
-        self.unit = unit
         self.measures: list[_Measure] = []
         self.bar_number = 0  # number of the last closed bar (a Z4 rest takes four)
         # The bar being read.
@@ -219,12 +137,9 @@ class _Voice:
         self.rest_bars = 0
         self.measure_meter = meter
         self.line_break_before = False
-        # Rhythm modifiers that reach forward to the next note.
-        self.last_duration: Fraction | None = None  # the previous note of this bar, for > and <
-        self.next_factor = Fraction(1)
-        self.tuplet_left = 0
-        self.tuplet_factor = Fraction(1)
-        self.tuplet_bar = 0
+        self.tuplet_bar = 0  # where the tuplet being read began
+        self.tie_bar = 0  # where the tie into the next note was written
+        self.tie_text = ""
         # Structure.
         self.slurs: list[int] = []  # bars where slurs still open began
         self.repeat_open: int | None = None  # bar of a |: not closed yet
@@ -263,7 +178,7 @@ class _Checker:
         self.findings: list[Finding] = []
         self.per_kind: Counter[str] = Counter()
         self.headers: dict[str, str] = {}
-        self.meter: _Meter = _FREE_METER
+        self.meter: Meter = FREE_METER
         self.header_meter: Fraction | None = None
         self.unit: Fraction | None = None
         self.voices: dict[str, _Voice] = {}
@@ -306,14 +221,14 @@ class _Checker:
 
     def _read_header(self, lines: list[str]) -> int:
         """Check the header fields; return the index of the first body line."""
-        k_line = next((i for i, line in enumerate(lines) if (f := _field(line)) and f[0] == "K"), None)
+        k_line = next((i for i, line in enumerate(lines) if (f := parse_field(line)) and f[0] == "K"), None)
         order: list[str] = []
         body_start = len(lines)
         for index, line in enumerate(lines):
             if not line.strip() or line.lstrip().startswith("%"):
                 continue
-            field = _field(line)
-            if field is None:
+            found = parse_field(line)
+            if found is None:
                 if k_line is None:
                     body_start = index
                     break
@@ -321,9 +236,9 @@ class _Checker:
                     order.append("music")
                     self.add("header-order", f"line {index + 1} is music but comes before the K: field")
                 continue
-            order.append(field[0])
-            self.headers.setdefault(field[0], field[1])
-            if field[0] == "K":
+            order.append(found[0])
+            self.headers.setdefault(found[0], found[1])
+            if found[0] == "K":
                 body_start = index + 1
                 break
         self._check_header_fields(order)
@@ -340,7 +255,7 @@ class _Checker:
         if "K" not in fields:
             self.add("missing-header", "the header has no K: field")
         if "M" in self.headers:
-            meter = _parse_meter(self.headers["M"])
+            meter = parse_meter(self.headers["M"])
             if meter is None:
                 self.add("bad-meter", f"M:{self.headers['M']} is not a meter")
             else:
@@ -349,11 +264,11 @@ class _Checker:
         else:
             self.add("missing-header", "the header has no M: field")
         if "L" in self.headers:
-            self.unit = _parse_unit(self.headers["L"])
+            self.unit = parse_unit(self.headers["L"])
             if self.unit is None:
                 self.add("bad-length", f"L:{self.headers['L']} is not a note length")
         if self.unit is None:
-            self.unit = _default_unit(self.meter)
+            self.unit = default_unit(self.meter)
             if "L" not in self.headers:
                 self.add(
                     "missing-header",
@@ -366,49 +281,41 @@ class _Checker:
         for line in lines[body_start:]:
             if not line.strip() or line.lstrip().startswith("%"):
                 continue
-            field = _field(line)
-            if field is None:
+            found = parse_field(line)
+            if found is None:
                 return
-            if field[0] in "ML" and field[0] not in self.headers:
-                self.add("header-order", f"{field[0]}: comes after K:, which must end the header")
+            if found[0] in "ML" and found[0] not in self.headers:
+                self.add("header-order", f"{found[0]}: comes after K:, which must end the header")
 
     # Body
 
     def _voice(self, name: str) -> _Voice:
-        """The voice called name, created with the header's meter and unit the first time."""
+        """The voice called name, created with the header's meter, unit and key the first time."""
         if name not in self.voices:
             assert self.unit is not None
-            self.voices[name] = _Voice(name, self.meter, self.unit)
+            self.voices[name] = _Voice(name, self.meter, self.unit, self.headers.get("K", ""))
         return self.voices[name]
 
     def _body_line(self, line: str, number: int) -> None:
-        """Dispatch one body line: skip comments, apply fields, scan music."""
+        """Dispatch one body line: skip comments, apply fields, read music."""
         if not line.strip() or line.lstrip().startswith("%"):
             return
-        field = _field(line)
-        if field is None:
+        found = parse_field(line)
+        if found is None:
             self._music(line)
-        elif field[0] == "X":
+        elif found[0] == "X":
             self.add("header-order", f"line {number} has a second X: field; split tunes with split_tunes")
         else:
-            self._apply_field(field[0], field[1])
+            self._apply_field(found[0], found[1])
 
     def _apply_field(self, key: str, value: str) -> None:
-        """Apply a body field (a line or an inline [X:...]): meter, unit, part or voice changes."""
+        """Apply a body field (a line or an inline [X:...]): key, meter, unit, part or voice changes."""
         voice = self.voice
         assert voice is not None
-        if key == "M":
-            meter = _parse_meter(value)
-            if meter is None:
-                self.add("bad-meter", f"M:{value} in {voice.where(voice.current_bar)} is not a meter")
-            else:
-                voice.meter = meter
-        elif key == "L":
-            unit = _parse_unit(value)
-            if unit is None:
-                self.add("bad-length", f"L:{value} in {voice.where(voice.current_bar)} is not a note length")
-            else:
-                voice.unit = unit
+        if key in "KML" and not voice.set_field(key, value):
+            what = "a meter" if key == "M" else "a note length"
+            self.add("bad-meter" if key == "M" else "bad-length",
+                     f"{key}:{value} in {voice.where(voice.current_bar)} is not {what}")
         elif key == "P":
             voice.part_labels.append(value)
             self._boundary(voice)
@@ -417,148 +324,64 @@ class _Checker:
             self.voice = self._voice(value.split()[0] if value.split() else "")
 
     def _music(self, line: str) -> None:
-        """Scan one line of music, symbol by symbol; every branch moves forward, so this is linear."""
-        n = len(line)
-        i = 0
+        """Read one line of music, token by token."""
         self.fresh_line = True
-        while i < n:
+        for token in tokenize(line):
             voice = self.voice
             assert voice is not None
-            c = line[i]
-            if c in _SPACING or c == "-":  # a tie joins notes and takes no time
-                i += 1
-            elif c == "%":
-                return
-            elif c in _PITCHES or c in _ACCIDENTALS:
-                length, i = self._pitch(line, i)
-                if length is not None:
-                    self._sound(voice, length)
-            elif c in "zx":
-                length, i = self._length(line, i + 1)
-                self._sound(voice, length)
-            elif c in "ZX":
-                i = self._multi_measure_rest(voice, line, i + 1)
-            elif c == "y":
-                i += 1
-                while i < n and line[i] in _DIGITS:
-                    i += 1
-            elif c in _DECORATIONS:
-                i += 1
-            elif c in "|:" or (c == "[" and line[i + 1 : i + 2] == "|"):
-                i = self._bar(voice, line, i)
-            elif c == "[":
-                i = self._bracket(voice, line, i)
-            elif c == "(":
-                i = self._paren(voice, line, i)
-            elif c == ")":
+            kind = token.kind
+            if kind == "problem":
+                self.add(token.finding, token.message.replace(WHERE, voice.where(voice.current_bar)),
+                         voice.current_bar)
+            elif kind in ("note", "chord"):
+                self._tie(voice, token)
+                self._sound(voice, token.length)
+            elif kind == "rest":
+                voice.rest()
+                self._sound(voice, token.length)
+            elif kind == "bars_rest":
+                self._begin_music(voice)
+                voice.rest_bars += token.numbers[0]
+            elif kind == "tie":
+                voice.tie()
+            elif kind == "bar":
+                self._bar(voice, token.text)
+            elif kind == "ending":
+                self._ending(voice, token)
+            elif kind == "field":
+                self._apply_field(token.text, token.value)
+            elif kind == "tuplet":
+                self._tuplet(voice, token)
+            elif kind == "broken":
+                self._broken_rhythm(voice, token.text)
+            elif kind == "slur_open":
+                voice.slurs.append(voice.current_bar)
+            elif kind == "slur_close":
                 if voice.slurs:
                     voice.slurs.pop()
                 else:
-                    self.add(
-                        "unclosed-bracket", f") in {voice.where(voice.current_bar)} closes no slur", voice.current_bar
-                    )
-                i += 1
-            elif c in "><":
-                i = self._broken_rhythm(voice, line, i)
-            elif c == "{":
-                i = self._grace(voice, line, i)
-            elif c == '"':
-                i = self._quoted(voice, line, i)
-            elif c == "!":
-                i = self._bang_decoration(voice, line, i)
-            elif c == "+":
-                i = self._plus(voice, line, i)
-            elif c == "&":
+                    self.add("unclosed-bracket", f") in {voice.where(voice.current_bar)} closes no slur",
+                             voice.current_bar)
+            elif kind == "overlay":
                 voice.layers.append(voice.duration)
                 voice.duration = Fraction(0)
-                voice.last_duration = None
-                i += 1
-            elif c in "]}":
-                self.add(
-                    "unclosed-bracket", f"{c} in {voice.where(voice.current_bar)} closes nothing", voice.current_bar
-                )
-                i += 1
-            else:
-                self.add(
-                    "bad-symbol",
-                    f"{_excerpt(c)} in {voice.where(voice.current_bar)} is not ABC music",
-                    voice.current_bar,
-                )
-                i += 1
+                voice.overlay()
 
-    # Notes and their lengths
+    # Notes, ties and rhythm
 
-    def _length(self, line: str, i: int) -> tuple[Fraction, int]:
-        """Read a length multiplier (2, /2, /, //, 3/2) at i; a malformed one is reported and read as 1."""
-        n = len(line)
-        j = i
-        while j < n and line[j] in _DIGITS:
-            j += 1
-        digits = line[i:j]
-        # Caps on digits and slashes keep the fractions small, so arithmetic stays cheap on junk.
-        bad = len(digits) > 3 or (digits != "" and int(digits) == 0)
-        value = Fraction(int(digits)) if digits and not bad else Fraction(1)
-        slashes = 0
-        while j < n and line[j] == "/":
-            j += 1
-            k = j
-            while k < n and line[k] in _DIGITS:
-                k += 1
-            slashes += 1
-            divisor = line[j:k]
-            if slashes > 4 or len(divisor) > 3 or (divisor != "" and int(divisor) == 0):
-                bad = True
-            elif not bad:
-                value /= int(divisor) if divisor else 2
-            j = k
-        if bad:
-            voice = self.voice
-            assert voice is not None
-            self.add(
-                "bad-length",
-                f"note length {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} is not valid",
-                voice.current_bar,
-            )
-            return Fraction(1), j
-        return value, j
-
-    def _pitch(self, line: str, i: int) -> tuple[Fraction | None, int]:
-        """Read accidentals, a note letter, octave marks and a length; None if no note letter follows."""
-        n = len(line)
-        j = i
-        while j < n and line[j] in _ACCIDENTALS:
-            j += 1
-        if line[i:j] not in _VALID_ACCIDENTALS:
-            voice = self.voice
-            assert voice is not None
-            self.add("bad-symbol", f"accidental {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} is not "
-                                   "one of ^ ^^ _ __ =", voice.current_bar)
-        while j < n and j - i < 12 and (line[j] in _DIGITS or line[j] == "/"):  # microtone, as ^3/4c
-            j += 1
-        if j >= n or line[j] not in _PITCHES:
-            voice = self.voice
-            assert voice is not None
-            self.add(
-                "bad-symbol",
-                f"accidental {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} has no note",
-                voice.current_bar,
-            )
-            return None, max(j, i + 1)
-        j += 1
-        while j < n and line[j] in "',":
-            j += 1
-        return self._length(line, j)
+    def _tie(self, voice: _Voice, token: Token) -> None:
+        """A tie joins notes of one pitch: A-A, or A-|A across a bar line; A-G is an error."""
+        tied_text = voice.tie_text
+        _, joined = voice.play(token.notes)
+        if not joined:
+            self.add("bad-tie", f"the tie in {voice.where(voice.tie_bar)} joins {tied_text} to {token.text}, "
+                                "a note of another pitch", voice.tie_bar)
+        voice.tie_text, voice.tie_bar = token.text, voice.current_bar  # what a - after it (or in it) holds
 
     def _sound(self, voice: _Voice, length: Fraction) -> None:
         """Add a note, rest or chord of length units to the bar, through tuplets and broken rhythm."""
         self._begin_music(voice)
-        duration = voice.unit * length * voice.next_factor
-        voice.next_factor = Fraction(1)
-        if voice.tuplet_left:
-            duration *= voice.tuplet_factor
-            voice.tuplet_left -= 1
-        voice.duration += duration
-        voice.last_duration = duration
+        voice.duration += voice.sound(length)
 
     def _begin_music(self, voice: _Voice) -> None:
         """Open the bar for music: it takes the meter in force and any boundary just passed."""
@@ -570,193 +393,40 @@ class _Checker:
             voice.line_break_before = self.fresh_line
         self.fresh_line = False
 
-    def _multi_measure_rest(self, voice: _Voice, line: str, i: int) -> int:
-        """Z4 or X4: rest for four whole bars."""
-        j = i
-        while j < len(line) and line[j] in _DIGITS:
-            j += 1
-        count = int(line[i:j]) if 0 < j - i <= 4 else 1
-        self._begin_music(voice)
-        voice.rest_bars += max(count, 1)
-        return j
-
-    def _broken_rhythm(self, voice: _Voice, line: str, i: int) -> int:
+    def _broken_rhythm(self, voice: _Voice, signs: str) -> None:
         """A>B dots A and halves B (>> and >>> more so); A<B is the reverse."""
-        j = i
-        while j < len(line) and line[j] == line[i]:
-            j += 1
-        count = j - i
-        if voice.last_duration is None or count > 3:
-            problem = "has more than three signs" if count > 3 else "does not follow a note of the same bar"
-            self.add(
-                "bad-symbol",
-                f"broken rhythm {_excerpt(line[i:j])} in {voice.where(voice.current_bar)} {problem}",
-                voice.current_bar,
-            )
-            return j
-        short = Fraction(1, 2**count)
-        first, second = (2 - short, short) if line[i] == ">" else (short, 2 - short)
-        voice.duration += voice.last_duration * (first - 1)
-        voice.next_factor = second
-        voice.last_duration = None
-        return j
-
-    # Brackets of all kinds
-
-    def _bracket(self, voice: _Voice, line: str, i: int) -> int:
-        """At [: an ending [2, an inline field [M:3/4], or a chord [CEG]."""
-        nxt = line[i + 1 : i + 2]
-        if nxt in _DIGITS:
-            return self._ending(voice, line, i + 1)
-        if nxt.isascii() and nxt.isalpha() and line[i + 2 : i + 3] == ":":
-            match = _INLINE_FIELD_RE.match(line, i)
-            if match is None:
-                self.add(
-                    "unclosed-bracket",
-                    f"inline field {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} is not closed by ]",
-                    voice.current_bar,
-                )
-                return i + 3
-            self._apply_field(nxt, match.group(2).strip())
-            return match.end()
-        return self._chord(voice, line, i + 1, "]")
-
-    def _chord(self, voice: _Voice, line: str, i: int, close: str) -> int:
-        """Read chord notes up to close; the chord lasts as long as its first note times its suffix."""
-        n = len(line)
-        bar = voice.current_bar
-        first: Fraction | None = None
-        j = i
-        while j < n and line[j] != close:
-            c = line[j]
-            if c in _PITCHES or c in _ACCIDENTALS or c in "zx":
-                length, j = self._pitch(line, j) if c not in "zx" else self._length(line, j + 1)
-                first = length if first is None else first
-            elif c in _SPACING or c in _DECORATIONS or c == "-":
-                j += 1
-            elif c == "!":
-                j = self._bang_decoration(voice, line, j)
-            elif c == '"':
-                j = self._quoted(voice, line, j)
-            else:
-                break
-        if j >= n or line[j] != close:
-            self.add("unclosed-chord", f"the chord opened in {voice.where(bar)} is not closed by {close}", bar)
+        gained = voice.broken(signs) if len(signs) <= 3 else None
+        if gained is None:
+            problem = "has more than three signs" if len(signs) > 3 else "does not follow a note of the same bar"
+            self.add("bad-symbol", f"broken rhythm {excerpt(signs)} in {voice.where(voice.current_bar)} {problem}",
+                     voice.current_bar)
         else:
-            j += 1
-        suffix, j = self._length(line, j)
-        if first is None:
-            self.add("bad-symbol", f"a chord in {voice.where(bar)} has no notes", bar)
-        else:
-            self._sound(voice, first * suffix)
-        return j
+            voice.duration += gained
 
-    def _paren(self, voice: _Voice, line: str, i: int) -> int:
-        """At (: a tuplet (3, (3:2, (3:2:3, or the start of a slur."""
-        match = _TUPLET_RE.match(line, i)
-        if match is None:
-            voice.slurs.append(voice.current_bar)
-            return i + 1
-        bar = voice.current_bar
-        texts = match.groups(default="")
-        if any(len(text) > 2 for text in texts):
-            self.add("bad-tuplet", f"tuplet {_excerpt(match.group())} in {voice.where(bar)} is too large", bar)
-            return match.end()
-        p = int(texts[0])
-        q = int(texts[1]) if texts[1] else tuplet_time(p, voice.meter.compound)
-        r = int(texts[2]) if texts[2] else p
-        if p < 2 or q < 1 or r < 1:
-            self.add("bad-tuplet", f"tuplet {_excerpt(match.group())} in {voice.where(bar)} is not valid", bar)
-        elif voice.tuplet_left:
+    def _tuplet(self, voice: _Voice, token: Token) -> None:
+        """(p:q:r: p notes in the time of q for the next r notes; tuplets do not nest."""
+        if voice.tuplet_left:
             self.add(
                 "bad-tuplet",
-                f"tuplet {_excerpt(match.group())} in {voice.where(bar)} starts before the tuplet of "
+                f"tuplet {excerpt(token.text)} in {voice.where(voice.current_bar)} starts before the tuplet of "
                 f"{voice.where(voice.tuplet_bar)} has its notes",
-                bar,
-            )
-        else:
-            voice.tuplet_left, voice.tuplet_factor, voice.tuplet_bar = r, Fraction(q, p), bar
-        return match.end()
-
-    def _grace(self, voice: _Voice, line: str, i: int) -> int:
-        """Skip grace notes {...}: they take no time, but must close on the same bar."""
-        j = i + 1
-        while j < len(line) and line[j] not in "{}|":
-            j += 1
-        if j < len(line) and line[j] == "}":
-            return j + 1
-        self.add(
-            "unclosed-bracket",
-            f"grace notes opened with {{ in {voice.where(voice.current_bar)} are not closed by }}",
-            voice.current_bar,
-        )
-        return j
-
-    def _quoted(self, voice: _Voice, line: str, i: int) -> int:
-        """Skip a chord symbol or annotation "Am"; it takes no time."""
-        close = line.find('"', i + 1)
-        if close < 0:
-            self.add(
-                "unclosed-bracket",
-                f"the quote opened in {voice.where(voice.current_bar)} is not closed on its line",
                 voice.current_bar,
             )
-            return len(line)
-        return close + 1
-
-    def _decoration_end(self, voice: _Voice, line: str, i: int) -> int | None:
-        """Index of the sign that closes a decoration !trill! or +trill+ opened at i; reported if none."""
-        close = line.find(line[i], i + 1, i + 2 + _MAX_DECORATION)
-        if close > i + 1 and _DECORATION_NAME_RE.fullmatch(line, i + 1, close):
-            return close
-        self.add(
-            "unclosed-bracket",
-            f"decoration {_excerpt(line[i : i + 12])} in {voice.where(voice.current_bar)} is not closed by {line[i]}",
-            voice.current_bar,
-        )
-        return None
-
-    def _bang_decoration(self, voice: _Voice, line: str, i: int) -> int:
-        """Skip a decoration !trill!."""
-        close = self._decoration_end(voice, line, i)
-        return i + 1 if close is None else close + 1
-
-    def _plus(self, voice: _Voice, line: str, i: int) -> int:
-        """An old-style chord +CEG+ (ABC 1.6) or decoration +trill+."""
-        close = self._decoration_end(voice, line, i)
-        if close is None:
-            return i + 1
-        if _OLD_CHORD_RE.fullmatch(line, i + 1, close):
-            return self._chord(voice, line, i + 1, "+")
-        return close + 1
+        else:
+            voice.tuplet(*token.numbers)
+            voice.tuplet_bar = voice.current_bar
 
     # Bar lines, repeats, endings
 
-    def _bar(self, voice: _Voice, line: str, i: int) -> int:
-        """Read a bar line such as |, ||, |], [|, |:, :|, ::, :|2, then apply it."""
-        n = len(line)
-        j = i + 1 if line[i] == "[" else i
-        while j < n and line[j] in "|:":
-            j += 1
-        if j < n and line[j] == "]" and line[j - 1] == "|":
-            j += 1
-        text = line[i:j]
+    def _bar(self, voice: _Voice, text: str) -> None:
+        """Apply a bar line such as |, ||, |], [|, |:, :|, ::."""
         after_music = voice.has_music
         self._close_measure(voice)
-        if "|" in text:
-            end, start = ":|" in text, "|:" in text
-        elif len(text) > 1:  # :: alone
-            end = start = True
-        else:  # a lone ":" finishes a |: or :| split across lines, e.g. "||\" then ":abc"
-            end, start = after_music, not after_music
-        double = text != "[|]" and ("||" in text or text.startswith("[|") or text.endswith("|]"))
+        end, start, double = bar_signs(text, after_music)
         self._repeat_signs(voice, end, start)
         if end or start or double:
             self._boundary(voice)
             self._close_section(voice)
-        if j < n and (line[j] in _DIGITS or (line[j] == "[" and line[j + 1 : j + 2] in _DIGITS)):
-            return self._ending(voice, line, j + 1 if line[j] == "[" else j)
-        return j
 
     def _repeat_signs(self, voice: _Voice, end: bool, start: bool) -> None:
         """Track |: and :| so that every repeat start is closed and first endings reach their :|."""
@@ -788,17 +458,14 @@ class _Checker:
             voice.repeat_open = voice.current_bar
             voice.ending_seen = False
 
-    def _ending(self, voice: _Voice, line: str, i: int) -> int:
+    def _ending(self, voice: _Voice, token: Token) -> None:
         """An ending |1, :|2, [1, [2 or [1,3: a first ending must reach a :|, a later one follow it.
 
         A first ending may start mid-bar ("G2G [1 G2 :| [2 G3 ||"); a later ending then takes over
         the bar time written before the first one.
         """
-        match = _ENDING_RE.match(line, i)
-        assert match is not None
-        numbers = {int(n) for n in re.findall(r"\d+", match.group())}
         bar = voice.current_bar
-        if 1 in numbers:
+        if 1 in token.numbers:
             if voice.first_ending is not None:
                 self.add(
                     "stray-ending",
@@ -817,11 +484,10 @@ class _Checker:
         else:
             self.add(
                 "stray-ending",
-                f"ending {match.group()} in {voice.where(bar)} does not follow the :| of a first ending",
+                f"ending {token.text} in {voice.where(bar)} does not follow the :| of a first ending",
                 bar,
             )
         self._boundary(voice)
-        return match.end()
 
     def _boundary(self, voice: _Voice) -> None:
         """Mark a section boundary after the last closed bar, unless the bar being read has begun."""
@@ -838,14 +504,12 @@ class _Checker:
 
     def _close_measure(self, voice: _Voice) -> None:
         """Finish the bar being read, if it holds music, and check rhythm that must not cross it."""
-        if voice.next_factor != 1:
+        if voice.close_bar():
             self.add(
                 "bad-symbol",
                 f"broken rhythm at the end of {voice.where(voice.current_bar)} has no note after it",
                 voice.current_bar,
             )
-            voice.next_factor = Fraction(1)
-        voice.last_duration = None
         if not voice.has_music:
             return
         meter = voice.measure_meter

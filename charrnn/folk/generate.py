@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -109,6 +110,14 @@ class FolkTune:
         return self.ended and self.report.passed
 
 
+def choose(tunes: Sequence[FolkTune]) -> FolkTune:
+    """The tune to keep of several candidates: the likeliest (mean log-probability per character) of those
+    that passed, or of all of them if none did; the first of equals."""
+    if not tunes:
+        raise CharRNNError("there is no candidate tune to choose from")
+    return max(tunes, key=lambda tune: (tune.passed, tune.logprob))
+
+
 class FolkModel:
     """A model that writes ABC; `generate` writes checked tunes."""
 
@@ -148,8 +157,7 @@ class FolkModel:
         seed = secrets.randbelow(2**31) if seed is None else seed
         started = time.perf_counter()
         tunes = [self._write(chosen, title, temperature, seed + i, max_chars, guided) for i in range(candidates)]
-        best = max(tunes, key=lambda tune: (tune.passed, tune.logprob))
-        return replace(best, seconds=time.perf_counter() - started, candidates=candidates)
+        return replace(choose(tunes), seconds=time.perf_counter() - started, candidates=candidates)
 
     def _check_writable(self, chosen: Conditions, title: str | None) -> None:
         """Every character that would be forced on the model must be one it knows."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 # One spelling per key, meter and tune type, so that conditioning a model on them is unambiguous.
 _MODES = {"major": "", "ionian": "", "minor": "m", "aeolian": "m", "dorian": "dor", "mixolydian": "mix",
@@ -45,14 +44,3 @@ def canonical_tune_type(text: str) -> str:
     """A tune type (R:) in lower case with one spelling: "Slip-Jig" and "slipjig" become "slip jig"."""
     name = " ".join(text.lower().replace("-", " ").strip(" .").split())
     return _TUNE_TYPE_SPELLINGS.get(name, name)
-
-
-def default_unit_length(meter: str | None) -> str:
-    """ABC's unit note length when L: is absent: 1/16 below a 3/4 meter, else 1/8."""
-    value = {"C": Fraction(4, 4), "C|": Fraction(2, 2)}.get(meter or "")
-    if value is None:
-        try:
-            value = Fraction(meter or "")
-        except ValueError:  # free ("none"), complex ("2+3/8") or no meter
-            value = Fraction(1)
-    return "1/16" if value < Fraction(3, 4) else "1/8"
