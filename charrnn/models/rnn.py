@@ -63,7 +63,8 @@ class CharRNN(nn.Module):
         return self.head.weight.device
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
-        z = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device or self.device)
+        w = self.head.weight
+        z = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device or w.device, dtype=w.dtype)
         return (z, z.clone()) if self.cfg.cell == "lstm" else z
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
