@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import REPO, percentile, running_app
+from benchmarks.common import REPO, running_app
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import WORD_END
 from charrnn.serve.registry import Registry
+from tests.load_clients import percentile
 
 
 def prefixes(text: str, count: int, context: int, seed: int = 0) -> list[str]:
