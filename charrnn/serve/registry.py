@@ -70,11 +70,6 @@ class LoadedModel:
     config: RunFile
 
     @property
-    def key(self) -> tuple[str, int]:
-        """Identifies these exact weights (caches of derived results key on it)."""
-        return self.entry.name, self.entry.mtime_ns
-
-    @property
     def char_counts(self) -> list[int] | None:
         return self.config.char_counts
 
