@@ -94,7 +94,7 @@ def test_load_is_cached_and_follows_new_weights(folders):
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as when a run saves better weights
     second = reg.load("shakespeare")
-    assert second is not first and second.key != first.key
+    assert second is not first and second.entry.mtime_ns != first.entry.mtime_ns
 
 
 def test_cache_evicts_least_recently_used(folders):
