@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import REPO, percentile, running_app
+from benchmarks.common import REPO, running_app
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import WORD_END
 from charrnn.serve.registry import Registry
+from tests.load_clients import percentile
 
 
 def prefixes(text: str, count: int, context: int, seed: int = 0) -> list[str]:
@@ -50,23 +51,22 @@ def run(model_dir: Path, text_path: Path, count: int = 200, num: int = 3, max_le
     cases = prefixes(held_out, count, 600)
     times: dict[str, list[float]] = {"cold": [], "typing": [], "cached": []}
     for prefix in cases[:5]:  # warm-up
-        Autocompleter().complete(lm, prefix, num, "word", max_len)
+        Autocompleter().complete(lm.model, lm.vocab, prefix, num, "word", max_len, char_counts=lm.char_counts)
     for prefix in cases:
         ac = Autocompleter()
         t0 = time.perf_counter()
-        ac.complete(lm, prefix, num, "word", max_len)
+        ac.complete(lm.model, lm.vocab, prefix, num, "word", max_len, char_counts=lm.char_counts)
         times["cold"].append(time.perf_counter() - t0)
         ac = Autocompleter()
-        ac.complete(lm, prefix[:-1], num, "word", max_len)
+        ac.complete(lm.model, lm.vocab, prefix[:-1], num, "word", max_len, char_counts=lm.char_counts)
         t0 = time.perf_counter()
-        result = ac.complete(lm, prefix, num, "word", max_len)
+        result = ac.complete(lm.model, lm.vocab, prefix, num, "word", max_len, char_counts=lm.char_counts)
         times["typing"].append(time.perf_counter() - t0)
         assert result.cache == "extend"
         t0 = time.perf_counter()
-        ac.complete(lm, prefix, num, "word", max_len)
+        ac.complete(lm.model, lm.vocab, prefix, num, "word", max_len, char_counts=lm.char_counts)
         times["cached"].append(time.perf_counter() - t0)
-    cfg = lm.config["model"]
-    summary = {"model": f"{cfg['model'].upper()} {cfg['layers']}x{cfg['hidden']}", "prefixes": len(cases),
+    summary = {"model": lm.config.arch, "prefixes": len(cases),
                "num": num, "max_len": max_len, "threads": threads, "torch": torch.__version__}
     for kind, values in times.items():
         ms = [v * 1000 for v in values]

@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
     folk = FolkModel.load(args.model_dir)
-    print(f"model {args.model_dir}: {folk.config['model']}, torch {torch.__version__}")
+    print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}")
     for temperature in args.temperature:
         for guided in (True, False):
             generated_pass_share(folk, args.num, temperature, guided)

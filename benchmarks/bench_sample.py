@@ -13,6 +13,7 @@ import torch
 from benchmarks.common import interleaved, table
 from charrnn.data import Vocab
 from charrnn.decoding.beam import beam_search
+from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.models.rnn import CharRNN, ModelConfig
 
@@ -36,7 +37,7 @@ def fused_per_char(model, chars):
 def charrnn_sample(model, chars, temperature=1.0):
     def run():
         prompt = prepare_prompt(model, VOCAB, "A")
-        return sum(1 for _ in generate(model, VOCAB, prompt, chars, temperature=temperature, seed=0))
+        return sum(1 for _ in generate(model, VOCAB, prompt, chars, SamplingSettings(temperature, seed=0)))
 
     return run
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: interleaved rounds, percentiles, tables, the app in a subprocess."""
+"""Helpers shared by the benchmark scripts: interleaved rounds, tables, the app in a subprocess."""
 
 from __future__ import annotations
 
@@ -34,12 +34,6 @@ def table(rows: list[list], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) of values."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @contextmanager

@@ -9,32 +9,36 @@ one, so a kill at any moment leaves either the old file or the new one, never a 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from charrnn import models
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_path
-from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.files import atomic_path, write_failed
+from charrnn.files import write_json as write_json  # re-exported: callers import the format's names from here
+from charrnn.runfile import CONFIG as CONFIG
+from charrnn.runfile import FORMAT_VERSION as FORMAT_VERSION
+from charrnn.runfile import WEIGHTS, RunFile
+from charrnn.runfile import CorpusInfo as CorpusInfo
 
-FORMAT_VERSION = 1
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
 LATEST = "latest.safetensors"
 
-def _write_failed(path: Path, e: OSError) -> CharRNNError:
-    return CharRNNError(f"cannot write {path}: {e.strerror or e}; the previous file there is unchanged")
+# The trainer state in latest.safetensors: tensors named by these prefixes and names, and the trainer's
+# scalars (step, elapsed, best val loss, optimizer groups) as JSON under the TRAINER metadata key.
+MODEL_PREFIX = "model."  # + parameter name: the weights
+OPTIM_PREFIX = "optim."  # + "<param id>.<key>": the optimizer's tensors
+HIDDEN = ("hidden.h", "hidden.c")  # the carried hidden state (c only for an LSTM), every stream
+TRAINER = "trainer"
 
 
-def write_json(path: Path, obj: dict) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise _write_failed(path, e) from None
+def rng_name(device: str, rank: int) -> str:
+    """The tensor holding one process's RNG state: device "cpu" or "cuda"."""
+    return f"rng.{device}.{rank}"
 
 
 def read_json_lines(path: Path) -> list[dict]:
@@ -53,7 +57,7 @@ def write_json_lines(path: Path, records: list[dict]) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     except OSError as e:
-        raise _write_failed(path, e) from None
+        raise write_failed(path, e) from None
 
 
 def append_json_line(path: Path, record: dict) -> None:
@@ -72,13 +76,11 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
     except SafetensorError as e:  # what its writer raises for a full disk or a read-only filesystem
         raise CharRNNError(f"cannot write {path}: {e}; the previous file there is unchanged") from None
     except OSError as e:
-        raise _write_failed(path, e) from None
+        raise write_failed(path, e) from None
 
 
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and header metadata of a safetensors file, with a clear error for a broken one."""
-    from safetensors import safe_open
-
     if not path.is_file():
         raise CharRNNError(f"missing checkpoint file {path}")
     try:
@@ -90,33 +92,12 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
-def read_config(run_dir: Path) -> dict:
-    path = Path(run_dir) / CONFIG
-    if Path(run_dir).is_file():
-        raise CharRNNError(f"{run_dir} is a file; give the run directory that holds {CONFIG} and {WEIGHTS}")
-    if not Path(run_dir).is_dir():
-        raise CharRNNError(f"no such run directory: {run_dir}")
-    if not path.is_file():
-        raise CharRNNError(f"{run_dir} is not a charrnn run directory (no {CONFIG})")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:
-        raise CharRNNError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict) or cfg.get("format_version") != FORMAT_VERSION:
-        raise CharRNNError(f"{path}: unsupported or missing format_version (this charrnn reads {FORMAT_VERSION})")
-    try:
-        ModelConfig(**cfg["model"])
-        chars = cfg["vocab"]
-        if not all(isinstance(c, str) and len(c) == 1 for c in chars) or len(set(chars)) != len(chars):
-            raise ValueError("vocab must be a list of distinct single characters")
-        if len(chars) != cfg["model"]["vocab_size"]:
-            raise ValueError("vocab length differs from model.vocab_size")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CharRNNError(f"{path} is malformed: {e}") from None
-    return cfg
+def read_config(run_dir: str | Path) -> RunFile:
+    """The run file of a run directory (see charrnn.runfile)."""
+    return RunFile.read(run_dir)
 
 
-def load_state_into(model: CharRNN, tensors: dict[str, torch.Tensor], path: Path, prefix: str = "") -> None:
+def load_state_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path, prefix: str = "") -> None:
     """Copy tensors named `prefix + param` into the model; shapes and names must match exactly."""
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     expected = model.state_dict()
@@ -131,20 +112,22 @@ def load_state_into(model: CharRNN, tensors: dict[str, torch.Tensor], path: Path
     model.load_state_dict({k: v.to(dtype=ref.dtype, device=ref.device) for k, v in state.items()})
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[CharRNN, Vocab, dict]:
-    """The best weights of a run (or a shipped model), in eval mode, with its vocabulary and config."""
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Vocab, RunFile]:
+    """The best weights of a run (or a shipped model), in eval mode, with its vocabulary and run file.
+
+    The network's class is the one registered for the run file's kind (charrnn.models)."""
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    model = CharRNN(ModelConfig(**cfg["model"]))
+    run = read_config(run_dir)
+    model = models.build(run.kind, run.model)
     tensors, _ = read_tensors(run_dir / WEIGHTS)
     load_state_into(model, tensors, run_dir / WEIGHTS)
     for name, p in model.named_parameters():
         if not torch.isfinite(p).all():
             raise CharRNNError(f"{run_dir / WEIGHTS}: parameter {name} holds NaN or infinite values")
-    return model.to(device).eval(), Vocab(cfg["vocab"]), cfg
+    return model.to(device).eval(), Vocab(run.vocab), run
 
 
-def save_weights(run_dir: Path, model: CharRNN, dtype: torch.dtype | None = None, **metadata) -> None:
+def save_weights(run_dir: Path, model: torch.nn.Module, dtype: torch.dtype | None = None, **metadata) -> None:
     tensors = {k: (v.to(dtype) if dtype else v) for k, v in model.state_dict().items()}
     write_tensors(Path(run_dir) / WEIGHTS, tensors, {k: json.dumps(v) for k, v in metadata.items()})
 
@@ -155,17 +138,17 @@ def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = tor
     run_dir, dest = Path(run_dir), Path(dest)
     if dest.resolve() == run_dir.resolve():
         raise CharRNNError("export needs a destination other than the run directory itself")
-    model, _, cfg = load_model(run_dir)
+    model, _, run = load_model(run_dir)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CharRNNError(f"cannot create {dest}: {e.strerror or e}") from None
     _, meta = read_tensors(run_dir / WEIGHTS)
     save_weights(dest, model, dtype=dtype, **{k: json.loads(v) for k, v in meta.items()})
-    cfg["corpus"]["path"] = Path(cfg["corpus"]["path"]).name  # the builder's paths mean nothing elsewhere
-    cfg["train"]["corpus"] = cfg["corpus"]["name"] or cfg["corpus"]["path"]
-    cfg["weights_dtype"] = str(dtype).removeprefix("torch.")
-    cfg["size_bytes"] = (dest / WEIGHTS).stat().st_size
-    cfg["parameters"] = sum(p.numel() for p in model.parameters())
-    write_json(dest / CONFIG, cfg)
+    # The builder's paths mean nothing elsewhere: keep the corpus file's name only.
+    corpus = run.corpus and replace(run.corpus, path=Path(run.corpus.path).name)
+    train = {**run.train, "corpus": corpus.label} if corpus else run.train
+    replace(run, corpus=corpus, train=train, weights_dtype=str(dtype).removeprefix("torch."),
+            size_bytes=(dest / WEIGHTS).stat().st_size,
+            parameters=sum(p.numel() for p in model.parameters())).write(dest)
     return dest

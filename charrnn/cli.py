@@ -11,14 +11,30 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
+from charrnn import corpora
+from charrnn.checkpoint import export_model, load_model
+from charrnn.data import read_text, split_ids
+from charrnn.decoding.beam import beam_search, complete
+from charrnn.decoding.processors import SamplingSettings
+from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.folk import render
+from charrnn.folk.check import check_tune, split_tunes
+from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC, FolkModel
+from charrnn.folk.render import DEFAULT_TEMPO
+from charrnn.models.rnn import CELLS
+from charrnn.runfile import RunFile
+from charrnn.training.trainer import TrainConfig, Trainer, evaluate, parse_duration, resolve_device, resume_config
 
 DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
+MAX_BEAM_LENGTH = 10_000  # characters `sample --beam` may write
+MAX_COMPLETION_LENGTH = 1_000  # characters `complete --max-len` may ask for
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _positive_int(text: str) -> int:
@@ -36,8 +52,6 @@ def _finite_float(text: str) -> float:
 
 
 def _duration(text: str) -> float:
-    from charrnn.training.trainer import parse_duration
-
     try:
         return parse_duration(text)
     except CharRNNError as e:
@@ -45,8 +59,6 @@ def _duration(text: str) -> float:
 
 
 def _add_train(sub) -> None:
-    from charrnn.training.trainer import TrainConfig
-
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a text file",
                        description="Train a character-level model. Flags not given take the defaults shown, or, "
@@ -57,7 +69,7 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", default=False, help="continue the run in --out exactly")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=["lstm", "gru", "rnn"], help=f"recurrent cell (default {d.model})")
+    g.add_argument("--model", choices=CELLS, help=f"recurrent cell (default {d.model})")
     g.add_argument("--layers", type=_positive_int, help=f"default {d.layers}")
     g.add_argument("--hidden", type=_positive_int, help=f"hidden size (default {d.hidden})")
     g.add_argument("--embed", type=_positive_int, help=f"embedding size (default {d.embed})")
@@ -88,15 +100,13 @@ def _add_train(sub) -> None:
     g.add_argument("--encoding", help=f"text encoding of the corpus (default {d.encoding})")
     g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
     g = p.add_argument_group("machine")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help=f"default {d.device}")
+    g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
     g.add_argument("--threads", type=_positive_int, help="CPU threads (default: PyTorch's choice)")
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
-    from charrnn.training.trainer import TrainConfig, Trainer, resume_config
-
     names = {f.name for f in fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
     if args.resume:
@@ -128,7 +138,7 @@ def _add_inference_args(p, device: str = "cpu") -> None:
     p.add_argument("model_dir", help="a run directory or a shipped model folder (config.json + model.safetensors)")
     p.add_argument("--unknown", choices=["error", "skip"], default="error",
                    help="what to do with characters the model does not know")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=device, help=f"default {device}")
+    p.add_argument("--device", choices=DEVICES, default=device, help=f"default {device}")
     p.add_argument("--threads", type=_positive_int,
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
                         "thread; every core for beam search, completion and eval, which work on several rows)")
@@ -136,9 +146,6 @@ def _add_inference_args(p, device: str = "cpu") -> None:
 
 
 def _load(args):
-    from charrnn.checkpoint import load_model
-    from charrnn.training.trainer import resolve_device
-
     if args.threads is None:
         batched = args.command in ("complete", "eval") or getattr(args, "beam", None)
         args.threads = torch.get_num_threads() if batched else 1
@@ -169,20 +176,16 @@ def _add_sample(sub) -> None:
 
 
 def cmd_sample(args) -> int:
-    from charrnn.data import read_text
-    from charrnn.decoding.sampling import check_sampling_args, generate, prepare_prompt
-
     prime = read_text(args.prime_file) if args.prime_file else args.prime
-    model, vocab, cfg = _load(args)
-    prompt = prepare_prompt(model, vocab, prime, args.unknown, cfg.get("char_counts"))
+    model, vocab, run = _load(args)
+    prompt = prepare_prompt(model, vocab, prime, args.unknown, run.char_counts)
     if args.beam:
         return _beam(args, model, vocab, prompt)
-    check_sampling_args(len(vocab), args.temperature, args.top_k, args.top_p)
+    settings = SamplingSettings(args.temperature, args.top_k, args.top_p, stop=tuple(args.stop)).validate(len(vocab))
     base_seed = args.seed if args.seed is not None else int(torch.seed() % 2**31)
     samples, t0, chars = [], time.perf_counter(), 0
     for i in range(args.num):
-        pieces = generate(model, vocab, prompt, args.length, args.temperature, args.top_k, args.top_p,
-                          seed=base_seed + i, stop=args.stop)
+        pieces = generate(model, vocab, prompt, args.length, replace(settings, seed=base_seed + i))
         if args.stream and not args.json:
             print(("\n" if i else "") + prompt.text, end="", flush=True)
             chars_out = []
@@ -205,12 +208,10 @@ def cmd_sample(args) -> int:
 
 
 def _beam(args, model, vocab, prompt) -> int:
-    from charrnn.decoding.beam import beam_search
-
     if args.beam > len(vocab):
         raise CharRNNError(f"--beam must be between 1 and the vocabulary size {len(vocab)}; got {args.beam}")
-    if not 1 <= args.length <= 10_000:
-        raise CharRNNError(f"beam search --length must be between 1 and 10,000; got {args.length}")
+    if not 1 <= args.length <= MAX_BEAM_LENGTH:
+        raise CharRNNError(f"beam search --length must be between 1 and {MAX_BEAM_LENGTH:,}; got {args.length}")
     stops = [s for s in args.stop if s]
     t0 = time.perf_counter()
     hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num,
@@ -240,18 +241,14 @@ def _add_complete(sub) -> None:
 
 
 def cmd_complete(args) -> int:
-    from charrnn.data import read_text
-    from charrnn.decoding.beam import complete
-    from charrnn.decoding.sampling import prepare_prompt
-
-    if args.max_len > 1000:
-        raise CharRNNError(f"--max-len must be at most 1000; got {args.max_len}")
+    if args.max_len > MAX_COMPLETION_LENGTH:
+        raise CharRNNError(f"--max-len must be at most {MAX_COMPLETION_LENGTH}; got {args.max_len}")
     if (args.prefix is None) == (args.prefix_file is None):
         raise CharRNNError("give the prefix, or --prefix-file, but not both")
     prefix = read_text(args.prefix_file) if args.prefix_file else args.prefix
-    model, vocab, cfg = _load(args)
+    model, vocab, run = _load(args)
     t0 = time.perf_counter()
-    prompt = prepare_prompt(model, vocab, prefix, args.unknown, cfg.get("char_counts"))
+    prompt = prepare_prompt(model, vocab, prefix, args.unknown, run.char_counts)
     found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
@@ -287,23 +284,17 @@ def _add_export(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from charrnn.checkpoint import export_model
-
     dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype))
-    cfg = json.loads((dest / "config.json").read_text())
-    print(f"{dest}: {cfg['parameters']:,} parameters, {cfg['size_bytes'] / 1e6:.1f} MB, "
-          f"best val loss {cfg['best_val_loss']}")
+    run = RunFile.read(dest)
+    print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, best val loss {run.best_val_loss}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from charrnn.data import read_text, split_ids
-    from charrnn.training.trainer import evaluate
-
-    model, vocab, cfg = _load(args)
+    model, vocab, run = _load(args)
     text = read_text(Path(args.file), args.encoding)
     if args.split != "all":  # the same cut as training: train, then val, then test at the end
-        cut = dict(zip(("train", "val", "test"), split_ids(text, cfg["train"]["val_frac"], cfg["train"]["test_frac"]),
+        cut = dict(zip(("train", "val", "test"), split_ids(text, run.train["val_frac"], run.train["test_frac"]),
                        strict=True))
         text = cut[args.split]
     missing = vocab.unknown(text)
@@ -313,7 +304,7 @@ def cmd_eval(args) -> int:
         shown = ", ".join(repr(c) for c in missing[:20])
         raise CharRNNError(f"{args.file} has characters the model does not know: {shown} (use --unknown skip)")
     t0 = time.perf_counter()
-    loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, next(model.parameters()).device)
+    loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
               "file": args.file, "split": args.split, "model": args.model_dir,
               "seconds": round(time.perf_counter() - t0, 3)}
@@ -341,8 +332,6 @@ def _add_corpora(sub) -> None:
 
 
 def cmd_corpora_list(args) -> int:
-    from charrnn import corpora
-
     for c in corpora.CATALOGUE.values():
         verb = "fetch" if c.kind == "download" else "build"
         state = "ready" if corpora.is_ready(c.name) else f"not there yet: charrnn corpora {verb} {c.name}"
@@ -351,15 +340,11 @@ def cmd_corpora_list(args) -> int:
 
 
 def cmd_corpora_fetch(args) -> int:
-    from charrnn import corpora
-
     print(corpora.fetch(args.name, args.mirror))
     return 0
 
 
 def cmd_corpora_build(args) -> int:
-    from charrnn import corpora
-
     stats = corpora.build(args.name, include_essen=args.with_essen)
     if args.name == "cmudict":
         print(stats.summary())
@@ -369,9 +354,6 @@ def cmd_corpora_build(args) -> int:
 
 
 def _add_folk(sub) -> None:
-    from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC
-    from charrnn.folk.render import DEFAULT_TEMPO
-
     p = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on request",
                        description="Write a folk tune in the meter, key and type you choose, check it, and write "
                                    "it as ABC (printed, or --out), MIDI, WAV and SVG sheet music.")
@@ -400,22 +382,18 @@ def _add_folk(sub) -> None:
     p.add_argument("--svg", help="also write the sheet music as SVG")
     p.add_argument("--tempo", type=_finite_float, default=DEFAULT_TEMPO,
                    help=f"quarter notes per minute, in every meter, for --midi and --wav (default {DEFAULT_TEMPO:g})")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
     p.set_defaults(func=cmd_folk)
 
 
 def cmd_folk(args) -> int:
-    from charrnn.folk import render
-    from charrnn.folk.generate import FolkModel
-
     if args.model_dir == "check":
         return cmd_folk_check(args)
-
     if args.svg:
         render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work
-    model, vocab, cfg = _load(args)
-    tune = FolkModel(model, vocab, cfg, name=args.model_dir).generate(
+    model, vocab, run = _load(args)
+    tune = FolkModel(model, vocab, run, name=args.model_dir).generate(
         args.meter, args.key, args.tune_type, args.start, unit=args.unit, title=args.title,
         temperature=args.temperature, seed=args.seed, candidates=args.candidates, max_chars=args.max_chars,
         guided=not args.unguided)
@@ -449,9 +427,6 @@ def cmd_folk(args) -> int:
 
 def cmd_folk_check(args) -> int:
     """Print each finding of each tune of an ABC file on one line; exit 1 if any is an error, 2 if unreadable."""
-    from charrnn.data import read_text
-    from charrnn.folk.check import check_tune, split_tunes
-
     try:
         if args.file is None:
             raise CharRNNError("give the ABC file to check: charrnn folk check FILE.abc")

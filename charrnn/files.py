@@ -1,9 +1,10 @@
-"""File helpers every module shares: atomic replacement and content hashing."""
+"""File helpers every module shares: atomic replacement, atomic JSON, content hashing."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -52,3 +53,17 @@ def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
     except OSError as e:
         raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
     return digest.hexdigest()
+
+
+def write_failed(path: Path, e: OSError) -> CharRNNError:
+    """The error for a write that failed (the atomic writers leave the old file as it was)."""
+    return CharRNNError(f"cannot write {path}: {e.strerror or e}; the previous file there is unchanged")
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Write `obj` as indented UTF-8 JSON, atomically."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise write_failed(path, e) from None

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO as REPO  # test files import it from here
+from helpers import SHAKESPEARE, require
 
 from charrnn.data import Vocab
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.models.rnn import CharRNN
 from charrnn.training.trainer import TrainConfig, train
-
-REPO = Path(__file__).resolve().parents[1]
-SHAKESPEARE = REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +23,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shakespeare() -> Path:
-    if not SHAKESPEARE.is_file():
-        pytest.skip(f"{SHAKESPEARE} is not there")
-    return SHAKESPEARE
+    return require(SHAKESPEARE)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def tiny(tiny_run):
 def random_model(vocab_size: int, seed: int = 0, scale: float = 6.0, cell: str = "lstm") -> CharRNN:
     """A small untrained model; `scale` sharpens its predictions so the best sequences are well apart."""
     torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=vocab_size, model=cell, layers=2, hidden=16, embed=8))
+    model = CharRNN(ModelConfig(vocab_size=vocab_size, cell=cell, layers=2, hidden=16, embed=8))
     with torch.no_grad():
         model.head.weight.mul_(scale)
     return model.eval()

@@ -17,10 +17,10 @@ def run(tmp_path, tiny_run):
 
 
 def test_loads_a_trained_run(run):
-    model, vocab, cfg = ckpt.load_model(run)
+    model, vocab, run_file = ckpt.load_model(run)
     assert not model.training
-    assert len(vocab) == cfg["model"]["vocab_size"] == model.head.out_features
-    assert cfg["best_val_loss"] < 4.0
+    assert len(vocab) == run_file.model["vocab_size"] == model.head.out_features
+    assert run_file.kind == "lm" and run_file.best_val_loss < 4.0
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):

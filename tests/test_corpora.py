@@ -16,12 +16,13 @@ from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, Thread
 from pathlib import Path
 
 import pytest
+from helpers import CORPORA, require
+from helpers import SHAKESPEARE as SHAKESPEARE_FILE
 
 from charrnn import corpora
 from charrnn.corpora import CATALOGUE
 from charrnn.errors import CharRNNError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "corpora"
 SHAKESPEARE = CATALOGUE["shakespeare"]
 
 
@@ -35,9 +36,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def shared() -> Path:
-    if not (SHARED / "tinyshakespeare.txt").is_file():
-        pytest.skip(f"no shared corpora at {SHARED}")
-    return SHARED
+    require(SHAKESPEARE_FILE)
+    return CORPORA
 
 
 class _Files(SimpleHTTPRequestHandler):

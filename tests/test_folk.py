@@ -24,6 +24,7 @@ from charrnn.errors import CharRNNError
 from charrnn.folk.check import Finding, TuneReport, check_tune
 from charrnn.folk.generate import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, choose, conditions
 from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.runfile import CorpusInfo, RunFile
 from charrnn.training.trainer import train
 
 from conftest import REPO, tiny_config
@@ -258,7 +259,8 @@ def test_a_model_that_cannot_write_abc_is_refused() -> None:
     model = CharRNN(ModelConfig(len(vocab), hidden=8, embed=4)).eval()
     with pytest.raises(CharRNNError, match=r"^runs/poems is not a folk model: it was trained on shakespeare, and its "
                                            r"vocabulary lacks 'X:1TMLK/\|', which ABC needs; train one with "):
-        FolkModel(model, vocab, {"corpus": {"name": "shakespeare"}}, name="runs/poems")
+        FolkModel(model, vocab, RunFile("lm", model.cfg.to_dict(), vocab.chars,
+                                        corpus=CorpusInfo("shakespeare", "s.txt", "0" * 64, 1)), name="runs/poems")
 
 
 # ---- the command line -----------------------------------------------------------------------------------

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from load_clients import autocomplete_load, call, folk_burst, start_training, stop_training
 from test_app_support import ARTIFACTS, AppServer
-
-from benchmarks.load_app import autocomplete_load, call, folk_burst, start_training, stop_training
 
 from conftest import REPO
 

@@ -89,12 +89,12 @@ def test_load_is_cached_and_follows_new_weights(folders):
     reg = Registry(models, runs)
     first = reg.load("shakespeare")
     assert reg.load("shakespeare") is first
-    assert not first.model.training and first.vocab.chars == first.config["vocab"]
+    assert not first.model.training and first.vocab.chars == first.config.vocab
     weights = models / "shakespeare" / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as when a run saves better weights
     second = reg.load("shakespeare")
-    assert second is not first and second.key != first.key
+    assert second is not first and second.entry.mtime_ns != first.entry.mtime_ns
 
 
 def test_cache_evicts_least_recently_used(folders):

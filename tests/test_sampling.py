@@ -1,4 +1,4 @@
-"""Tests for charrnn.decoding.sampling: logits processors, argument checks, prompts and generation."""
+"""Tests for charrnn.decoding.processors and .sampling: logits processors, settings, prompts and generation."""
 
 from __future__ import annotations
 
@@ -9,18 +9,8 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.sampling import (
-    MAX_LENGTH,
-    MAX_PRIME,
-    Temperature,
-    TopK,
-    TopP,
-    build_processors,
-    check_sampling_args,
-    generate,
-    next_ids,
-    prepare_prompt,
-)
+from charrnn.decoding.processors import SamplingSettings, Temperature, TopK, TopP
+from charrnn.decoding.sampling import MAX_LENGTH, MAX_PRIME, generate, next_ids, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, ModelConfig
 
@@ -44,7 +34,7 @@ def tiny(tiny_run):
 
 def small_model(vocab_size: int = 4, model: str = "lstm", seed: int = 0, scale: float = 1.0) -> CharRNN:
     torch.manual_seed(seed)
-    m = CharRNN(ModelConfig(vocab_size=vocab_size, model=model, layers=2, hidden=16, embed=8))
+    m = CharRNN(ModelConfig(vocab_size=vocab_size, cell=model, layers=2, hidden=16, embed=8))
     if scale != 1.0:
         with torch.no_grad():
             m.head.weight.mul_(scale)
@@ -132,12 +122,29 @@ def test_processors_compose_in_the_order_given():
     assert draws(LOGITS, []) == {0, 1, 2, 3}
 
 
-def test_build_processors():
-    assert build_processors(1.0, None, None) == []
-    assert build_processors(0, None, 1.0) == []  # greedy needs no temperature; top-p 1 keeps everything
-    chain = build_processors(0.7, 5, 0.9)
+def test_settings_build_the_processor_chain():
+    assert SamplingSettings(1.0, None, None).processors == ()
+    greedy = SamplingSettings(0, None, 1.0)  # greedy needs no temperature; top-p 1 keeps everything
+    assert greedy.processors == () and greedy.greedy
+    assert not SamplingSettings(0.5).greedy and SamplingSettings(0.5, greedy=True).greedy
+    chain = SamplingSettings(0.7, 5, 0.9).processors
     assert [type(p) for p in chain] == [Temperature, TopK, TopP]
     assert (chain[0].t, chain[1].k, chain[2].p) == (0.7, 5, 0.9)
+    assert SamplingSettings(stop=["", "\n"]).stop == ("\n",)  # empty stop strings would stop at once
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: Temperature(0), r"temperature must be a finite number > 0; use greedy=True \(or --temperature 0\)"),
+    (lambda: Temperature(-1), "temperature must be a finite number > 0"),
+    (lambda: Temperature(math.inf), "temperature must be a finite number > 0"),
+    (lambda: TopK(0), r"top-k must be a whole number >= 1 \(leave it out to keep every character\); got 0"),
+    (lambda: TopK(2.5), "top-k must be a whole number"),
+    (lambda: TopP(0), r"top-p must be in \(0, 1\]; 1 \(or leaving it out\) keeps every character; got 0"),
+    (lambda: TopP(1.5), "top-p must be in"),
+])
+def test_each_processor_checks_its_argument(make, match):
+    with pytest.raises(CharRNNError, match=match):
+        make()
 
 
 # --- argument checks ----------------------------------------------------------------------------
@@ -157,21 +164,21 @@ def test_build_processors():
     ({"top_p": 1.5}, "top-p"),
     ({"top_p": math.nan}, "top-p"),
 ])
-def test_check_sampling_args_rejects(kwargs, match):
+def test_sampling_settings_reject(kwargs, match):
     with pytest.raises(CharRNNError, match=match):
-        check_sampling_args(10, **kwargs)
+        SamplingSettings(**kwargs).validate(10)
 
 
-def test_check_sampling_args_accepts_the_edges():
-    check_sampling_args(10, temperature=0)
-    check_sampling_args(10, temperature=0.0, top_k=1, top_p=1.0)
-    check_sampling_args(10, temperature=5, top_k=10, top_p=1e-6)
-    check_sampling_args(10)
+def test_sampling_settings_accept_the_edges():
+    SamplingSettings(temperature=0).validate(10)
+    SamplingSettings(temperature=0.0, top_k=1, top_p=1.0).validate(10)
+    SamplingSettings(temperature=5, top_k=10, top_p=1e-6).validate(10)
+    SamplingSettings().validate(10)
 
 
-def test_check_sampling_args_message_names_the_vocab_size():
+def test_sampling_settings_message_names_the_vocab_size():
     with pytest.raises(CharRNNError, match=r"vocabulary size 10; got 11"):
-        check_sampling_args(10, top_k=11)
+        SamplingSettings(top_k=11).validate(10)
 
 
 # --- next_ids -----------------------------------------------------------------------------------
@@ -228,27 +235,27 @@ def test_prompt_unknown_skip_drops_them(tiny):
 
 def test_prompt_all_unknown_with_skip_is_an_empty_prime(tiny):
     model, vocab, cfg = tiny
-    prompt = prepare_prompt(model, vocab, "\u2603\u2603", unknown="skip", char_counts=cfg["char_counts"])
+    prompt = prepare_prompt(model, vocab, "\u2603\u2603", unknown="skip", char_counts=cfg.char_counts)
     assert prompt.text == ""
-    assert torch.allclose(prompt.logits, prepare_prompt(model, vocab, "", char_counts=cfg["char_counts"]).logits)
+    assert torch.allclose(prompt.logits, prepare_prompt(model, vocab, "", char_counts=cfg.char_counts).logits)
 
 
 def test_empty_prime_starts_from_char_counts(tiny):
     model, vocab, cfg = tiny
-    assert len(cfg["char_counts"]) == len(vocab)
+    assert len(cfg.char_counts) == len(vocab)
     for ch in ("Q", "q", "e"):
         counts = [0] * len(vocab)
         counts[vocab.index[ch]] = 1000
         prompt = prepare_prompt(model, vocab, "", char_counts=counts)
         assert prompt.text == ""
         assert int(prompt.logits.argmax()) == vocab.index[ch]
-        text = "".join(generate(model, vocab, prompt, 5, temperature=0))
+        text = "".join(generate(model, vocab, prompt, 5, SamplingSettings(temperature=0)))
         assert text[0] == ch
     # The corpus's own counts: the first character follows its frequencies.
-    prompt = prepare_prompt(model, vocab, "", char_counts=cfg["char_counts"])
+    prompt = prepare_prompt(model, vocab, "", char_counts=cfg.char_counts)
     probs = prompt.logits.softmax(-1)[0]
-    total = sum(cfg["char_counts"])
-    for i, c in enumerate(cfg["char_counts"]):
+    total = sum(cfg.char_counts)
+    for i, c in enumerate(cfg.char_counts):
         if c:
             assert probs[i].item() == pytest.approx(c / total, rel=1e-4)
     # No counts: uniform.
@@ -316,9 +323,9 @@ def test_step_matches_the_fused_forward(cell):
 def test_generate_same_seed_same_text(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "ROMEO:")
-    a = "".join(generate(model, vocab, prompt, 120, temperature=1.0, seed=7))
-    b = "".join(generate(model, vocab, prompt, 120, temperature=1.0, seed=7))
-    c = "".join(generate(model, vocab, prompt, 120, temperature=1.0, seed=8))
+    a = "".join(generate(model, vocab, prompt, 120, SamplingSettings(temperature=1.0, seed=7)))
+    b = "".join(generate(model, vocab, prompt, 120, SamplingSettings(temperature=1.0, seed=7)))
+    c = "".join(generate(model, vocab, prompt, 120, SamplingSettings(temperature=1.0, seed=8)))
     assert a == b
     assert a != c
     assert len(a) == len(c) == 120
@@ -329,20 +336,20 @@ def test_generate_does_not_change_the_prompt(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "ROMEO:")
     logits = prompt.logits.clone()
-    first = "".join(generate(model, vocab, prompt, 50, seed=1))
+    first = "".join(generate(model, vocab, prompt, 50, SamplingSettings(seed=1)))
     assert torch.equal(prompt.logits, logits)
-    assert "".join(generate(model, vocab, prompt, 50, seed=1)) == first
+    assert "".join(generate(model, vocab, prompt, 50, SamplingSettings(seed=1))) == first
 
 
 def test_generate_temperature_zero_is_greedy(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "ROMEO:")
     expected = greedy_text(model, vocab, "ROMEO:", 80)
-    assert "".join(generate(model, vocab, prompt, 80, temperature=0, seed=1)) == expected
-    assert "".join(generate(model, vocab, prompt, 80, temperature=0, seed=2)) == expected
+    assert "".join(generate(model, vocab, prompt, 80, SamplingSettings(temperature=0, seed=1))) == expected
+    assert "".join(generate(model, vocab, prompt, 80, SamplingSettings(temperature=0, seed=2))) == expected
     # top-k 1 and a tiny nucleus leave one character: sampling is greedy whatever the seed.
-    assert "".join(generate(model, vocab, prompt, 80, temperature=1.0, top_k=1, seed=3)) == expected
-    assert "".join(generate(model, vocab, prompt, 80, temperature=0.9, top_p=1e-6, seed=4)) == expected
+    for settings in (SamplingSettings(temperature=1.0, top_k=1, seed=3), SamplingSettings(0.9, top_p=1e-6, seed=4)):
+        assert "".join(generate(model, vocab, prompt, 80, settings)) == expected
 
 
 def test_generate_first_character_follows_the_tempered_distribution():
@@ -352,7 +359,7 @@ def test_generate_first_character_follows_the_tempered_distribution():
     for temperature in (1.0, 0.5):
         expected = (prompt.logits[0] / temperature).softmax(-1).double()
         n = 4000
-        firsts = [next(generate(model, vocab, prompt, 1, temperature=temperature, seed=s)) for s in range(n)]
+        firsts = [next(generate(model, vocab, prompt, 1, SamplingSettings(temperature, seed=s))) for s in range(n)]
         freq = torch.tensor([firsts.count(c) / n for c in vocab.chars], dtype=torch.float64)
         assert torch.allclose(freq, expected, atol=0.03), (temperature, freq, expected)
 
@@ -361,28 +368,29 @@ def test_generate_stops_right_after_a_stop_string(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "KING:")
     for temperature, seed in ((0, None), (1.0, 11)):
-        full = "".join(generate(model, vocab, prompt, 300, temperature=temperature, seed=seed))
+        full = "".join(generate(model, vocab, prompt, 300, SamplingSettings(temperature=temperature, seed=seed)))
         stop = full[100:103]
         end = full.index(stop) + len(stop)
-        text = "".join(generate(model, vocab, prompt, 300, temperature=temperature, seed=seed, stop=[stop]))
+        text = "".join(generate(model, vocab, prompt, 300, SamplingSettings(temperature, seed=seed, stop=[stop])))
         assert text == full[:end]
         assert text.endswith(stop) and stop not in text[:-1]
         # Several stop strings: the first to appear ends the text.
         other = full[150:152]
-        text = "".join(generate(model, vocab, prompt, 300, temperature=temperature, seed=seed, stop=[other, stop]))
+        text = "".join(generate(model, vocab, prompt, 300, SamplingSettings(temperature, seed=seed,
+                                                                          stop=[other, stop])))
         assert text == full[: min(end, full.index(other) + len(other))]
     # A stop string that never appears: the full length.
-    assert len("".join(generate(model, vocab, prompt, 60, seed=1, stop=["\u2603\u2603"]))) == 60
+    assert len("".join(generate(model, vocab, prompt, 60, SamplingSettings(seed=1, stop=["\u2603\u2603"])))) == 60
 
 
 def test_empty_stop_string_is_ignored_or_rejected_consistently(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "ROMEO:")
-    full = "".join(generate(model, vocab, prompt, 40, seed=5))
+    full = "".join(generate(model, vocab, prompt, 40, SamplingSettings(seed=5)))
 
     def text_or_none(stop):
         try:
-            return "".join(generate(model, vocab, prompt, 40, seed=5, stop=stop))
+            return "".join(generate(model, vocab, prompt, 40, SamplingSettings(seed=5, stop=stop)))
         except CharRNNError:
             return None
 
@@ -395,14 +403,14 @@ def test_generate_length_bounds(tiny, length):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "a")
     with pytest.raises(CharRNNError, match="length"):
-        "".join(generate(model, vocab, prompt, length, seed=0))
+        "".join(generate(model, vocab, prompt, length, SamplingSettings(seed=0)))
 
 
 def test_generate_length_one_and_bad_sampling_args(tiny):
     model, vocab, _ = tiny
     prompt = prepare_prompt(model, vocab, "a")
-    assert len("".join(generate(model, vocab, prompt, 1, seed=0))) == 1
+    assert len("".join(generate(model, vocab, prompt, 1, SamplingSettings(seed=0)))) == 1
     with pytest.raises(CharRNNError, match="top-k"):
-        "".join(generate(model, vocab, prompt, 10, top_k=len(vocab) + 1))
+        "".join(generate(model, vocab, prompt, 10, SamplingSettings(top_k=len(vocab) + 1)))
     with pytest.raises(CharRNNError, match="temperature"):
-        "".join(generate(model, vocab, prompt, 10, temperature=math.nan))
+        "".join(generate(model, vocab, prompt, 10, SamplingSettings(temperature=math.nan)))

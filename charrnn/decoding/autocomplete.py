@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 
 import torch
 
+from charrnn.data import Vocab
 from charrnn.decoding.beam import UNTIL, Completion, complete
+from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.errors import CharRNNError
-from charrnn.serve.registry import LoadedModel
 
 CONTEXT = 64  # characters read when no cached state can be extended (see the module docstring)
 MAX_EXTEND = 16  # beyond this many new characters, read the text afresh (one fused call) instead
-MAX_NUM = 10
-MAX_LEN = 60
+MAX_NUM = 10  # completions one request may ask for
+MAX_LEN = 60  # characters of the longest completion a request may ask for
 MAX_TEXT = 10_000  # characters of text kept from a request (the last ones); the model reads far fewer
 
 
@@ -57,15 +58,19 @@ class _ModelCache:
 
 
 class Autocompleter:
-    """Completions with cached states; one instance serves every user and thread of a server."""
+    """Completions with cached states; one instance serves every user and thread of a server.
+
+    The caches are kept per model object (the `max_models` most recently used ones), so a model
+    loaded again, with new weights, starts with empty caches.
+    """
 
     def __init__(self, context: int = CONTEXT, max_states: int = 64, max_results: int = 512, max_models: int = 4):
         self.context = context
         self.max_states, self.max_results, self.max_models = max_states, max_results, max_models
-        self._caches: OrderedDict[tuple, _ModelCache] = OrderedDict()
+        self._caches: OrderedDict[Decodable, _ModelCache] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _cache_for(self, key: tuple) -> _ModelCache:
+    def _cache_for(self, key: Decodable) -> _ModelCache:
         with self._lock:
             cache = self._caches.get(key)
             if cache is None:
@@ -75,10 +80,11 @@ class Autocompleter:
             self._caches.move_to_end(key)
             return cache
 
-    def prompt(self, lm: LoadedModel, text: str) -> tuple[Prompt, str]:
+    def prompt(self, model: Decodable, vocab: Vocab, text: str,
+               char_counts: list[int] | None = None) -> tuple[Prompt, str]:
         """The model's prediction after `text` (unknown characters left out), and how it was obtained."""
-        known = "".join(c for c in text if c in lm.vocab.index)
-        cache = self._cache_for(lm.key)
+        known = "".join(c for c in text if c in vocab.index)
+        cache = self._cache_for(model)
         with self._lock:
             hit = cache.states.get(known)
             if hit is not None:
@@ -88,10 +94,10 @@ class Autocompleter:
                        key=len, default=None)
             start = cache.states[base] if base is not None else None
         if start is not None and base:
-            prompt = self._extend(lm, start, known[len(base):], known)
+            prompt = self._extend(model, vocab, start, known[len(base):], known)
             how = "extend"
         else:
-            prompt = prepare_prompt(lm.model, lm.vocab, known[-self.context:], char_counts=lm.char_counts)
+            prompt = prepare_prompt(model, vocab, known[-self.context:], char_counts=char_counts)
             how = "cold"
         with self._lock:
             cache.states[known] = prompt
@@ -100,17 +106,17 @@ class Autocompleter:
         return prompt, how
 
     @staticmethod
-    def _extend(lm: LoadedModel, start: Prompt, extra: str, text: str) -> Prompt:
+    def _extend(model: Decodable, vocab: Vocab, start: Prompt, extra: str, text: str) -> Prompt:
         """Read `extra` one character at a time on from a cached prompt."""
-        ids = torch.from_numpy(lm.vocab.encode(extra)).to(start.logits.device)
+        ids = torch.from_numpy(vocab.encode(extra)).to(start.logits.device)
         logits, state = start.logits, start.state
         with torch.inference_mode():
             for i in range(len(ids)):
-                logits, state = lm.model.step(ids[i : i + 1], state)
+                logits, state = model.step(ids[i : i + 1], state)
         return Prompt(logits, state, text)
 
-    def complete(self, lm: LoadedModel, text: str, num: int = 3, until: str = "word", max_len: int = 30,
-                 width: int | None = None) -> Result:
+    def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = 3, until: str = "word",
+                 max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None) -> Result:
         """The `num` best completions of `text` to the end of the word, phrase or line.
 
         Arguments are checked and clamped here (the server's bounds): num 1..10, max_len 1..60, and
@@ -122,9 +128,9 @@ class Autocompleter:
         text = str(text)[-MAX_TEXT:]
         num = max(1, min(MAX_NUM, int(num)))
         max_len = max(1, min(MAX_LEN, int(max_len)))
-        skipped = "".join(lm.vocab.unknown(text))
-        known = "".join(c for c in text if c in lm.vocab.index) if skipped else text
-        cache = self._cache_for(lm.key)
+        skipped = "".join(vocab.unknown(text))
+        known = "".join(c for c in text if c in vocab.index) if skipped else text
+        cache = self._cache_for(model)
         key = (known, num, until, max_len, width)
         with self._lock:
             found = cache.results.get(key)
@@ -132,8 +138,8 @@ class Autocompleter:
                 cache.results.move_to_end(key)
         how = "result"
         if found is None:
-            prompt, how = self.prompt(lm, known)
-            found = complete(lm.model, lm.vocab, prompt, num, until, max_len, width)
+            prompt, how = self.prompt(model, vocab, known, char_counts)
+            found = complete(model, vocab, prompt, num, until, max_len, width)
             with self._lock:
                 cache.results[key] = found
                 while len(cache.results) > self.max_results:

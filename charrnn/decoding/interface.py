@@ -10,6 +10,8 @@ State = Any  # whatever the model keeps between steps; only the model itself loo
 
 
 class Decodable(Protocol):
+    device: torch.device  # where the model's tensors live: decoding builds its inputs there
+
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """A start state of `batch` rows."""
 

@@ -21,19 +21,13 @@ import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.sampling import (
-    MAX_LENGTH,
-    Prompt,
-    build_processors,
-    check_sampling_args,
-    generate,
-    next_ids,
-    prepare_prompt,
-)
+from charrnn.decoding.processors import SamplingSettings
+from charrnn.decoding.sampling import MAX_LENGTH, Prompt, generate, next_ids, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import TuneReport, check_tune
 from charrnn.folk.spelling import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
 from charrnn.models.rnn import CharRNN, State
+from charrnn.runfile import RunFile
 
 DEFAULT_TEMPERATURE = 0.8
 MAX_MUSIC = 1500  # characters of music per tune; the longest tune of the folk corpus has about 1,000
@@ -121,11 +115,11 @@ def choose(tunes: Sequence[FolkTune]) -> FolkTune:
 class FolkModel:
     """A model that writes ABC; `generate` writes checked tunes."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, config: dict, name: str = "the model"):
-        corpus = config.get("corpus") or {}
+    def __init__(self, model: CharRNN, vocab: Vocab, config: RunFile, name: str = "the model"):
+        corpus = config.corpus
         missing = vocab.unknown(_ABC_CHARS)
-        if corpus.get("name") != "folk" and missing:
-            trained_on = corpus.get("name") or corpus.get("path") or "another corpus"
+        if (corpus is None or corpus.name != "folk") and missing:
+            trained_on = corpus.label if corpus else "another corpus"
             raise CharRNNError(f"{name} is not a folk model: it was trained on {trained_on}, and its vocabulary "
                                f"lacks {''.join(missing)!r}, which ABC needs; train one with "
                                "'charrnn train folk --out runs/folk'")
@@ -149,7 +143,7 @@ class FolkModel:
         """
         chosen = conditions(meter, key, tune_type, start, unit)
         self._check_writable(chosen, title)
-        check_sampling_args(len(self.vocab), temperature)
+        SamplingSettings(temperature)  # checks it before any work
         if not 1 <= max_chars <= MAX_LENGTH:
             raise CharRNNError(f"the length limit must be between 1 and {MAX_LENGTH:,} characters; got {max_chars}")
         if not 1 <= candidates <= MAX_CANDIDATES:
@@ -177,7 +171,8 @@ class FolkModel:
         started = time.perf_counter()
         if title is None:
             prompt = prepare_prompt(self.model, self.vocab, PRIME)
-            title = "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, temperature, seed=seed, stop=["\n"]))
+            settings = SamplingSettings(temperature, seed=seed, stop=("\n",))
+            title = "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, settings))
             title = title.removesuffix("\n")
         forced = f"{PRIME}{title}\n{chosen.header()}"
         prompt = prepare_prompt(self.model, self.vocab, forced)
@@ -199,7 +194,8 @@ class FolkModel:
         passes. A line that fails RETRIES_PER_LINE times in a row takes the line before it along (some
         endings cannot follow some beginnings), and after MAX_REJECTED_LINES the model writes on unchecked.
         """
-        processors, greedy = build_processors(temperature), temperature == 0
+        settings = SamplingSettings(temperature)
+        processors, greedy = settings.processors, settings.greedy
         generator = torch.Generator(device=prompt.logits.device)
         generator.manual_seed(seed)
         # Where each line of music begins: the music before it, the bars closed before it, and the model.

@@ -24,13 +24,18 @@ def register(kind: str, config: type, network: type[nn.Module]) -> None:
     KINDS[kind] = ModelKind(config, network)
 
 
-def build(kind: str, model_args: dict) -> nn.Module:
-    """A fresh network of `kind` from a run file's model arguments."""
+def spec(kind: str) -> ModelKind:
+    """The config and network classes of `kind`; a CharRNNError for a kind this charrnn does not know."""
     _load_kinds()
     if kind not in KINDS:
         raise CharRNNError(f"unknown model kind {kind!r}; this charrnn knows {', '.join(sorted(KINDS))}")
-    spec = KINDS[kind]
-    return spec.network(spec.config(**model_args))
+    return KINDS[kind]
+
+
+def build(kind: str, model_args: dict) -> nn.Module:
+    """A fresh network of `kind` from a run file's model arguments."""
+    found = spec(kind)
+    return found.network(found.config(**model_args))
 
 
 def _load_kinds() -> None:

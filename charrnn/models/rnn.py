@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from charrnn.models import register
+
 # An LSTM state is (h, c), a GRU/RNN state is h; each tensor is (layers, batch, hidden) as nn.LSTM uses.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -22,12 +24,23 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 @dataclass
 class ModelConfig:
+    """The LM's arguments, as config.json records them under "model"."""
+
     vocab_size: int
-    model: str = "lstm"
+    cell: str = "lstm"  # one of CELLS
     layers: int = 2
     hidden: int = 512
     embed: int = 64
     dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        for name in ("vocab_size", "layers", "hidden", "embed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,24 +49,40 @@ class ModelConfig:
 class CharRNN(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.model not in CELLS:
-            raise ValueError(f"unknown model type {cfg.model!r}; choose one of {', '.join(CELLS)}")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed)
-        self.rnn = CELLS[cfg.model](cfg.embed, cfg.hidden, cfg.layers, batch_first=True,
-                                    dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.rnn = CELLS[cfg.cell](cfg.embed, cfg.hidden, cfg.layers, batch_first=True,
+                                   dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.vocab_size)
         self._fast: list[tuple] | None = None
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (decoding puts its tensors there)."""
+        return self.head.weight.device
+
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
-        z = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device or self.head.weight.device)
-        return (z, z.clone()) if self.cfg.model == "lstm" else z
+        w = self.head.weight
+        z = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device or w.device, dtype=w.dtype)
+        return (z, z.clone()) if self.cfg.cell == "lstm" else z
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Logits (B, T, V) for ids x (B, T), through the fused kernel."""
         out, state = self.rnn(self.drop(self.embed(x)), state)
         return self.head(self.drop(out)), state
+
+    def read(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read ids (B, T) in one fused call: the logits (B, V) after the last id, and the new state."""
+        logits, state = self(ids, state)
+        return logits[:, -1], state
+
+    @staticmethod
+    def reorder(state: State, index: torch.Tensor) -> State:
+        """Rows `index` of a state (beam search keeps, drops and copies beams this way)."""
+        if isinstance(state, tuple):
+            return tuple(s.index_select(1, index) for s in state)
+        return state.index_select(1, index)
 
     # --- fast single-step inference -------------------------------------------------------------
 
@@ -64,6 +93,10 @@ class CharRNN(nn.Module):
     def _load_from_state_dict(self, *args, **kwargs):
         self._fast = None
         super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._fast = None  # .to/.half/.float/.cuda/.cpu made new weights: the step weights are stale
+        return super()._apply(fn, *args, **kwargs)
 
     def _step_weights(self) -> list[tuple]:
         """Per layer: (input, b_in, W_hh, b_hh), then the head's (W, b), arranged once for `step`.
@@ -81,7 +114,7 @@ class CharRNN(nn.Module):
                 w_hh = getattr(self.rnn, f"weight_hh_l{k}").detach()
                 b_ih = getattr(self.rnn, f"bias_ih_l{k}").detach()
                 b_hh = getattr(self.rnn, f"bias_hh_l{k}").detach()
-                if self.cfg.model != "gru":  # GRU keeps b_hh apart: the new-gate uses r * (W_hh h + b_hh)
+                if self.cfg.cell != "gru":  # GRU keeps b_hh apart: the new-gate uses r * (W_hh h + b_hh)
                     b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
                 w_in = F.linear(self.embed.weight, w_ih, b_ih) if k == 0 else _Matrix.of(w_ih)
                 layers.append((w_in, b_ih, _Matrix.of(w_hh), b_hh))
@@ -93,7 +126,7 @@ class CharRNN(nn.Module):
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one character: ids x (B,) -> logits (B, V). Call in eval mode, under inference_mode."""
         *layers, (w_head, b_head) = self._step_weights()
-        lstm = self.cfg.model == "lstm"
+        lstm = self.cfg.cell == "lstm"
         hs, cs = state if lstm else (state, None)
         new_h, new_c = [], []
         inp = None
@@ -107,7 +140,7 @@ class CharRNN(nn.Module):
                 c = torch.addcmul(sig[:, n : 2 * n] * cs[k], sig[:, :n], gates[:, 2 * n : 3 * n].tanh())
                 h = sig[:, 3 * n :] * c.tanh()
                 new_c.append(c)
-            elif self.cfg.model == "gru":
+            elif self.cfg.cell == "gru":
                 gh = w_hh.linear(h, b_hh)
                 rz = (gi[:, : 2 * n] + gh[:, : 2 * n]).sigmoid()
                 cand = torch.addcmul(gi[:, 2 * n :], rz[:, :n], gh[:, 2 * n :]).tanh()
@@ -152,14 +185,13 @@ class _Matrix(NamedTuple):
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
 
 
-def select_state(state: State, index: torch.Tensor) -> State:
-    """Pick batch rows of a state (beam search reorders its beams this way)."""
-    if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)
-    return state.index_select(1, index)
+select_state = CharRNN.reorder  # the name beam.py imports until it calls model.reorder
 
 
 def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+register("lm", ModelConfig, CharRNN)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.models.rnn import CELLS
 
 SIZES = {  # name -> (layers, hidden, embed, dropout)
     "tiny": (1, 64, 16, 0.0),
@@ -30,7 +31,7 @@ SIZES = {  # name -> (layers, hidden, embed, dropout)
     "medium": (2, 256, 64, 0.1),
     "large": (2, 512, 64, 0.1),
 }
-CORES = ("lstm", "gru", "rnn")
+CORES = tuple(CELLS)  # the recurrent cells a job may train (the page calls them cores)
 MIN_BUDGET_S, MAX_BUDGET_S = 5.0, 3600.0
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MIN_CHARS = 5_000

@@ -10,8 +10,6 @@ is loaded again.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -21,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from charrnn.checkpoint import CONFIG, WEIGHTS, load_model
+from charrnn.checkpoint import WEIGHTS, load_model
 from charrnn.data import Vocab
+from charrnn.decoding.interface import Decodable
 from charrnn.errors import CharRNNError
-from charrnn.models.rnn import CharRNN
+from charrnn.runfile import RunFile
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
@@ -63,42 +62,31 @@ class ModelEntry:
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference (eval mode, step weights built), with its vocabulary and config."""
+    """A model ready for inference (eval mode, step weights built), with its vocabulary and run file."""
 
     entry: ModelEntry
-    model: CharRNN
+    model: Decodable
     vocab: Vocab
-    config: dict
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """Identifies these exact weights (caches of derived results key on it)."""
-        return self.entry.name, self.entry.mtime_ns
+    config: RunFile
 
     @property
     def char_counts(self) -> list[int] | None:
-        return self.config.get("char_counts")
+        return self.config.char_counts
 
 
 def describe(path: Path, name: str, source: str) -> ModelEntry | None:
     """A ModelEntry for a folder holding config.json and model.safetensors, or None if it is not one."""
-    try:
-        weights = path / WEIGHTS
-        if not weights.is_file():
-            return None
-        cfg = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-        model = cfg["model"]
-        corpus = cfg.get("corpus") or {}
-        corpus_name = corpus.get("name") or (Path(corpus["path"]).name if corpus.get("path") else None)
-        loss = cfg.get("best_val_loss")
-        return ModelEntry(
-            name=name, path=path, source=source, corpus=corpus_name,
-            arch=f"{str(model.get('model', 'lstm')).upper()} {int(model['layers'])}x{int(model['hidden'])}",
-            vocab_size=int(model["vocab_size"]),
-            best_val_loss=float(loss) if isinstance(loss, int | float) and math.isfinite(loss) else None,
-            status=cfg.get("status"), mtime_ns=weights.stat().st_mtime_ns)
-    except (OSError, ValueError, KeyError, TypeError):
+    weights = path / WEIGHTS
+    if not weights.is_file():
         return None
+    try:
+        run = RunFile.read(path)
+        mtime_ns = weights.stat().st_mtime_ns
+    except (CharRNNError, OSError):
+        return None
+    return ModelEntry(name=name, path=path, source=source, corpus=run.corpus_label, arch=run.arch,
+                      vocab_size=len(run.vocab), best_val_loss=run.best_val_loss, status=run.status,
+                      mtime_ns=mtime_ns)
 
 
 def _subdirs(folder: Path | None) -> Iterator[Path]:
@@ -208,8 +196,8 @@ class Registry:
         fresh = describe(entry.path, entry.name, entry.source) or entry
         with torch.inference_mode():  # build the step weights and warm the kernels once, here
             state = model.init_state(1)
-            model.step(torch.zeros(1, dtype=torch.long, device=model.head.weight.device), state)
-            model(torch.zeros(1, 2, dtype=torch.long, device=model.head.weight.device), state)
+            model.step(torch.zeros(1, dtype=torch.long, device=model.device), state)
+            model.read(torch.zeros(1, 2, dtype=torch.long, device=model.device), state)
         return LoadedModel(fresh, model, vocab, cfg)
 
     def loaded_names(self) -> list[str]:

@@ -170,6 +170,7 @@ class Service:
                  seed=None, beam=8) -> Iterator[Generation]:
         """Stream a generation: yields a growing text every few characters, then a final update (done)."""
         from charrnn.decoding.beam import beam_search
+        from charrnn.decoding.processors import SamplingSettings
         from charrnn.decoding.sampling import generate, prepare_prompt
 
         inference_threads()
@@ -195,8 +196,8 @@ class Service:
         k = clamp_int(top_k, 0, len(vocab), 0)
         p = clamp_float(top_p, 0.01, 1.0, 1.0)
         seed_value = seed_or_random(seed)
-        pieces = generate(lm.model, vocab, prompt, length, temperature, k or None, p if p < 1 else None,
-                          seed=seed_value)
+        settings = SamplingSettings(temperature, k or None, p if p < 1 else None, seed=seed_value)
+        pieces = generate(lm.model, vocab, prompt, length, settings)
         out: list[str] = []
         last_yield, last_count = t0, 0
         for ch in pieces:
@@ -216,7 +217,8 @@ class Service:
         until = pick(until, UNTILS, "until")
         text = "" if text is None else str(text)
         lm = self.load(model)
-        result = self.autocompleter.complete(lm, text, clamp_int(num, 1, 10, 3), until, clamp_int(max_len, 1, 60, 30))
+        result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
+                                             clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts)
         answer = result.to_dict(tail=text[-32:])
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer

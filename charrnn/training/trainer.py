@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from charrnn import checkpoint as ckpt
 from charrnn.data import StreamBatcher, encode_corpus
 from charrnn.errors import CharRNNError
-from charrnn.models.rnn import CharRNN, ModelConfig, detach_state
+from charrnn.models.rnn import CELLS, CharRNN, ModelConfig, detach_state
 from charrnn.training.distributed import Dist
 
 METRICS = "metrics.jsonl"
@@ -69,7 +69,8 @@ class TrainConfig:
     threads: int | None = None
 
     def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size, self.model, self.layers, self.hidden, self.embed, self.dropout)
+        return ModelConfig(vocab_size, cell=self.model, layers=self.layers, hidden=self.hidden, embed=self.embed,
+                           dropout=self.dropout)
 
 
 # What a resumed run cannot change: the weights' shapes, and the data position a step number stands for.
@@ -86,8 +87,8 @@ def resume_config(out: str | Path, overrides: dict) -> TrainConfig:
     if not (out / ckpt.LATEST).is_file():
         raise CharRNNError(f"{out} has no {ckpt.LATEST} to resume from")
     names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in {**saved["train"], **overrides, "out": str(out)}.items() if k in names})
-    changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != saved["train"][k]]
+    cfg = TrainConfig(**{k: v for k, v in {**saved.train, **overrides, "out": str(out)}.items() if k in names})
+    changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != saved.train[k]]
     if changed:
         raise CharRNNError(f"cannot change {', '.join('--' + k for k in changed)} when resuming {out}")
     return cfg
@@ -299,7 +300,7 @@ class Trainer:
             if getattr(cfg, name) < 1:
                 raise CharRNNError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
         checks = [
-            (cfg.model in ("lstm", "gru", "rnn"), f"--model must be lstm, gru or rnn (got {cfg.model!r})"),
+            (cfg.model in CELLS, f"--model must be {', '.join(CELLS)} (got {cfg.model!r})"),
             (cfg.optimizer in ("adamw", "rmsprop"), f"--optimizer must be adamw or rmsprop (got {cfg.optimizer!r})"),
             (0 <= cfg.dropout < 1, "--dropout must be in [0, 1)"),
             (math.isfinite(cfg.lr) and cfg.lr > 0, "--lr must be a positive number"),
@@ -335,7 +336,7 @@ class Trainer:
         path = self.out / ckpt.LATEST
         tensors, meta = ckpt.read_tensors(path)
         saved = ckpt.read_config(self.out)
-        if saved["corpus"]["sha256"] != self.corpus.sha256:
+        if saved.corpus is None or saved.corpus.sha256 != self.corpus.sha256:
             raise CharRNNError(f"{self.cfg.corpus} changed since this run started (its content hash differs)")
         try:
             ckpt.load_state_into(self.model, tensors, path, prefix="model.")
@@ -366,23 +367,13 @@ class Trainer:
         machine = machine_description(self.device)
         if self.dist.enabled:
             machine += f" x {self.dist.world} processes"
-        cfg = {
-            "format_version": ckpt.FORMAT_VERSION,
-            "model": self.model.cfg.to_dict(),
-            "vocab": self.corpus.vocab.chars,
-            "char_counts": self.corpus.counts,
-            "corpus": {"name": self.corpus_name, "path": str(self.corpus.path), "sha256": self.corpus.sha256,
-                       "chars": len(self.corpus.ids)},
-            "train": asdict(self.cfg),
-            "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
-            "step": self.step,
-            "training_time_s": round(self.elapsed, 1),
-            "machine": machine,
-            "command": self.command,
-            "torch": torch.__version__,
-            **extra,
-        }
-        ckpt.write_json(self.out / ckpt.CONFIG, cfg)
+        corpus = ckpt.CorpusInfo(self.corpus_name, str(self.corpus.path), self.corpus.sha256, len(self.corpus.ids))
+        ckpt.RunFile(
+            kind="lm", model=self.model.cfg.to_dict(), vocab=self.corpus.vocab.chars, char_counts=self.corpus.counts,
+            corpus=corpus, train=asdict(self.cfg), best_val_loss=None if math.isinf(self.best_val) else self.best_val,
+            step=self.step, training_time_s=round(self.elapsed, 1), machine=machine, command=self.command,
+            torch=torch.__version__, **extra,
+        ).write(self.out)
 
     def _save_latest(self) -> None:
         """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
