@@ -21,10 +21,16 @@ from pathlib import Path
 
 import torch
 
+from charrnn import corpora
 from charrnn.decoding.autocomplete import Autocompleter
+from charrnn.decoding.beam import beam_search
+from charrnn.decoding.processors import SamplingSettings
+from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.folk.check import check_tune
+from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
-from charrnn.serve.jobs import CORES, SIZES, JobManager
+from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
 from charrnn.serve.registry import LoadedModel, Registry
 
 MAX_LENGTH = 5_000  # characters one generation may produce
@@ -169,10 +175,6 @@ class Service:
     def generate(self, model, prime="", length=500, mode="sample", temperature=0.8, top_k=0, top_p=1.0,
                  seed=None, beam=8) -> Iterator[Generation]:
         """Stream a generation: yields a growing text every few characters, then a final update (done)."""
-        from charrnn.decoding.beam import beam_search
-        from charrnn.decoding.processors import SamplingSettings
-        from charrnn.decoding.sampling import generate, prepare_prompt
-
         inference_threads()
         mode = pick(mode, MODES, "mode")
         lm = self.load(model)
@@ -228,8 +230,6 @@ class Service:
     def folk_tune(self, model, meter="6/8", tonic="D", mode="major", tune_type=ANY_TYPE, start="",
                   temperature=0.8, seed=None, candidates=4, tempo=120) -> FolkResult:
         """Write a tune (the best of `candidates`), check it, and render the one that passes."""
-        from charrnn.folk.generate import FolkModel
-
         inference_threads()
         pick(meter, METERS, "meter")
         pick(tonic, TONICS, "tonic")
@@ -250,8 +250,6 @@ class Service:
 
     def rerender(self, record: dict, tempo=120) -> FolkResult:
         """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
-        from charrnn.folk.check import check_tune
-
         abc = clip(record.get("abc"), 20_000)
         report = check_tune(abc)
         findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
@@ -287,8 +285,6 @@ class Service:
         return result
 
     def _new_stem(self, title: str) -> Path:
-        from charrnn.serve.jobs import safe_name
-
         with self._counter_lock:
             self._counter += 1
             n = self._counter
@@ -303,8 +299,6 @@ class Service:
 
     def corpora(self) -> list[tuple[str, str]]:
         """(label, name) of the catalogued corpora that are on this server (nothing is downloaded)."""
-        from charrnn import corpora
-
         ready = [c for c in corpora.CATALOGUE.values() if corpora.is_ready(c.name)]
         return [(f"{c.name} ({corpora.corpus_path(c.name).stat().st_size / 1e6:.1f} MB)", c.name) for c in ready]
 
