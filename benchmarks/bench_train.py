@@ -65,7 +65,7 @@ def main() -> None:
             ours(), bare()  # warm up both
             speed = interleaved({"bare": bare, "charrnn": ours}, rounds=args.rounds)
             t0 = time.perf_counter()
-            evaluate(trainer.model, trainer.val_ids, cfg.eval_batch, 256)
+            evaluate(trainer.model, trainer.task.val_ids, cfg.eval_batch, 256)
             eval_s = time.perf_counter() - t0
             train_s = cfg.eval_every * cfg.batch_size * cfg.seq_len / speed["charrnn"]
             rows.append([f"{cfg.layers}x{hidden} LSTM, B{cfg.batch_size}xT{cfg.seq_len}", f"{speed['bare']:,.0f}",

@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,111 +26,24 @@ from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC, FolkModel
 from charrnn.folk.render import DEFAULT_TEMPO
-from charrnn.models.rnn import CELLS
 from charrnn.runfile import RunFile
-from charrnn.training.trainer import TrainConfig, Trainer, evaluate, parse_duration, resolve_device, resume_config
+from charrnn.seq2seq import command as seq2seq_command
+from charrnn.training.config import TrainConfig
+from charrnn.training.lm import evaluate
+from charrnn.training.options import DEVICES, add_train_flags, finite_float, positive_int, run_training
+from charrnn.training.trainer import resolve_device
 
-DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
 MAX_BEAM_LENGTH = 10_000  # characters `sample --beam` may write
 MAX_COMPLETION_LENGTH = 1_000  # characters `complete --max-len` may ask for
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except CharRNNError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_train(sub) -> None:
-    d = TrainConfig()
     p = sub.add_parser("train", help="train a model on a text file",
                        description="Train a character-level model. Flags not given take the defaults shown, or, "
                                    "with --resume, the values the run was started with.",
                        argument_default=argparse.SUPPRESS)
-    p.add_argument("corpus", nargs="?", help="a UTF-8 text file, or a corpus name from 'charrnn corpora list' "
-                                             "(optional with --resume)")
-    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
-    p.add_argument("--resume", action="store_true", default=False, help="continue the run in --out exactly")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", choices=CELLS, help=f"recurrent cell (default {d.model})")
-    g.add_argument("--layers", type=_positive_int, help=f"default {d.layers}")
-    g.add_argument("--hidden", type=_positive_int, help=f"hidden size (default {d.hidden})")
-    g.add_argument("--embed", type=_positive_int, help=f"embedding size (default {d.embed})")
-    g.add_argument("--dropout", type=_finite_float, help=f"default {d.dropout}")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", choices=["adamw", "rmsprop"], help=f"default {d.optimizer}")
-    g.add_argument("--lr", type=_finite_float, help=f"peak learning rate (default {d.lr})")
-    g.add_argument("--weight-decay", type=_finite_float, help=f"AdamW weight decay (default {d.weight_decay})")
-    g.add_argument("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
-    g.add_argument("--min-lr-frac", type=_finite_float, help=f"final lr / peak lr (default {d.min_lr_frac})")
-    g.add_argument("--grad-clip", type=_finite_float,
-                   help=f"global gradient-norm clip, 0 = off (default {d.grad_clip})")
-    g.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (default {d.batch_size})")
-    g.add_argument("--seq-len", type=_positive_int, help=f"BPTT length (default {d.seq_len})")
-    g.add_argument("--seed", type=int, help=f"default {d.seed}")
-    g = p.add_argument_group("when to stop (the learning-rate schedule fits the first that applies)")
-    g.add_argument("--max-steps", type=int, help="optimizer steps")
-    g.add_argument("--epochs", type=_finite_float, help=f"passes over the training split (default {DEFAULT_EPOCHS}"
-                                                        " if no other limit is given)")
-    g.add_argument("--time-budget", type=_duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
-    g.add_argument("--patience", type=int, help="stop after this many evaluations without val improvement")
-    g = p.add_argument_group("data and evaluation")
-    g.add_argument("--val-frac", type=_finite_float, help=f"share of the text for validation (default {d.val_frac})")
-    g.add_argument("--test-frac", type=_finite_float,
-                   help=f"share held out as test, at the end (default {d.test_frac})")
-    g.add_argument("--eval-every", type=_positive_int, help=f"steps between evaluations (default {d.eval_every})")
-    g.add_argument("--eval-batch", type=_positive_int, help=f"streams in evaluation (default {d.eval_batch})")
-    g.add_argument("--encoding", help=f"text encoding of the corpus (default {d.encoding})")
-    g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
-    g = p.add_argument_group("machine")
-    g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
-    g.add_argument("--threads", type=_positive_int, help="CPU threads (default: PyTorch's choice)")
-    p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
-    p.set_defaults(func=cmd_train)
-
-
-def cmd_train(args) -> int:
-    names = {f.name for f in fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if args.resume:
-        cfg = resume_config(args.out, given)
-    else:
-        if not given.get("corpus"):
-            raise CharRNNError("train needs a corpus file (or --resume to continue a run)")
-        if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
-            given["epochs"] = DEFAULT_EPOCHS
-        cfg = TrainConfig(**given)
-    command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command)
-    result = trainer.run()
-    if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
-        return 130 if result["status"] == "interrupted" else 0
-    best = result["best_val_loss"]
-    best_text = "no evaluation yet"
-    if math.isfinite(best):
-        best_text = f"best val loss {best:.4f} nats/char ({best / math.log(2):.4f} bits/char)"
-    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
-    if result["status"] == "interrupted":
-        launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
-        print(f"resume with: {launcher} train --out {cfg.out} --resume", file=sys.stderr)
-        return 130
-    return 0
+    add_train_flags(p, TrainConfig(), "a UTF-8 text file")
+    p.set_defaults(func=lambda args: run_training(args, TrainConfig, "char"))
 
 
 def _add_inference_args(p, device: str = "cpu") -> None:
@@ -139,7 +51,7 @@ def _add_inference_args(p, device: str = "cpu") -> None:
     p.add_argument("--unknown", choices=["error", "skip"], default="error",
                    help="what to do with characters the model does not know")
     p.add_argument("--device", choices=DEVICES, default=device, help=f"default {device}")
-    p.add_argument("--threads", type=_positive_int,
+    p.add_argument("--threads", type=positive_int,
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
                         "thread; every core for beam search, completion and eval, which work on several rows)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -161,16 +73,16 @@ def _add_sample(sub) -> None:
     prime.add_argument("--prime-file", help="read the prime from this UTF-8 file ('-': standard input); for "
                                             "primes too long for a command line")
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
-    p.add_argument("--temperature", type=_finite_float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--temperature", type=finite_float, default=0.8, help="0 = greedy (default 0.8)")
     p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
-    p.add_argument("--top-p", type=_finite_float, help="nucleus sampling: the smallest set with this much probability")
-    p.add_argument("--num", type=_positive_int, default=1,
+    p.add_argument("--top-p", type=finite_float, help="nucleus sampling: the smallest set with this much probability")
+    p.add_argument("--num", type=positive_int, default=1,
                    help="how many samples (with --beam: how many of the best beams; the beam widens to fit)")
     p.add_argument("--seed", type=int, help="sample i uses seed + i: same seed, same text")
     p.add_argument("--stop", action="append", default=[], help="stop a sample after this string (repeatable)")
     p.add_argument("--stream", action="store_true", help="print characters as they are generated")
-    p.add_argument("--beam", type=_positive_int, help="beam search with this width instead of sampling")
-    p.add_argument("--length-penalty", type=_finite_float, default=1.0,
+    p.add_argument("--beam", type=positive_int, help="beam search with this width instead of sampling")
+    p.add_argument("--length-penalty", type=finite_float, default=1.0,
                    help="beam ranking: logprob / length**this (default 1.0)")
     p.set_defaults(func=cmd_sample)
 
@@ -233,10 +145,10 @@ def _add_complete(sub) -> None:
     _add_inference_args(p)
     p.add_argument("prefix", nargs="?", help="the text typed so far")
     p.add_argument("--prefix-file", help="read the prefix from this UTF-8 file ('-': standard input)")
-    p.add_argument("--num", type=_positive_int, default=3, help="completions to show (default 3)")
+    p.add_argument("--num", type=positive_int, default=3, help="completions to show (default 3)")
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
-    p.add_argument("--max-len", type=_positive_int, default=30, help="longest completion (default 30)")
-    p.add_argument("--beam", type=_positive_int, help="beam width (default max(8, 2 x num))")
+    p.add_argument("--max-len", type=positive_int, default=30, help="longest completion (default 30)")
+    p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
     p.set_defaults(func=cmd_complete)
 
 
@@ -268,8 +180,8 @@ def _add_eval(sub) -> None:
     _add_inference_args(p, device="auto")
     p.add_argument("file", help="text file to evaluate on")
     p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (default 32)")
-    p.add_argument("--seq-len", type=_positive_int, default=256, help="characters per forward call (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="parallel streams (default 32)")
+    p.add_argument("--seq-len", type=positive_int, default=256, help="characters per forward call (default 256)")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="evaluate on this part of the file, cut as the model's training cut its corpus (default all)")
     p.set_defaults(func=cmd_eval)
@@ -366,24 +278,24 @@ def _add_folk(sub) -> None:
     p.add_argument("--start", default="", help='the first bars, e.g. "|:A2B c2d|"')
     p.add_argument("--unit", help="unit note length L: (default: what the corpus mostly uses with the meter)")
     p.add_argument("--title", help="the title (default: the model writes one)")
-    p.add_argument("--temperature", type=_finite_float, default=DEFAULT_TEMPERATURE,
+    p.add_argument("--temperature", type=finite_float, default=DEFAULT_TEMPERATURE,
                    help=f"0 = greedy (default {DEFAULT_TEMPERATURE})")
     p.add_argument("--seed", type=int, help="same seed and choices, same tune")
-    p.add_argument("--candidates", type=_positive_int, default=1,
+    p.add_argument("--candidates", type=positive_int, default=1,
                    help="write N tunes (seeds seed ... seed+N-1) and keep the likeliest that passes the checks")
     p.add_argument("--unguided", action="store_true",
                    help="keep every line as the model writes it (default: a line that breaks the checks is drawn "
                         "again)")
-    p.add_argument("--max-chars", type=_positive_int, default=MAX_MUSIC,
+    p.add_argument("--max-chars", type=positive_int, default=MAX_MUSIC,
                    help=f"longest tune, in characters of music (default {MAX_MUSIC})")
     p.add_argument("--out", help="write the ABC to this file (default: print it)")
     p.add_argument("--midi", help="also write a MIDI file")
     p.add_argument("--wav", help="also write a WAV file (a plucked string)")
     p.add_argument("--svg", help="also write the sheet music as SVG")
-    p.add_argument("--tempo", type=_finite_float, default=DEFAULT_TEMPO,
+    p.add_argument("--tempo", type=finite_float, default=DEFAULT_TEMPO,
                    help=f"quarter notes per minute, in every meter, for --midi and --wav (default {DEFAULT_TEMPO:g})")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
     p.set_defaults(func=cmd_folk)
 
 
@@ -452,7 +364,8 @@ def cmd_folk_check(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora, _add_folk):
+    for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora, _add_folk,
+                seq2seq_command.add_parser):
         add(sub)
     return parser
 

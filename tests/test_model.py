@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from charrnn.models.rnn import CharRNN, ModelConfig, select_state
+from charrnn.models.rnn import CharRNN, ModelConfig
 
 
 def run_steps(model, x, state):
@@ -73,7 +73,6 @@ def test_reorder_picks_rows():
     h = gru.init_state(2)
     h[:, 0] = 1.0
     assert torch.equal(gru.reorder(h, torch.tensor([0])), h[:, :1])
-    assert torch.equal(select_state(h, torch.tensor([1, 0])), h[:, [1, 0]])  # the old name, until beam.py moves
 
 
 def test_read_gives_the_logits_after_the_last_id():

@@ -58,7 +58,7 @@ def test_time_budget_and_epochs_stop_the_run(tmp_path, small_text):
     result = train(tiny_config(small_text, tmp_path / "t", max_steps=None, time_budget=1.5), progress=False)
     assert result["status"] == "time budget reached" and result["elapsed"] >= 1.5
     t = Trainer(tiny_config(small_text, tmp_path / "e", max_steps=None, epochs=0.5), progress=False)
-    assert t.run()["step"] == round(0.5 * t.batches.batches_per_epoch)
+    assert t.run()["step"] == round(0.5 * t.task.batches_per_epoch)
 
 
 def test_patience_stops_early(tmp_path, small_text):
@@ -218,7 +218,7 @@ def test_a_catalogue_name_is_a_corpus(tmp_path, monkeypatch, shakespeare):
     t = Trainer(tiny_config("shakespeare", tmp_path / "run", max_steps=1), progress=False)
     saved = json.loads((tmp_path / "run" / ckpt.CONFIG).read_text())["corpus"]
     assert saved["name"] == "shakespeare" and saved["chars"] == 1_115_394
-    assert t.corpus.path == tmp_path / "corpora" / "shakespeare.txt"
+    assert t.task.corpus.path == tmp_path / "corpora" / "shakespeare.txt"
 
 
 def test_request_stop_from_another_thread_saves_and_resumes(tmp_path, small_text):

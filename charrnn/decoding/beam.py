@@ -1,7 +1,6 @@
-"""Beam search over characters, and prefix completion (the autocomplete) built on it.
+"""Beam search over a language model's characters, and prefix completion (the autocomplete) built on it.
 
-All live beams advance in one batched `model.step` per character. A hypothesis finishes when `stop`
-says so or at `max_len`; finished ones are ranked by log-probability / length**length_penalty.
+The search itself is decoding.search's, which seq2seq decoding uses too; this names its tokens as text.
 """
 
 from __future__ import annotations
@@ -12,64 +11,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from charrnn.data import Vocab
+from charrnn.decoding import search
+from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt
 from charrnn.errors import CharRNNError
-from charrnn.models.rnn import CharRNN, select_state
 
 
 @dataclass(frozen=True)
-class Hypothesis:
+class Beam:
     text: str
-    logprob: float  # natural log of the sequence's probability given the prompt
+    logprob: float  # natural log of the text's probability given the prompt
     score: float  # logprob / len(text) ** length_penalty: what the beams are ranked by
 
 
-def beam_search(model: CharRNN, vocab: Vocab, prompt: Prompt, width: int, max_len: int, num: int = 1,
-                stop: Callable[[str], bool] | None = None, length_penalty: float = 0.0) -> list[Hypothesis]:
-    """The `num` best distinct continuations of the prompt, best first.
+def beam_search(model: Decodable, vocab: Vocab, prompt: Prompt, width: int, max_len: int, num: int = 1,
+                stop: Callable[[str], bool] | None = None, length_penalty: float = 0.0) -> list[Beam]:
+    """The `num` best distinct continuations of the prompt, best first (decoding.search on characters).
 
-    With length_penalty 0 the ranking is by probability alone and the search stops as soon as no live
-    beam can still beat the `num`-th finished one (log-probabilities only fall as text grows).
+    With length_penalty 0 the ranking is by probability alone.
     """
-    if width < 1 or num < 1 or max_len < 1:
-        raise CharRNNError(f"beam width, number of results and length must be at least 1 "
-                           f"(got width {width}, num {num}, length {max_len})")
-    stop = stop or (lambda text: False)
-    width = max(width, num)
-    texts, scores = [""], torch.zeros(1, dtype=torch.float64)
-    logp, state = prompt.logits.log_softmax(-1).double(), prompt.state
-    finished: list[Hypothesis] = []
-    with torch.inference_mode():
-        for t in range(1, max_len + 1):
-            cand = (scores[:, None] + logp).flatten()
-            top = torch.topk(cand, min(2 * width, cand.numel()))
-            live_rows, live_chars, live_texts, live_scores = [], [], [], []
-            for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-                if value == -math.inf:
-                    break
-                row, char = divmod(index, len(vocab))
-                text = texts[row] + vocab.chars[char]
-                if t == max_len or stop(text):
-                    finished.append(Hypothesis(text, value, value / t**length_penalty))
-                elif len(live_texts) < width:
-                    live_rows.append(row)
-                    live_chars.append(char)
-                    live_texts.append(text)
-                    live_scores.append(value)
-            finished.sort(key=lambda h: h.score, reverse=True)
-            del finished[num:]
-            if not live_texts or (length_penalty == 0 and len(finished) == num
-                                  and live_scores[0] <= finished[-1].logprob):
-                break
-            rows = torch.tensor(live_rows, device=prompt.logits.device)
-            state = select_state(state, rows)
-            logits, state = model.step(torch.tensor(live_chars, device=rows.device), state)
-            logp = logits.log_softmax(-1).double().cpu()
-            texts, scores = live_texts, torch.tensor(live_scores, dtype=torch.float64)
-    return finished
+    if max_len < 1:
+        raise CharRNNError(f"beam search length must be at least 1 (got {max_len})")
+    text_stop = (lambda tokens: stop(vocab.decode(tokens))) if stop else None
+    (found,) = search.beam_search(model, prompt.logits, prompt.state, width, max_len, num, text_stop, length_penalty)
+    return [Beam(vocab.decode(h.tokens), h.logprob, h.score) for h in found]
 
 
 WORD_END = set(string.whitespace) | (set(string.punctuation) - {"'", "-", "_"})
@@ -89,7 +56,7 @@ class Completion:
         return math.exp(self.logprob)
 
 
-def complete(model: CharRNN, vocab: Vocab, prompt: Prompt, num: int = 3, until: str = "word",
+def complete(model: Decodable, vocab: Vocab, prompt: Prompt, num: int = 3, until: str = "word",
              max_len: int = 30, width: int | None = None) -> list[Completion]:
     """The `num` most likely distinct completions of the prompt to the end of the word, phrase or line.
 

@@ -9,7 +9,19 @@ import torch
 State = Any  # whatever the model keeps between steps; only the model itself looks inside
 
 
-class Decodable(Protocol):
+class Stepper(Protocol):
+    """What beam and greedy search need: any model kind that advances one token at a time."""
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Advance one token: ids (B,) -> logits (B, V). Eval mode, under inference_mode."""
+
+    def reorder(self, state: State, index: torch.Tensor) -> State:
+        """Rows `index` of a state (beam search keeps, drops and copies beams this way)."""
+
+
+class Decodable(Stepper, Protocol):
+    """A language model: it also starts from nothing and reads a prompt."""
+
     device: torch.device  # where the model's tensors live: decoding builds its inputs there
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
@@ -17,9 +29,3 @@ class Decodable(Protocol):
 
     def read(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Read ids (B, T) through the fused path: logits (B, V) after the last id, and the new state."""
-
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Advance one token: ids (B,) -> logits (B, V). Eval mode, under inference_mode."""
-
-    def reorder(self, state: State, index: torch.Tensor) -> State:
-        """Rows `index` of a state (beam search keeps, drops and copies beams this way)."""

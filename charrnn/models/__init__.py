@@ -40,4 +40,4 @@ def build(kind: str, model_args: dict) -> nn.Module:
 
 def _load_kinds() -> None:
     """Import the modules that register the built-in kinds (imported here, not above: they import us)."""
-    from charrnn.models import rnn  # noqa: F401
+    from charrnn.models import rnn, seq2seq  # noqa: F401

@@ -22,6 +22,79 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+class StepWeights:
+    """A module whose `step` runs on its weights rearranged once (`_build_step_weights`), rebuilt lazily
+    whenever the weights may have changed: train/eval switches, loading, and .to/.half/.cuda."""
+
+    _fast = None
+
+    def step_weights(self):
+        if self._fast is None:
+            with torch.no_grad():
+                self._fast = self._build_step_weights()
+        return self._fast
+
+    def train(self, mode: bool = True):
+        self._fast = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._fast = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._fast = None
+        return super()._apply(fn, *args, **kwargs)
+
+
+def stack_weights(embed: nn.Embedding, rnn: nn.RNNBase, cell: str) -> list[tuple]:
+    """Per layer of a unidirectional stack fed by `embed`: (input, b_in, W_hh, b_hh), arranged for `stack_step`.
+
+    Each matrix becomes a `_Matrix`. Layer 0's input is an embedding row, so W_ih @ embed + b_ih is
+    precomputed for every token: a V x G table whose row the step looks up instead of doing a matmul.
+    """
+    layers = []
+    for k in range(rnn.num_layers):
+        w_ih = getattr(rnn, f"weight_ih_l{k}").detach()
+        w_hh = getattr(rnn, f"weight_hh_l{k}").detach()
+        b_ih = getattr(rnn, f"bias_ih_l{k}").detach()
+        b_hh = getattr(rnn, f"bias_hh_l{k}").detach()
+        if cell != "gru":  # GRU keeps b_hh apart: the new-gate uses r * (W_hh h + b_hh)
+            b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
+        w_in = F.linear(embed.weight.detach(), w_ih, b_ih) if k == 0 else _Matrix.of(w_ih)
+        layers.append((w_in, b_ih, _Matrix.of(w_hh), b_hh))
+    return layers
+
+
+def stack_step(layers: list[tuple], cell: str, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    """One token through the stack: ids x (B,) -> the top layer's h (B, H), and the new state."""
+    lstm = cell == "lstm"
+    hs, cs = state if lstm else (state, None)
+    new_h, new_c = [], []
+    inp = None
+    for k, (w_in, b_in, w_hh, b_hh) in enumerate(layers):
+        h = hs[k]
+        gi = w_in[x] if k == 0 else w_in.linear(inp, b_in)
+        n = h.shape[1]
+        if lstm:  # gates (i, f, g, o): one sigmoid over all four is cheaper than slicing out g first
+            gates = w_hh.linear(h, add=gi)
+            sig = gates.sigmoid()
+            c = torch.addcmul(sig[:, n : 2 * n] * cs[k], sig[:, :n], gates[:, 2 * n : 3 * n].tanh())
+            h = sig[:, 3 * n :] * c.tanh()
+            new_c.append(c)
+        elif cell == "gru":
+            gh = w_hh.linear(h, b_hh)
+            rz = (gi[:, : 2 * n] + gh[:, : 2 * n]).sigmoid()
+            cand = torch.addcmul(gi[:, 2 * n :], rz[:, :n], gh[:, 2 * n :]).tanh()
+            h = torch.lerp(cand, h, rz[:, n:])  # (1 - z) * cand + z * h
+        else:
+            h = w_hh.linear(h, add=gi).tanh()
+        new_h.append(h)
+        inp = h
+    hs = torch.stack(new_h)
+    return inp, ((hs, torch.stack(new_c)) if lstm else hs)
+
+
 @dataclass
 class ModelConfig:
     """The LM's arguments, as config.json records them under "model"."""
@@ -46,7 +119,7 @@ class ModelConfig:
         return asdict(self)
 
 
-class CharRNN(nn.Module):
+class CharRNN(StepWeights, nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -55,7 +128,6 @@ class CharRNN(nn.Module):
                                    dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.vocab_size)
-        self._fast: list[tuple] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -86,72 +158,16 @@ class CharRNN(nn.Module):
 
     # --- fast single-step inference -------------------------------------------------------------
 
-    def train(self, mode: bool = True) -> CharRNN:
-        self._fast = None  # weights are about to change (or just did): rebuild the step weights lazily
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._fast = None
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def _apply(self, fn, *args, **kwargs):
-        self._fast = None  # .to/.half/.float/.cuda/.cpu made new weights: the step weights are stale
-        return super()._apply(fn, *args, **kwargs)
-
-    def _step_weights(self) -> list[tuple]:
-        """Per layer: (input, b_in, W_hh, b_hh), then the head's (W, b), arranged once for `step`.
-
-        Each matrix becomes a `_Matrix` (see there for its layouts). Layer 0's input is an embedding
-        row, so W_ih @ embed + b_ih is precomputed for every character: a V x G table whose row the step
-        looks up instead of doing a matmul.
-        """
-        if self._fast is not None:
-            return self._fast
-        with torch.no_grad():
-            layers = []
-            for k in range(self.cfg.layers):
-                w_ih = getattr(self.rnn, f"weight_ih_l{k}").detach()
-                w_hh = getattr(self.rnn, f"weight_hh_l{k}").detach()
-                b_ih = getattr(self.rnn, f"bias_ih_l{k}").detach()
-                b_hh = getattr(self.rnn, f"bias_hh_l{k}").detach()
-                if self.cfg.cell != "gru":  # GRU keeps b_hh apart: the new-gate uses r * (W_hh h + b_hh)
-                    b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
-                w_in = F.linear(self.embed.weight, w_ih, b_ih) if k == 0 else _Matrix.of(w_ih)
-                layers.append((w_in, b_ih, _Matrix.of(w_hh), b_hh))
-            # The head is small (V x H): oneDNN's ~12 us a call would cost more than it saves.
-            layers.append((_Matrix.of(self.head.weight.detach(), pack=False), self.head.bias.detach()))
-        self._fast = layers
-        return layers
+    def _build_step_weights(self) -> tuple[list[tuple], tuple]:
+        # The head is small (V x H): oneDNN's ~12 us a call would cost more than it saves.
+        head = (_Matrix.of(self.head.weight.detach(), pack=False), self.head.bias.detach())
+        return stack_weights(self.embed, self.rnn, self.cfg.cell), head
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one character: ids x (B,) -> logits (B, V). Call in eval mode, under inference_mode."""
-        *layers, (w_head, b_head) = self._step_weights()
-        lstm = self.cfg.cell == "lstm"
-        hs, cs = state if lstm else (state, None)
-        new_h, new_c = [], []
-        inp = None
-        for k, (w_in, b_in, w_hh, b_hh) in enumerate(layers):
-            h = hs[k]
-            gi = w_in[x] if k == 0 else w_in.linear(inp, b_in)
-            n = h.shape[1]
-            if lstm:  # gates (i, f, g, o): one sigmoid over all four is cheaper than slicing out g first
-                gates = w_hh.linear(h, add=gi)
-                sig = gates.sigmoid()
-                c = torch.addcmul(sig[:, n : 2 * n] * cs[k], sig[:, :n], gates[:, 2 * n : 3 * n].tanh())
-                h = sig[:, 3 * n :] * c.tanh()
-                new_c.append(c)
-            elif self.cfg.cell == "gru":
-                gh = w_hh.linear(h, b_hh)
-                rz = (gi[:, : 2 * n] + gh[:, : 2 * n]).sigmoid()
-                cand = torch.addcmul(gi[:, 2 * n :], rz[:, :n], gh[:, 2 * n :]).tanh()
-                h = torch.lerp(cand, h, rz[:, n:])  # (1 - z) * cand + z * h
-            else:
-                h = w_hh.linear(h, add=gi).tanh()
-            new_h.append(h)
-            inp = h
-        logits = w_head.linear(inp, b_head)
-        hs = torch.stack(new_h)
-        return logits, ((hs, torch.stack(new_c)) if lstm else hs)
+        layers, (w_head, b_head) = self.step_weights()
+        top, state = stack_step(layers, self.cfg.cell, x, state)
+        return w_head.linear(top, b_head), state
 
 
 class _Matrix(NamedTuple):
@@ -185,7 +201,6 @@ class _Matrix(NamedTuple):
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
 
 
-select_state = CharRNN.reorder  # the name beam.py imports until it calls model.reorder
 
 
 def detach_state(state: State) -> State:

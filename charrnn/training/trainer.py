@@ -1,10 +1,11 @@
-"""Training: truncated BPTT over carried hidden state, evaluation, best/latest checkpoints, exact resume.
+"""Training, for any task: the loop, schedule, time budget, evaluation, best/latest checkpoints, exact resume.
 
 A run directory holds config.json (architecture, vocabulary, arguments, best val loss), the best
 weights (model.safetensors), latest.safetensors (everything needed to continue: weights, optimizer,
-RNG, hidden state, step) and metrics.jsonl (one line per evaluation). Resuming restores all of it, so
-on a CPU with a fixed seed an interrupted-and-resumed run ends with the same weights as an
-uninterrupted one.
+RNG, the task's carried state, step) and metrics.jsonl (one line per evaluation). Resuming restores all
+of it, so on a CPU with a fixed seed an interrupted-and-resumed run ends with the same weights as an
+uninterrupted one. What differs between a language model and seq2seq (data, model, loss, evaluation)
+is the task's: training/lm.py and training/seq2seq.py.
 """
 
 from __future__ import annotations
@@ -13,97 +14,29 @@ import contextlib
 import json
 import math
 import platform
-import re
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
-from charrnn.data import StreamBatcher, encode_corpus
 from charrnn.errors import CharRNNError
-from charrnn.models.rnn import CELLS, CharRNN, ModelConfig, detach_state
+from charrnn.models.rnn import CELLS
+from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
+from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
+from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
+from charrnn.training.lm import LMTask
+from charrnn.training.lm import evaluate as evaluate
+from charrnn.training.lock import RunLock
+from charrnn.training.seq2seq import Seq2SeqTask
 
 METRICS = "metrics.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    """Every training argument; the CLI flags map one to one onto these fields."""
-
-    corpus: str = ""
-    out: str = "runs/default"
-    model: str = "lstm"
-    layers: int = 2
-    hidden: int = 512
-    embed: int = 64
-    dropout: float = 0.1
-    batch_size: int = 16
-    seq_len: int = 128
-    optimizer: str = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    warmup: int = 100
-    min_lr_frac: float = 0.1
-    grad_clip: float = 1.0
-    max_steps: int | None = None
-    epochs: float | None = None
-    time_budget: float | None = None  # seconds
-    eval_every: int = 250
-    eval_batch: int = 32
-    patience: int | None = None
-    seed: int = 1337
-    device: str = "auto"
-    val_frac: float = 0.1
-    test_frac: float = 0.0
-    encoding: str = "utf-8"
-    cache_dir: str | None = None
-    threads: int | None = None
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size, cell=self.model, layers=self.layers, hidden=self.hidden, embed=self.embed,
-                           dropout=self.dropout)
-
-
-# What a resumed run cannot change: the weights' shapes, and the data position a step number stands for.
-FIXED_ON_RESUME = ("model", "layers", "hidden", "embed", "batch_size", "seq_len")
-
-
-def resume_config(out: str | Path, overrides: dict) -> TrainConfig:
-    """The saved arguments of the run in `out`, with the ones given again on the command line on top.
-
-    Giving e.g. a larger --max-steps or --time-budget extends a run; the architecture cannot change.
-    """
-    out = Path(out)
-    saved = ckpt.read_config(out)
-    if not (out / ckpt.LATEST).is_file():
-        raise CharRNNError(f"{out} has no {ckpt.LATEST} to resume from")
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in {**saved.train, **overrides, "out": str(out)}.items() if k in names})
-    changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != saved.train[k]]
-    if changed:
-        raise CharRNNError(f"cannot change {', '.join('--' + k for k in changed)} when resuming {out}")
-    return cfg
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds from '90s', '20m', '2h', '1h30m' or a plain number of seconds."""
-    if isinstance(text, int | float):
-        return float(text)
-    s = text.strip().lower()
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", s)
-    if not s or not parts or not any(parts.groups()):
-        raise CharRNNError(f"bad duration {text!r}: use e.g. 90s, 20m, 2h or 1h30m")
-    h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + sec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -133,55 +66,12 @@ def machine_description(device: torch.device) -> str:
     return f"{device.type}: {cpu}, threads={torch.get_num_threads()}"
 
 
+def make_task(cfg: TrainConfig, dist: Dist) -> LMTask | Seq2SeqTask:
+    """The task a config describes: its data loaded, its model built (on dist's device)."""
+    return Seq2SeqTask(cfg, dist) if isinstance(cfg, Seq2SeqTrainConfig) else LMTask(cfg, dist)
+
+
 STOP_REASONS = (None, "finished", "time budget reached", "interrupted")  # agreed across ranks: the last wins
-
-
-def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
-    """(catalogue name or None, file path): a path to a text file, or a name from `charrnn corpora list`."""
-    from charrnn import corpora
-
-    path = Path(corpus)
-    if path.exists() or corpus not in corpora.CATALOGUE:
-        return None, path
-    return corpus, corpora.ensure(corpus)
-
-
-@torch.no_grad()
-def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256,
-             device: torch.device | str = "cpu", dist: Dist | None = None) -> tuple[float, int]:
-    """Mean cross-entropy (nats/char) of predicting ids[1:] from what precedes, and the count predicted.
-
-    The text is cut into `batch_size` contiguous streams read `seq_len` at a time with carried state;
-    the few characters left over continue the last stream, so every character is predicted once.
-    Under torchrun each rank reads its share of the streams and the sums are added up.
-    """
-    dist = dist or Dist()
-    n = len(ids) - 1
-    if n < 1:
-        raise CharRNNError("evaluation needs at least 2 characters of text")
-    was_training = model.training
-    model.eval()
-    b = max(1, min(batch_size, n // seq_len))
-    length = n // b
-    data = torch.from_numpy(np.asarray(ids, dtype=np.int64))
-    rows = slice(dist.rank, b, dist.world)  # this rank's streams (all of them in one process)
-    xs = data[: b * length].view(b, length)[rows]
-    ys = data[1 : b * length + 1].view(b, length)[rows]
-    total = torch.zeros((), dtype=torch.float64)
-    state = None
-    for lo in range(0, length if len(xs) else 0, seq_len):
-        x, y = xs[:, lo : lo + seq_len].to(device), ys[:, lo : lo + seq_len].to(device)
-        logits, state = model(x, state)
-        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").double().cpu()
-    if b * length < n and (b - 1) % dist.world == dist.rank:  # the tail continues the last stream
-        last = (state[0][:, -1:], state[1][:, -1:]) if isinstance(state, tuple) else state[:, -1:]
-        x = data[b * length : n].view(1, -1).to(device)
-        y = data[b * length + 1 : n + 1].view(1, -1).to(device)
-        logits, _ = model(x, last)
-        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").double().cpu()
-    (total_all,) = dist.sum(total.item())
-    model.train(was_training)
-    return total_all / n, n
 
 
 class StopFlag:
@@ -246,36 +136,31 @@ class Trainer:
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
-        if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
-            raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
         self._check_args(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
+        # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
+        self.lock = RunLock(self.out).acquire() if self.dist.main else None
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.release()
+            raise
+
+    def _setup(self, resume: bool) -> None:
+        cfg = self.cfg
+        # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
+        self.resumed = resume and (self.out / ckpt.LATEST).is_file()
+        if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
+            raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
         if cfg.batch_size % self.dist.world:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
-        self.local_batch = cfg.batch_size // self.dist.world
-        if not self.dist.main:  # rank 0 fetches and encodes the corpus first; the others find it cached
-            self.dist.barrier()
-        self.corpus_name, path = resolve_corpus(cfg.corpus)
-        corpus = encode_corpus(path, cfg.cache_dir, cfg.encoding)
-        if self.dist.main:
-            self.dist.barrier()
-        self.corpus = corpus
-        train_ids, self.val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-        if cfg.val_frac > 0 and len(self.val_ids) < 2:
-            # Enough for one training batch and 2 val characters, after the val and test shares.
-            need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
-                                 2 / cfg.val_frac))
-            raise CharRNNError(f"the corpus has {len(corpus.ids):,} characters, too few for a val split "
-                               f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
-                               f"{cfg.seq_len} it needs at least {need:,}")
-        self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, self.dist.rank, self.dist.world)
-        self.total_steps = self._total_steps()
-
         torch.manual_seed(cfg.seed)
-        self.model = CharRNN(cfg.model_config(len(corpus.vocab))).to(self.device)
+        self.task = make_task(cfg, self.dist)
+        self.model = self.task.model
+        self.total_steps = self._total_steps()
         if self.dist.rank:  # each rank its own dropout masks
             torch.manual_seed(cfg.seed + self.dist.rank)
         self.net = self.model
@@ -284,8 +169,7 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.opt = self._make_optimizer()
         self.step, self.elapsed, self.best_val, self.bad_evals = 0, 0.0, math.inf, 0
-        self.state = self.model.init_state(self.local_batch)
-        if resume:
+        if self.resumed:
             self._load_latest()
         elif self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +207,7 @@ class Trainer:
         if self.cfg.max_steps is not None:
             limits.append(self.cfg.max_steps)
         if self.cfg.epochs is not None:
-            limits.append(max(1, round(self.cfg.epochs * self.batches.batches_per_epoch)))
+            limits.append(max(1, round(self.cfg.epochs * self.task.batches_per_epoch)))
         return min(limits) if limits else None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -336,7 +220,7 @@ class Trainer:
         path = self.out / ckpt.LATEST
         tensors, meta = ckpt.read_tensors(path)
         saved = ckpt.read_config(self.out)
-        if saved.corpus is None or saved.corpus.sha256 != self.corpus.sha256:
+        if saved.corpus is None or saved.corpus.sha256 != self.task.sha256:
             raise CharRNNError(f"{self.cfg.corpus} changed since this run started (its content hash differs)")
         try:
             ckpt.load_state_into(self.model, tensors, path, prefix="model.")
@@ -347,10 +231,7 @@ class Trainer:
                 torch.set_rng_state(tensors[f"rng.cpu.{rank}"])
             if f"rng.cuda.{rank}" in tensors and self.device.type == "cuda":
                 torch.cuda.set_rng_state(tensors[f"rng.cuda.{rank}"])
-            # The hidden state is saved for the global streams; this rank continues its share of them.
-            mine = slice(rank, None, self.dist.world)
-            h = tensors["hidden.h"][:, mine].to(self.device)
-            self.state = (h, tensors["hidden.c"][:, mine].to(self.device)) if "hidden.c" in tensors else h
+            self.task.restore(tensors)
             self.step, self.elapsed = trainer["step"], trainer["elapsed"]
             self.best_val, self.bad_evals = trainer["best_val"], trainer["bad_evals"]
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -367,26 +248,24 @@ class Trainer:
         machine = machine_description(self.device)
         if self.dist.enabled:
             machine += f" x {self.dist.world} processes"
-        corpus = ckpt.CorpusInfo(self.corpus_name, str(self.corpus.path), self.corpus.sha256, len(self.corpus.ids))
         ckpt.RunFile(
-            kind="lm", model=self.model.cfg.to_dict(), vocab=self.corpus.vocab.chars, char_counts=self.corpus.counts,
-            corpus=corpus, train=asdict(self.cfg), best_val_loss=None if math.isinf(self.best_val) else self.best_val,
-            step=self.step, training_time_s=round(self.elapsed, 1), machine=machine, command=self.command,
-            torch=torch.__version__, **extra,
+            **self.task.run_fields(), train=asdict(self.cfg),
+            best_val_loss=None if math.isinf(self.best_val) else self.best_val, step=self.step,
+            training_time_s=round(self.elapsed, 1), machine=machine, command=self.command, torch=torch.__version__,
+            **extra,
         ).write(self.out)
 
     def _save_latest(self) -> None:
         """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
         rng = self.dist.gather(torch.get_rng_state())
         cuda_rng = self.dist.gather(torch.cuda.get_rng_state()) if self.device.type == "cuda" else []
-        state = self.state if isinstance(self.state, tuple) else (self.state,)
-        hidden = [self.dist.gather_streams(s) for s in state]
+        carried = self.task.carried()
         if not self.dist.main:
             return
         opt_tensors, opt_meta = _optimizer_tensors(self.opt)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update(opt_tensors)
-        tensors.update(zip(("hidden.h", "hidden.c"), hidden, strict=False))
+        tensors.update(carried)
         tensors.update({f"rng.cpu.{r}": t for r, t in enumerate(rng)})
         tensors.update({f"rng.cuda.{r}": t for r, t in enumerate(cuda_rng)})
         trainer = {"step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
@@ -420,17 +299,11 @@ class Trainer:
             return "time budget reached"
         return None
 
-    def train_step(self) -> float:
-        """One optimizer step on the next batch; returns its loss."""
-        index = self.step % self.batches.batches_per_epoch
-        if index == 0:  # a new epoch: the streams start over, so does the hidden state
-            self.state = self.model.init_state(self.local_batch, self.device)
-        x, y = self.batches.get(index)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+    def train_step(self) -> tuple[float, int]:
+        """One optimizer step on the next batch; returns its loss and how many tokens it predicted."""
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step, self.elapsed)
-        logits, state = self.net(x, self.state)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss, items = self.task.loss(self.net, self.step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -441,18 +314,17 @@ class Trainer:
                 f"training diverged at step {self.step + 1} (loss {value}); the last good checkpoint in "
                 f"{self.out} is kept; try a lower --lr or --grad-clip")
         self.opt.step()
-        self.state = detach_state(state)
         self.step += 1
-        return value
+        return value, items
 
     def _evaluate_and_save(self, train_loss: float, chars_per_s: float) -> dict:
-        val_loss = None
-        if len(self.val_ids) >= 2:
-            val_loss, _ = evaluate(self.model, self.val_ids, self.cfg.eval_batch, 256, self.device, self.dist)
+        metrics = self.task.evaluate()
+        val_loss = metrics["val_loss"]
         score = val_loss if val_loss is not None else train_loss
-        record = {"step": self.step, "epoch": round(self.step / self.batches.batches_per_epoch, 3),
+        record = {"step": self.step, "epoch": round(self.step / self.task.batches_per_epoch, 3),
                   "train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
-                  "lr": self.lr_at(self.step, self.elapsed), "chars_per_s": round(chars_per_s),
+                  **{k: round(v, 5) for k, v in metrics.items() if k != "val_loss"},
+                  "lr": self.lr_at(self.step, self.elapsed), self.task.rate_key: round(chars_per_s),
                   "elapsed": round(self.elapsed, 2)}
         improved = score < self.best_val
         if improved:
@@ -476,8 +348,19 @@ class Trainer:
         local = "interrupted" if stop.signal is not None or self._stop_requested.is_set() else self._done()
         return STOP_REASONS[self.dist.max(STOP_REASONS.index(local))]
 
+    def release(self) -> None:
+        """Let another trainer take this run directory (run() does this when it ends)."""
+        if self.lock:
+            self.lock.release()
+
     def run(self) -> dict:
         """Train until a stop condition; returns {'status', 'step', 'best_val_loss', ...}."""
+        try:
+            return self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> dict:
         cfg = self.cfg
         self.model.train()
         show = self.progress and self.dist.main
@@ -488,17 +371,18 @@ class Trainer:
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
                 t0 = time.perf_counter()
-                losses.append(self.train_step())
+                loss, items = self.train_step()
+                losses.append(loss)
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
                 interval_time += dt
-                interval_chars += cfg.batch_size * cfg.seq_len
+                interval_chars += items
                 if cfg.time_budget and not self.total_steps:  # let tqdm show an ETA for a time budget too
                     bar.total = max(self.step, int(self.step * cfg.time_budget / self.elapsed))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
-                                cps=f"{interval_chars / max(interval_time, 1e-9):,.0f}", refresh=False)
+                                rate=f"{interval_chars / max(interval_time, 1e-9):,.0f}/s", refresh=False)
                 if self.step % cfg.eval_every == 0:
                     last_record = self._timed_eval(losses, interval_chars, interval_time)
                     losses, interval_chars, interval_time, saved_step = [], 0, 0.0, self.step

@@ -1,0 +1,165 @@
+"""The encoder-decoder with attention: a bidirectional encoder over the source, a decoder over the target.
+
+Training is one fused call each: the packed bidirectional encoder, then the decoder over the whole
+teacher-forced target, then global attention for every target position at once (Luong et al. 2015,
+without input feeding, which would need a loop over time). Padding never counts: the encoder is packed,
+so its final state is taken at each source's real end; attention masks pad positions; the loss ignores
+pad targets. Generation starts from `start` and advances with `step`, the same fast single-step path
+as the language model's, on the decoder's weights rearranged once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from charrnn.models import register
+from charrnn.models.rnn import CELLS, State, StepWeights, stack_step, stack_weights
+
+PAD, BOS, EOS = 0, 1, 2  # the first ids of every seq2seq vocabulary (a source vocabulary uses PAD only)
+ATTENTION = ("dot", "general", "additive")
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The seq2seq model's arguments, as config.json records them under "model"."""
+
+    source_vocab_size: int
+    target_vocab_size: int
+    cell: str = "lstm"  # one of CELLS, for the encoder and the decoder
+    layers: int = 2
+    hidden: int = 256  # the decoder's width; each encoder direction has half of it
+    embed: int = 64
+    dropout: float = 0.0
+    attention: str = "general"  # one of ATTENTION
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION)}")
+        for name in ("source_vocab_size", "target_vocab_size", "layers", "hidden", "embed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
+        if self.hidden % 2:
+            raise ValueError(f"hidden must be even (each encoder direction has half of it), not {self.hidden}")
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Memory(NamedTuple):
+    """What the decoder attends to, per source: encoder outputs (B, S, H), their keys, and the real positions."""
+
+    values: torch.Tensor
+    keys: torch.Tensor  # (B, S, H), or (B, S, H) projected for "general" and "additive"
+    mask: torch.Tensor  # (B, S) bool, True at real (non-pad) positions
+
+
+class DecoderState(NamedTuple):
+    hidden: State  # the decoder stack's state, (layers, B, H) as nn.LSTM/GRU keeps it
+    memory: Memory
+
+
+class Seq2Seq(StepWeights, nn.Module):
+    def __init__(self, cfg: Seq2SeqConfig):
+        super().__init__()
+        self.cfg = cfg
+        h, rnn = cfg.hidden, CELLS[cfg.cell]
+        between = cfg.dropout if cfg.layers > 1 else 0.0
+        self.source_embed = nn.Embedding(cfg.source_vocab_size, cfg.embed, padding_idx=PAD)
+        self.encoder = rnn(cfg.embed, h // 2, cfg.layers, batch_first=True, bidirectional=True, dropout=between)
+        self.target_embed = nn.Embedding(cfg.target_vocab_size, cfg.embed, padding_idx=PAD)
+        self.decoder = rnn(cfg.embed, h, cfg.layers, batch_first=True, dropout=between)
+        self.attention = nn.ModuleDict()
+        if cfg.attention in ("general", "additive"):
+            self.attention["key"] = nn.Linear(h, h, bias=False)
+        if cfg.attention == "additive":
+            self.attention["query"] = nn.Linear(h, h, bias=True)
+            self.attention["v"] = nn.Linear(h, 1, bias=False)
+        self.combine = nn.Linear(2 * h, h)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(h, cfg.target_vocab_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    # --- the encoder ----------------------------------------------------------------------------
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[State, Memory]:
+        """Source ids (B, S), padded with PAD, and their lengths (B,) -> the decoder's first state and the memory."""
+        emb = self.drop(self.source_embed(src))
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.encoder(packed)
+        values, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
+        mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        keys = self.attention["key"](values) if "key" in self.attention else values
+        return self._bridge(final), Memory(values, keys, mask)
+
+    def _bridge(self, final: State) -> State:
+        """Each encoder layer's last forward and backward states, side by side: the decoder layer's first state."""
+        def join(s: torch.Tensor) -> torch.Tensor:
+            layers2, batch, half = s.shape
+            return s.view(layers2 // 2, 2, batch, half).transpose(1, 2).reshape(layers2 // 2, batch, 2 * half)
+        return tuple(join(s) for s in final) if isinstance(final, tuple) else join(final)
+
+    # --- attention and output -------------------------------------------------------------------
+
+    def _attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder outputs (B, T, H) -> logits (B, T, V) and attention weights (B, T, S)."""
+        if self.cfg.attention == "additive":
+            q = self.attention["query"](query)  # (B, T, H)
+            scores = self.attention["v"](torch.tanh(q[:, :, None, :] + memory.keys[:, None, :, :])).squeeze(-1)
+        else:
+            scores = torch.bmm(query, memory.keys.transpose(1, 2))
+        scores = scores.masked_fill(~memory.mask[:, None, :], float("-inf"))
+        weights = scores.softmax(-1)
+        context = torch.bmm(weights, memory.values)
+        combined = torch.tanh(self.combine(torch.cat([query, context], -1)))
+        return self.head(self.drop(combined)), weights
+
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: logits (B, T, V) for target inputs tgt_in (B, T) = BOS + target, padded with PAD."""
+        return self.attention_map(src, lengths, tgt_in)[0]
+
+    def attention_map(self, src: torch.Tensor, lengths: torch.Tensor,
+                      tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, V) and attention weights (B, T, S) of the fused path."""
+        state, memory = self.encode(src, lengths)
+        out, _ = self.decoder(self.drop(self.target_embed(tgt_in)), state)
+        return self._attend(self.drop(out), memory)
+
+    # --- generation: what beam search needs (decoding.interface.Stepper) ---------------------------
+
+    def start(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, DecoderState]:
+        """Encode sources and take the first step: logits (B, V) of the first target token, and the state."""
+        hidden, memory = self.encode(src, lengths)
+        bos = torch.full((src.shape[0],), BOS, dtype=torch.long, device=src.device)
+        return self.step(bos, DecoderState(hidden, memory))
+
+    def _build_step_weights(self) -> list[tuple]:
+        return stack_weights(self.target_embed, self.decoder, self.cfg.cell)
+
+    def step(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """Advance one target token: ids (B,) -> logits (B, V). Eval mode, under inference_mode."""
+        top, hidden = stack_step(self.step_weights(), self.cfg.cell, x, state.hidden)
+        logits, _ = self._attend(top[:, None, :], state.memory)
+        return logits[:, 0], DecoderState(hidden, state.memory)
+
+    @staticmethod
+    def reorder(state: DecoderState, index: torch.Tensor) -> DecoderState:
+        """Rows `index` of a state: the decoder's hidden state and the memory they attend to."""
+        hidden = state.hidden
+        hidden = tuple(s.index_select(1, index) for s in hidden) if isinstance(hidden, tuple) \
+            else hidden.index_select(1, index)
+        return DecoderState(hidden, Memory(*(t.index_select(0, index) for t in state.memory)))
+
+
+register("seq2seq", Seq2SeqConfig, Seq2Seq)

@@ -1,0 +1,132 @@
+"""The training command line, shared by `charrnn train` and `charrnn seq2seq train`: a flag that means the
+same in both is defined once, here, with the task's own default shown."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from dataclasses import fields
+
+from charrnn.errors import CharRNNError
+from charrnn.models.rnn import CELLS
+from charrnn.models.seq2seq import ATTENTION
+from charrnn.seq2seq.data import TOKENS
+from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, parse_duration, resume_config
+from charrnn.training.trainer import Trainer
+
+DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except CharRNNError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> None:
+    """The flags of a training command whose defaults are `d`'s; `what` names its data in the help."""
+    seq2seq = isinstance(d, Seq2SeqTrainConfig)
+    p.add_argument("corpus", nargs="?", help=f"{what}, or a corpus name from 'charrnn corpora list' "
+                                             "(optional with --resume)")
+    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out exactly (one with nothing saved yet starts from the beginning)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=CELLS, help=f"recurrent cell (default {d.model})")
+    g.add_argument("--layers", type=positive_int, help=f"default {d.layers}")
+    g.add_argument("--hidden", type=positive_int, help=f"hidden size (default {d.hidden})")
+    g.add_argument("--embed", type=positive_int, help=f"embedding size (default {d.embed})")
+    g.add_argument("--dropout", type=finite_float, help=f"default {d.dropout}")
+    if seq2seq:
+        g.add_argument("--attention", choices=ATTENTION, help=f"Luong's dot or general, or Bahdanau's additive "
+                                                              f"(default {d.attention})")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=["adamw", "rmsprop"], help=f"default {d.optimizer}")
+    g.add_argument("--lr", type=finite_float, help=f"peak learning rate (default {d.lr})")
+    g.add_argument("--weight-decay", type=finite_float, help=f"AdamW weight decay (default {d.weight_decay})")
+    g.add_argument("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
+    g.add_argument("--min-lr-frac", type=finite_float, help=f"final lr / peak lr (default {d.min_lr_frac})")
+    g.add_argument("--grad-clip", type=finite_float,
+                   help=f"global gradient-norm clip, 0 = off (default {d.grad_clip})")
+    g.add_argument("--batch-size", type=positive_int,
+                   help=f"{'pairs' if seq2seq else 'parallel streams'} per step (default {d.batch_size})")
+    if not seq2seq:
+        g.add_argument("--seq-len", type=positive_int, help=f"BPTT length (default {d.seq_len})")
+    g.add_argument("--seed", type=int, help=f"default {d.seed}")
+    g = p.add_argument_group("when to stop (the learning-rate schedule fits the first that applies)")
+    g.add_argument("--max-steps", type=int, help="optimizer steps")
+    g.add_argument("--epochs", type=finite_float, help=f"passes over the training split (default {DEFAULT_EPOCHS}"
+                                                       " if no other limit is given)")
+    g.add_argument("--time-budget", type=duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
+    g.add_argument("--patience", type=int, help="stop after this many evaluations without val improvement")
+    g = p.add_argument_group("data and evaluation")
+    g.add_argument("--val-frac", type=finite_float, help=f"share of the data for validation (default {d.val_frac})")
+    g.add_argument("--test-frac", type=finite_float, help=f"share held out as test (default {d.test_frac})")
+    g.add_argument("--eval-every", type=positive_int, help=f"steps between evaluations (default {d.eval_every})")
+    if seq2seq:
+        g.add_argument("--source-tokens", choices=TOKENS, help="source symbols: characters, or whitespace-separated"
+                                                               f" (default {d.source_tokens})")
+        g.add_argument("--target-tokens", choices=TOKENS, help=f"target symbols (default {d.target_tokens})")
+        g.add_argument("--val-file", help="fixed val pairs instead of a split by hash (--val-frac is then unused)")
+        g.add_argument("--test-file", help="fixed test pairs")
+        g.add_argument("--skip-bad-lines", action="store_true", default=None,
+                       help="skip and count malformed lines instead of stopping at the first")
+        g.add_argument("--eval-sample", type=positive_int,
+                       help=f"val sources decoded for the WER/TER at each evaluation (default {d.eval_sample})")
+    else:
+        g.add_argument("--eval-batch", type=positive_int, help=f"streams in evaluation (default {d.eval_batch})")
+        g.add_argument("--encoding", help=f"text encoding of the corpus (default {d.encoding})")
+        g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
+    g = p.add_argument_group("machine")
+    g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
+    g.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
+
+
+def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
+    """Start or resume the run the flags describe and print its outcome; the exit code."""
+    names = {f.name for f in fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    cfg = resume_config(args.out, given) if args.resume else None
+    if cfg is None:
+        if args.resume:
+            print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
+        if not given.get("corpus"):
+            raise CharRNNError("train needs a corpus file (or --resume to continue a run)")
+        if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
+            given["epochs"] = DEFAULT_EPOCHS
+        cfg = cls(**given)
+    command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command)
+    result = trainer.run()
+    if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
+        return 130 if result["status"] == "interrupted" else 0
+    best = result["best_val_loss"]
+    best_text = "no evaluation yet"
+    if math.isfinite(best):
+        best_text = f"best val loss {best:.4f} nats/{unit} ({best / math.log(2):.4f} bits/{unit})"
+    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
+    if result["status"] == "interrupted":
+        launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
+        verb = "seq2seq train" if cls is Seq2SeqTrainConfig else "train"
+        print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)
+        return 130
+    return 0
