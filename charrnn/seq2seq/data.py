@@ -113,10 +113,9 @@ def _parse(raw: bytes, source_tokens: str, target_tokens: str) -> tuple[str | No
     if line.count("\t") != 1:
         return f"expected source<TAB>target, found {line.count(chr(9))} tabs", None
     source, target = line.split("\t")
-    src, tgt = tokenize(source, source_tokens), tokenize(target, target_tokens)
-    if not src or not tgt:
-        return f"empty {'source' if not src else 'target'}", None
-    return None, (src, tgt)
+    if not source.strip() or not target.strip():  # whitespace alone is no sequence, even of characters
+        return f"empty {'source' if not source.strip() else 'target'}", None
+    return None, (tokenize(source, source_tokens), tokenize(target, target_tokens))
 
 
 class TokenVocab:

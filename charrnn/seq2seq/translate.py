@@ -7,19 +7,20 @@ models use too). Results come back in input order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
 from charrnn.decoding.search import EndsWith, Hypothesis, beam_search, greedy_search
 from charrnn.errors import CharRNNError
-from charrnn.models.seq2seq import BOS, EOS, Seq2Seq
+from charrnn.models.seq2seq import EOS, PAD, Seq2Seq
 from charrnn.runfile import RunFile
-from charrnn.seq2seq.data import TokenVocab, detokenize, max_output_len, pad, tokenize
+from charrnn.seq2seq.data import TokenVocab, detokenize, make_batch, max_output_len, pad, tokenize
 
 CHUNK = 512  # sources encoded and decoded together
 MAX_SOURCE_TOKENS = 200  # longer sources are refused: nothing a character model is trained on is this long
@@ -54,6 +55,12 @@ class Output:
     text: str
     logprob: float
     ended: bool  # False if cut off at the length limit before <EOS>
+
+
+@dataclass(frozen=True)
+class Answer:
+    origin: str  # "lexicon" (the dictionary knew the source) or "model"
+    outputs: list[Output]
 
 
 class Translator:
@@ -100,14 +107,37 @@ class Translator:
         found = decode_ids(self.model, ids, limits, beam, num, length_penalty)
         return [[self._output(h) for h in hyps] for hyps in found]
 
+    def translate_known(self, sources: Sequence[str], known: Callable[[str], list[tuple[str, ...]]], beam: int = 1,
+                        num: int = 1, length_penalty: float = 0.0, unknown: str = "error") -> list[Answer]:
+        """As translate, but a source that `known` has outputs for (a G2P front end's dictionary) gets those,
+        scored by the model, and the model decodes only the others."""
+        found = [known(s)[:num] for s in sources]
+        ask = [i for i, f in enumerate(found) if not f]
+        decoded = dict(zip(ask, self.translate([sources[i] for i in ask], beam, num, length_penalty, unknown),
+                           strict=True))
+        pairs = [(i, out) for i, outs in enumerate(found) for out in outs]
+        scored = self.force([sources[i] for i, _ in pairs], [out for _, out in pairs]) if pairs else []
+        listed: dict[int, list[Output]] = {}
+        for (i, out), (logprob, _) in zip(pairs, scored, strict=True):
+            listed.setdefault(i, []).append(Output(out, detokenize(out, self.target_tokens), logprob, True))
+        return [Answer("lexicon", listed[i]) if i in listed else Answer("model", decoded[i])
+                for i in range(len(sources))]
+
     def _output(self, h: Hypothesis) -> Output:
         tokens = self.target_vocab.decode(h.tokens)
         return Output(tokens, detokenize(tokens, self.target_tokens), h.logprob, h.tokens[-1] == EOS)
 
-    def attention(self, source: str, output: Sequence[str]) -> np.ndarray:
-        """The attention weights (output tokens + EOS) x (source tokens) of the fused path, for a picture."""
-        src = torch.tensor([self.encode(source)], device=self.model.device)
-        tgt = torch.tensor([[BOS, *self.target_vocab.encode(tuple(output))]], device=self.model.device)
+    def force(self, sources: Sequence[str], outputs: Sequence[Sequence[str]],
+              unknown: str = "error") -> list[tuple[float, np.ndarray]]:
+        """For each source and a given output (tokens): the model's log-probability of that output (EOS
+        included) and the attention weights, (output tokens + EOS) x (source tokens), in one fused call."""
+        src = [self.encode(s, unknown) for s in sources]
+        tgt = [self.target_vocab.encode(tuple(o)) for o in outputs]
+        batch = make_batch(src, tgt).to(self.model.device)
         with torch.inference_mode():
-            _, weights = self.model.attention_map(src, torch.tensor([src.shape[1]]), tgt)
-        return weights[0].float().cpu().numpy()
+            logits, weights = self.model.attention_map(batch.source, batch.lengths, batch.target_in)
+            losses = F.cross_entropy(logits.flatten(0, 1), batch.target_out.flatten(), ignore_index=PAD,
+                                     reduction="none").view(batch.target_out.shape)
+        weights = weights.float().cpu().numpy()
+        return [(-float(losses[i].sum()), weights[i, : len(t) + 1, : len(s)])
+                for i, (s, t) in enumerate(zip(src, tgt, strict=True))]

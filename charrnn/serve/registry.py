@@ -39,6 +39,7 @@ class ModelEntry:
 
     name: str  # what clients choose by: the folder's name, or "trained/<run>" for runs in the runs folder
     path: Path
+    kind: str  # the run file's model kind: "lm" (text and folk tabs) or "seq2seq" (the Pronounce tab)
     source: str  # "shipped" (models folder) or "trained" (runs folder)
     corpus: str | None  # the corpus's catalogue name ("shakespeare", "folk") or its file name
     arch: str  # e.g. "LSTM 2x512"
@@ -84,7 +85,7 @@ def describe(path: Path, name: str, source: str) -> ModelEntry | None:
         mtime_ns = weights.stat().st_mtime_ns
     except (CharRNNError, OSError):
         return None
-    return ModelEntry(name=name, path=path, source=source, corpus=run.corpus_label, arch=run.arch,
+    return ModelEntry(name=name, path=path, kind=run.kind, source=source, corpus=run.corpus_label, arch=run.arch,
                       vocab_size=len(run.vocab), best_val_loss=run.best_val_loss, status=run.status,
                       mtime_ns=mtime_ns)
 
@@ -132,34 +133,40 @@ class Registry:
                 found.append(entry)
         return found
 
-    def names(self, folk: bool | None = None) -> list[str]:
-        """The names on offer; folk=True only ABC models, folk=False only the others, None all."""
-        return [e.name for e in self.entries() if folk is None or e.is_folk == folk]
+    def offered(self, folk: bool | None = None, kind: str = "lm") -> list[ModelEntry]:
+        """The entries of `kind`; for language models folk=True only ABC models, folk=False only the others."""
+        return [e for e in self.entries() if e.kind == kind and (folk is None or e.is_folk == folk)]
 
-    def choices(self, folk: bool | None = None) -> list[tuple[str, str]]:
+    def names(self, folk: bool | None = None, kind: str = "lm") -> list[str]:
+        return [e.name for e in self.offered(folk, kind)]
+
+    def choices(self, folk: bool | None = None, kind: str = "lm") -> list[tuple[str, str]]:
         """(label, name) pairs for a menu."""
-        return [(e.label, e.name) for e in self.entries() if folk is None or e.is_folk == folk]
+        return [(e.label, e.name) for e in self.offered(folk, kind)]
 
-    def default(self, folk: bool | None = None, prefer: str | None = None) -> str | None:
+    def default(self, folk: bool | None = None, prefer: str | None = None, kind: str = "lm") -> str | None:
         """The model a menu starts on: `prefer` if offered, else the first shipped, else the first trained
         (text models before folk ones)."""
-        entries = [e for e in self.entries() if folk is None or e.is_folk == folk]
+        entries = self.offered(folk, kind)
         names = [e.name for e in entries]
         if prefer in names:
             return prefer
         entries.sort(key=lambda e: e.is_folk)  # for a menu of all models, a text model first
         return entries[0].name if entries else None
 
-    def entry(self, name: str) -> ModelEntry:
-        """The entry called `name`; an UnknownModel error if the server offers no such model."""
+    def entry(self, name: str, kind: str = "lm") -> ModelEntry:
+        """The entry of `kind` called `name`; an UnknownModel error if the server offers no such model."""
+        offered = self.offered(kind=kind)
         if isinstance(name, str):
-            for entry in self.entries():
+            for entry in offered:
                 if entry.name == name:
                     return entry
         shown = repr(name)[:80]
-        if not self.entries():
-            raise UnknownModel(f"no model {shown}: the models folder is empty; train one in the Train tab")
-        raise UnknownModel(f"no model {shown}; choose one of: {', '.join(self.names())}")
+        if not offered:
+            what = "models folder holds no seq2seq model" if kind == "seq2seq" else \
+                "models folder is empty; train one in the Train tab"
+            raise UnknownModel(f"no model {shown}: the {what}")
+        raise UnknownModel(f"no model {shown}; choose one of: {', '.join(e.name for e in offered)}")
 
     def signature(self) -> tuple:
         """Changes whenever the list of models (or any model's weights) changes: menus refresh on it."""
@@ -167,9 +174,9 @@ class Registry:
 
     # --- loading ----------------------------------------------------------------------------------
 
-    def load(self, name: str) -> LoadedModel:
-        """The model called `name`, from the cache or loaded (once, even if many threads ask at once)."""
-        entry = self.entry(name)
+    def load(self, name: str, kind: str = "lm") -> LoadedModel:
+        """The model of `kind` called `name`, from the cache or loaded (once, even if many threads ask at once)."""
+        entry = self.entry(name, kind)
         with self._lock:
             cached = self._cache.get(name)
             if cached is not None and cached.entry.mtime_ns == entry.mtime_ns and cached.entry.path == entry.path:
@@ -195,9 +202,13 @@ class Registry:
         # The file may have been replaced between describe() and now: record what was actually read.
         fresh = describe(entry.path, entry.name, entry.source) or entry
         with torch.inference_mode():  # build the step weights and warm the kernels once, here
-            state = model.init_state(1)
-            model.step(torch.zeros(1, dtype=torch.long, device=model.device), state)
-            model.read(torch.zeros(1, 2, dtype=torch.long, device=model.device), state)
+            one = torch.ones(1, 2, dtype=torch.long, device=model.device)
+            if entry.kind == "seq2seq":
+                model.start(one, torch.tensor([2]))
+            else:
+                state = model.init_state(1)
+                model.step(one[0, :1], state)
+                model.read(one, state)
         return LoadedModel(fresh, model, vocab, cfg)
 
     def loaded_names(self) -> list[str]:

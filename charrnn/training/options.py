@@ -107,10 +107,11 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
     cfg = resume_config(args.out, given) if args.resume else None
     if cfg is None:
+        if not given.get("corpus"):
+            raise CharRNNError(f"{args.out} holds no run to resume; give the corpus to start one there" if args.resume
+                               else "train needs a corpus file (or --resume to continue a run)")
         if args.resume:
             print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
-        if not given.get("corpus"):
-            raise CharRNNError("train needs a corpus file (or --resume to continue a run)")
         if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
             given["epochs"] = DEFAULT_EPOCHS
         cfg = cls(**given)

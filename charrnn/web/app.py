@@ -9,6 +9,7 @@ there is no share link, and the page's own styles and scripts (static/) are serv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 import urllib.parse
@@ -19,20 +20,21 @@ import torch
 
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
+from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
 from charrnn.web import views
 from charrnn.web.page import Page
-from charrnn.web.tabs import autocomplete, folk, generate, train
+from charrnn.web.tabs import autocomplete, folk, generate, pronounce, train
 
-TABS = (generate, autocomplete, folk, train)
+TABS = (generate, autocomplete, folk, pronounce, train)
 STATIC = Path(__file__).resolve().parent / "static"  # public: everything in it is served
-TITLE = ("# charrnn\nCharacter-level RNN language models: generate text, autocomplete as you type, "
-         "write folk tunes, and train your own model, all on this machine.")
+TITLE = ("# charrnn\nCharacter-level RNN models: generate text, autocomplete as you type, write folk tunes, "
+         "pronounce words, and train your own model, all on this machine.")
 # Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
 # Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
-CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "train_control": 1, "poll": None}
+CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "pronounce": 2, "train_control": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
 
 
@@ -78,14 +80,16 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
 
 
 def warm_up(service: Service) -> None:
-    """After launch, in the background: load the default models and start the sheet-music worker."""
-    for folk_models, prefer in ((False, "shakespeare"), (True, "folk")):
-        name = service.registry.default(folk_models, prefer)
+    """After launch, in the background: load the default models and the dictionary, start the sheet-music worker."""
+    for folk_models, prefer, kind in ((False, "shakespeare", "lm"), (True, "folk", "lm"), (None, "g2p", "seq2seq")):
+        name = service.registry.default(folk_models, prefer, kind)
         if name:
             try:
-                service.registry.load(name)
+                service.registry.load(name, kind)
             except CharRNNError:
                 pass
+    with contextlib.suppress(CharRNNError):
+        Lexicon.load()  # the Pronounce tab's dictionary: parsed once, cached
     try:
         from charrnn.folk import render  # music21 and verovio: slow imports, optional
 

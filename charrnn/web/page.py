@@ -61,6 +61,7 @@ class Menu:
     dropdown: gr.Dropdown
     folk: bool | None
     prefer: str
+    kind: str = "lm"
 
 
 @dataclass
@@ -90,11 +91,11 @@ class Page:
         """An event's concurrency arguments: it shares the workers of `name` (one of app.CONCURRENCY's)."""
         return {"concurrency_id": name, "concurrency_limit": self.concurrency[name]}
 
-    def model_menu(self, folk: bool | None, prefer: str, **kwargs) -> gr.Dropdown:
-        """A model menu that the page keeps up to date (new models appear in it)."""
-        dropdown = gr.Dropdown(label="Model", choices=self.registry.choices(folk), allow_custom_value=True,
-                               value=self.registry.default(folk, prefer), **kwargs)
-        self.menus.append(Menu(dropdown, folk, prefer))
+    def model_menu(self, folk: bool | None, prefer: str, kind: str = "lm", **kwargs) -> gr.Dropdown:
+        """A model menu of `kind` that the page keeps up to date (new models appear in it)."""
+        dropdown = gr.Dropdown(label="Model", choices=self.registry.choices(folk, kind), allow_custom_value=True,
+                               value=self.registry.default(folk, prefer, kind), **kwargs)
+        self.menus.append(Menu(dropdown, folk, prefer, kind))
         return dropdown
 
     def on_load(self, fn: Callable[[], tuple], outputs: Sequence) -> None:
@@ -108,9 +109,9 @@ class Page:
     def _menus(self, current: Sequence[str | None]) -> list[gr.Dropdown]:
         updates = []
         for menu, value in zip(self.menus, current, strict=True):
-            choices = self.registry.choices(menu.folk)
+            choices = self.registry.choices(menu.folk, menu.kind)
             names = [name for _, name in choices]
-            keep = value if value in names else self.registry.default(menu.folk, menu.prefer)
+            keep = value if value in names else self.registry.default(menu.folk, menu.prefer, menu.kind)
             updates.append(gr.Dropdown(choices=choices, value=keep))
         return updates
 

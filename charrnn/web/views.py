@@ -125,3 +125,48 @@ def loss_frame(history: list[dict]) -> pd.DataFrame | None:
     return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
                          "loss": pd.Series([r["loss"] for r in rows], dtype="float64"),
                          "split": pd.Series([r["split"] for r in rows], dtype="object")})
+
+
+# --- the Pronounce tab ------------------------------------------------------------------------------
+
+CELL = 22  # pixels of one attention cell
+
+
+def attention_svg(attention: dict) -> str:
+    """The attention weights as a heatmap: one row per phoneme (and </s>), one column per letter."""
+    letters, phonemes, weights = attention["letters"], attention["phonemes"], attention["weights"]
+    left, top = 48, 20
+    width, height = left + CELL * len(letters) + 4, top + CELL * len(phonemes) + 4
+    parts = [f'<svg class="attention" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="attention of each phoneme over the letters">']
+    for j, letter in enumerate(letters):
+        parts.append(f'<text x="{left + CELL * j + CELL / 2}" y="14" text-anchor="middle">{html.escape(letter)}</text>')
+    for i, (phoneme, row) in enumerate(zip(phonemes, weights, strict=True)):
+        y = top + CELL * i
+        parts.append(f'<text x="{left - 4}" y="{y + 15}" text-anchor="end">{html.escape(phoneme)}</text>')
+        for j, w in enumerate(row):
+            shade = round(255 * (1 - float(w)))
+            parts.append(f'<rect x="{left + CELL * j}" y="{y}" width="{CELL - 1}" height="{CELL - 1}" '
+                         f'fill="rgb({shade},{shade},255)"><title>{html.escape(phoneme)} / '
+                         f'{html.escape(letters[j])}: {float(w):.2f}</title></rect>')
+    return "".join(parts) + "</svg>"
+
+
+def pronunciations_html(result: dict) -> str:
+    """Each word: its N-best pronunciations (ARPAbet, IPA, probability), the dictionary's, the heatmap."""
+    blocks = []
+    for word in result["words"]:
+        rows = "".join(
+            f'<tr><td>{i}</td><td class="arpabet">{html.escape(o["arpabet"])}</td>'
+            f'<td class="ipa">/{html.escape(o["ipa"])}/</td>'
+            f'<td>{o["prob"]:.1%}</td><td>{"in the dictionary" if o["in_dictionary"] else ""}</td></tr>'
+            for i, o in enumerate(word["outputs"], 1))
+        known = "".join(f'<li><span class="arpabet">{html.escape(d["arpabet"])}</span> '
+                        f'<span class="ipa">/{html.escape(d["ipa"])}/</span> (model: {d["prob"]:.1%})</li>'
+                        for d in word["dictionary"])
+        dictionary = f"<p>Dictionary:</p><ul>{known}</ul>" if known else "<p>Not in the dictionary.</p>"
+        blocks.append(f'<div class="pronounce-word"><h3>{html.escape(word["word"])}</h3>'
+                      f'<table><tr><th>#</th><th>ARPAbet</th><th>IPA</th><th>probability</th><th></th></tr>{rows}'
+                      f'</table>{dictionary}{attention_svg(word["attention"])}</div>')
+    timing = f'<p class="timing">{len(result["words"])} words in {result["ms"]:.0f} ms</p>'
+    return f'<div class="pronounce">{timing}{"".join(blocks)}</div>'

@@ -1,0 +1,108 @@
+"""Seq2seq speed: training against the bare fused modules, and batched greedy and beam decoding.
+
+Training: charrnn's Trainer.train_step (bucketed batches of real pairs, packed encoder, masks, schedule,
+gradient clipping, NaN check) against a bare loop of the same modules on the same batches (no packing, no
+masks): embedding -> bidirectional LSTM -> decoder LSTM -> attention -> head ->
+cross-entropy -> backward -> AdamW. Decoding: sources per second of a model's greedy and beam search
+over a file's sources, each run in turn so machine noise hits both alike.
+
+    python -m benchmarks.bench_seq2seq [--pairs corpora/cmudict.train.tsv] [--model models/g2p] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import interleaved, table
+from charrnn.models.seq2seq import PAD
+from charrnn.seq2seq.data import detokenize, read_pairs
+from charrnn.seq2seq.translate import Translator
+from charrnn.training.config import Seq2SeqTrainConfig
+from charrnn.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def training(pairs: Path, hidden: int, layers: int, rounds: int) -> list:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Seq2SeqTrainConfig(corpus=str(pairs), out=f"{tmp}/run", hidden=hidden, layers=layers,
+                                 target_tokens="space", max_steps=10**6, dropout=0.0)
+        trainer = Trainer(cfg, progress=False)
+        model = trainer.model.train()
+        batches = [trainer.task.batches.get(step) for step in range(64)]  # the shapes charrnn's steps see
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        done = {"bare": 0}
+
+        def bare(n=10):
+            for _ in range(n):
+                batch = batches[done["bare"] % len(batches)]
+                done["bare"] += 1
+                memory, final = model.encoder(model.source_embed(batch.source))
+                state = model._bridge(final)
+                out, _ = model.decoder(model.target_embed(batch.target_in), state)
+                keys = model.attention["key"](memory)
+                weights = torch.bmm(out, keys.transpose(1, 2)).softmax(-1)
+                combined = torch.tanh(model.combine(torch.cat([out, torch.bmm(weights, memory)], -1)))
+                logits = model.head(combined)
+                loss = F.cross_entropy(logits.flatten(0, 1), batch.target_out.flatten(), ignore_index=PAD)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            return n
+
+        def ours(n=10):
+            for _ in range(n):
+                trainer.train_step()
+            return n
+
+        bare(2), ours(2)  # warm up; from here both take batches 2, 3, ... of the same list
+        trainer.step = done["bare"] = 2
+        speed = interleaved({"bare": bare, "charrnn": ours}, rounds=rounds)
+        trainer.release()
+    return [f"{layers}x{hidden} LSTM, batch {cfg.batch_size}", f"{speed['bare']:.1f}", f"{speed['charrnn']:.1f}",
+            f"{speed['charrnn'] / speed['bare']:.2f}"]
+
+
+def decoding(model_dir: Path, pairs: Path, n: int, rounds: int) -> tuple[list[list], str]:
+    translator = Translator.load(model_dir)
+    data = read_pairs(pairs, translator.source_tokens, translator.target_tokens)
+    sources = [detokenize(s, translator.source_tokens) for s in list(data.references())[:n]]
+    settings = {"greedy": (1, 0.0), "beam 5": (5, 0.0), "beam 5, length penalty 1": (5, 1.0)}
+
+    def run(beam, penalty):
+        return lambda: len(translator.translate(sources, beam, 1, penalty))
+
+    speed = interleaved({name: run(*s) for name, s in settings.items()}, rounds=rounds)
+    rows = [[name, f"{speed[name]:,.0f}", f"{speed['greedy'] / speed[name]:.2f}"] for name in settings]
+    model = translator.model.cfg
+    return rows, f"{model.layers}x{model.hidden} {model.cell.upper()}, {len(sources):,} sources of {pairs.name}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=Path, default=ROOT / "corpora" / "cmudict.train.tsv")
+    ap.add_argument("--test", type=Path, default=ROOT / "corpora" / "cmudict.test.tsv")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "g2p")
+    ap.add_argument("--sources", type=int, default=2000)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip-training", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.skip_training:
+        row = training(args.pairs, args.hidden, args.layers, args.rounds)
+        print(table([row], ["model", "bare steps/s", "charrnn steps/s", "ratio"]), "\n", flush=True)
+    rows, what = decoding(args.model, args.test, args.sources, args.rounds)
+    print(f"decoding: {what}, {args.threads} threads, torch {torch.__version__}")
+    print(table(rows, ["search", "sources/s", "cost per source vs greedy"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The Pronounce tab's work, without Gradio: the words of a text through a seq2seq (G2P) model, N-best.
+
+Every word of a request is decoded in one batched search. For each word it returns the model's N best
+pronunciations with their probabilities, in ARPAbet and IPA; the dictionary's pronunciations beside
+them (scored by the model too) when the word is in the CMU dictionary; and the attention weights of the
+best one, letters x phonemes, for the picture.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import weakref
+
+from charrnn.errors import CharRNNError
+from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, is_phoneme
+from charrnn.seq2seq.translate import Translator
+from charrnn.serve.registry import Registry
+
+MAX_WORDS = 40  # per request
+MAX_WORD = 40  # letters of one word
+MAX_TEXT = 2_000  # characters of text read
+MAX_BEAM = 8
+MAX_NUM = 5
+WORD = re.compile(r"[a-z][a-z']*")
+
+
+def words_of(text: str) -> list[str]:
+    """The distinct words (letters a-z and apostrophes, lower-cased) of a text, in order."""
+    return list(dict.fromkeys(WORD.findall(str(text)[:MAX_TEXT].lower())))
+
+
+def ipa(phonemes: tuple[str, ...]) -> str:
+    """IPA for ARPAbet phonemes; "" for outputs that are not ARPAbet (a model trained on something else)."""
+    return arpabet_to_ipa(phonemes) if phonemes and all(map(is_phoneme, phonemes)) else ""
+
+
+class Pronouncer:
+    """Pronunciations from the registry's seq2seq models, and the dictionary's beside them."""
+
+    def __init__(self, registry: Registry, lexicon: Lexicon | None = None):
+        self.registry = registry
+        self._lexicon = lexicon
+        self._translators: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def lexicon(self) -> Lexicon | None:
+        """The CMU dictionary (read once), or None where the cmudict package is missing."""
+        if self._lexicon is None:
+            try:
+                self._lexicon = Lexicon.load()
+            except CharRNNError:
+                return None
+        return self._lexicon
+
+    def translator(self, name: str) -> Translator:
+        loaded = self.registry.load(str(name)[:200], kind="seq2seq")
+        if loaded.model not in self._translators:
+            self._translators[loaded.model] = Translator(loaded.model, loaded.config)
+        return self._translators[loaded.model]
+
+    def pronounce(self, model: str, text: str, beam: int = 5, num: int = 3) -> dict:
+        """{"words": [{"word", "outputs": [{"arpabet", "ipa", "prob", "logprob"}], "dictionary": [...],
+        "attention": {"letters", "phonemes", "weights"}}], "ms", "model"}."""
+        t0 = time.perf_counter()
+        words = [w[:MAX_WORD] for w in words_of(text)][:MAX_WORDS]
+        if not words:
+            raise CharRNNError("type one or more words (letters a-z)")
+        num = max(1, min(int(num), MAX_NUM))
+        beam = max(num, min(int(beam), MAX_BEAM))
+        translator = self.translator(model)
+        found = translator.translate(words, beam, num, unknown="skip")
+        lexicon = self.lexicon()
+        known = [lexicon.lookup(w) if lexicon else [] for w in words]
+        # One fused call scores the dictionary's pronunciations and draws the best outputs' attention.
+        asked = [(w, out.tokens) for w, outs in zip(words, found, strict=True) for out in outs[:1]]
+        asked += [(w, pron) for w, prons in zip(words, known, strict=True) for pron in prons]
+        forced = iter(translator.force([w for w, _ in asked], [p for _, p in asked], unknown="skip"))
+        best = [next(forced) for _ in words]
+        result = []
+        for word, outs, prons, (_, weights) in zip(words, found, known, best, strict=True):
+            dictionary = [self._item(pron, next(forced)[0]) for pron in prons]
+            in_dictionary = {d["arpabet"] for d in dictionary}
+            outputs = [{**self._item(o.tokens, o.logprob), "in_dictionary": " ".join(o.tokens) in in_dictionary}
+                       for o in outs]
+            attention = {"letters": list(word), "phonemes": [*outs[0].tokens, "</s>"],
+                         "weights": [[round(float(x), 4) for x in row] for row in weights]}
+            result.append({"word": word, "outputs": outputs, "dictionary": dictionary, "attention": attention})
+        return {"words": result, "model": model, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+
+    @staticmethod
+    def _item(tokens: tuple[str, ...], logprob: float) -> dict:
+        return {"arpabet": " ".join(tokens), "ipa": ipa(tokens), "prob": round(math.exp(logprob), 5),
+                "logprob": round(logprob, 5)}

@@ -1,0 +1,71 @@
+"""The Pronounce tab's service on the shipped G2P model: N-best pronunciations, the dictionary's beside
+them, attention for the picture, bounds; and models of one kind never offered where the other is asked."""
+
+import math
+import shutil
+
+import pytest
+from helpers import REPO, require
+
+from charrnn.errors import CharRNNError
+from charrnn.serve.pronounce import MAX_WORDS, Pronouncer, words_of
+from charrnn.serve.registry import Registry, UnknownModel
+from charrnn.web.views import pronunciations_html
+
+G2P = REPO / "models" / "g2p"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    models = tmp_path_factory.mktemp("pronounce-models")
+    shutil.copytree(require(G2P), models / "g2p")
+    shutil.copytree(REPO / "models" / "shakespeare", models / "shakespeare")
+    return Registry(models)
+
+
+@pytest.fixture(scope="module")
+def pronouncer(registry):
+    return Pronouncer(registry)
+
+
+def test_words_of_a_sentence():
+    assert words_of("Hello, HELLO world! It's 3 o'clock.") == ["hello", "world", "it's", "o'clock"]
+
+
+def test_n_best_with_the_dictionary_beside(pronouncer):
+    result = pronouncer.pronounce("g2p", "hello zyxquabble", beam=5, num=3)
+    hello, made_up = result["words"]
+    assert hello["word"] == "hello" and len(hello["outputs"]) == 3
+    probs = [o["prob"] for o in hello["outputs"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
+    assert {d["arpabet"] for d in hello["dictionary"]} >= {"HH AH0 L OW1"}
+    assert all(math.isclose(d["prob"], math.exp(d["logprob"]), rel_tol=1e-3) for d in hello["dictionary"])
+    assert any(o["in_dictionary"] for o in hello["outputs"])  # the model knows this one
+    assert made_up["dictionary"] == [] and made_up["outputs"][0]["ipa"]
+    assert hello["outputs"][0]["ipa"].replace("ˈ", "").startswith("h")
+    att = hello["attention"]
+    assert att["letters"] == list("hello") and att["phonemes"][-1] == "</s>"
+    assert len(att["weights"]) == len(att["phonemes"]) and all(len(r) == 5 for r in att["weights"])
+    assert all(abs(sum(r) - 1) < 1e-3 for r in att["weights"])
+    assert result["ms"] > 0
+
+
+def test_the_picture_and_table(pronouncer):
+    page = pronunciations_html(pronouncer.pronounce("g2p", "hello", 3, 2))
+    assert page.count("<svg") == 1 and page.count("<rect") == 5 * 5 and "ARPAbet" in page and "/h" in page
+
+
+def test_bounds_and_bad_input(pronouncer):
+    with pytest.raises(CharRNNError, match="type one or more words"):
+        pronouncer.pronounce("g2p", "123 !!", 5, 3)
+    many = pronouncer.pronounce("g2p", " ".join(f"w{'a' * i}" for i in range(1, 100)), beam=99, num=99)
+    assert len(many["words"]) == MAX_WORDS and len(many["words"][0]["outputs"]) == 5
+
+
+def test_kinds_stay_apart(registry, pronouncer):
+    assert registry.names() == ["shakespeare"] and registry.names(kind="seq2seq") == ["g2p"]
+    assert registry.default(None, "g2p", kind="seq2seq") == "g2p"
+    with pytest.raises(UnknownModel, match="choose one of: g2p"):
+        pronouncer.pronounce("shakespeare", "hello")
+    with pytest.raises(UnknownModel, match="choose one of: shakespeare"):
+        registry.load("g2p")
