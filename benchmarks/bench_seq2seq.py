@@ -6,24 +6,32 @@ masks): embedding -> bidirectional LSTM -> decoder LSTM -> attention -> head ->
 cross-entropy -> backward -> AdamW. Decoding: sources per second of a model's greedy and beam search
 over a file's sources, each run in turn so machine noise hits both alike.
 
+With --app it starts `python app.py` on the models folder and asks its /translate (the Pronounce tab) for
+one test word at a time through gradio_client: p50 and p95 of the whole round trip and of the server's own
+time (the "ms" it reports).
+
     python -m benchmarks.bench_seq2seq [--pairs corpora/cmudict.train.tsv] [--model models/g2p] [--threads 2]
+    python -m benchmarks.bench_seq2seq --app [--model models/g2p] [--words 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import interleaved, table
+from benchmarks.common import interleaved, running_app, table
 from charrnn.models.seq2seq import PAD
 from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.translate import Translator
 from charrnn.training.config import Seq2SeqTrainConfig
 from charrnn.training.trainer import Trainer
+from tests.load_clients import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +91,25 @@ def decoding(model_dir: Path, pairs: Path, n: int, rounds: int) -> tuple[list[li
     return rows, f"{model.layers}x{model.hidden} {model.cell.upper()}, {len(sources):,} sources of {pairs.name}"
 
 
+def app_latency(model_dir: Path, pairs: Path, words: int) -> dict:
+    from gradio_client import Client  # only this mode needs it
+
+    data = read_pairs(pairs, "chars", "space")
+    sources = [detokenize(s, "chars") for s in list(data.references())[:words]]
+    with running_app(model_dir.parent, ROOT / "runs" / "bench-app") as (_, url, _):
+        client = Client(url, verbose=False, download_files=False)
+        for word in sources[:10]:  # warm-up: the model and the dictionary load on first use
+            client.predict(model_dir.name, word, 5, 3, api_name="/translate")
+        trip, server = [], []
+        for word in sources:
+            t0 = time.perf_counter()
+            _, result = client.predict(model_dir.name, word, 5, 3, api_name="/translate")
+            trip.append((time.perf_counter() - t0) * 1000)
+            server.append(result["ms"])
+    return {name: {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1)}
+            for name, ms in (("round trip", trip), ("server", server))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=Path, default=ROOT / "corpora" / "cmudict.train.tsv")
@@ -94,7 +121,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--app", action="store_true", help="measure the app's /translate instead")
+    ap.add_argument("--words", type=int, default=200)
     args = ap.parse_args()
+    if args.app:
+        result = app_latency(args.model, args.test, args.words)
+        print(f"/translate, one word a request, beam 5, 3 outputs ({args.words} words):")
+        print(table([[k, v["p50_ms"], v["p95_ms"]] for k, v in result.items()], ["time", "p50 ms", "p95 ms"]))
+        return
     torch.set_num_threads(args.threads)
     if not args.skip_training:
         row = training(args.pairs, args.hidden, args.layers, args.rounds)

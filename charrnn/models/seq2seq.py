@@ -63,8 +63,12 @@ class Memory(NamedTuple):
 
 
 class DecoderState(NamedTuple):
-    hidden: State  # the decoder stack's state, (layers, B, H) as nn.LSTM/GRU keeps it
-    memory: Memory
+    """A decoding state of R rows (hypotheses) over N sources: beams of one source share its memory, which
+    is never copied; `owner` says whose each row is."""
+
+    hidden: State  # the decoder stack's state, (layers, R, H) as nn.LSTM/GRU keeps it
+    memory: Memory  # one row per source
+    owner: torch.Tensor  # (R,) the source of each row
 
 
 class Seq2Seq(StepWeights, nn.Module):
@@ -141,25 +145,38 @@ class Seq2Seq(StepWeights, nn.Module):
     def start(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, DecoderState]:
         """Encode sources and take the first step: logits (B, V) of the first target token, and the state."""
         hidden, memory = self.encode(src, lengths)
-        bos = torch.full((src.shape[0],), BOS, dtype=torch.long, device=src.device)
-        return self.step(bos, DecoderState(hidden, memory))
+        rows = torch.arange(src.shape[0], device=src.device)
+        return self.step(torch.full_like(rows, BOS), DecoderState(hidden, memory, rows))
 
     def _build_step_weights(self) -> list[tuple]:
         return stack_weights(self.target_embed, self.decoder, self.cfg.cell)
 
     def step(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
-        """Advance one target token: ids (B,) -> logits (B, V). Eval mode, under inference_mode."""
+        """Advance one target token: ids (R,) -> logits (R, V). Eval mode, under inference_mode.
+
+        Rows of one source that lie side by side (beam search keeps them so) form a group; the groups'
+        queries go into a (groups, widest group, H) grid that attends to their sources' memory in one bmm,
+        so no row ever needs its own copy of the memory.
+        """
         top, hidden = stack_step(self.step_weights(), self.cfg.cell, x, state.hidden)
-        logits, _ = self._attend(top[:, None, :], state.memory)
-        return logits[:, 0], DecoderState(hidden, state.memory)
+        sources, counts = torch.unique_consecutive(state.owner, return_counts=True)
+        group = torch.repeat_interleave(torch.arange(len(sources), device=x.device), counts)
+        slot = torch.arange(len(x), device=x.device) - (counts.cumsum(0) - counts)[group]
+        grid = top.new_zeros(len(sources), int(counts.max()), top.shape[1])
+        grid[group, slot] = top
+        memory = state.memory
+        if len(sources) != len(memory.values) or not torch.equal(sources, torch.arange(len(sources), device=x.device)):
+            memory = Memory(*(t.index_select(0, sources) for t in memory))
+        logits, _ = self._attend(grid, memory)
+        return logits[group, slot], DecoderState(hidden, state.memory, state.owner)
 
     @staticmethod
     def reorder(state: DecoderState, index: torch.Tensor) -> DecoderState:
-        """Rows `index` of a state: the decoder's hidden state and the memory they attend to."""
+        """Rows `index` of a state: the decoder's hidden state and whose rows they are (the memory stays)."""
         hidden = state.hidden
         hidden = tuple(s.index_select(1, index) for s in hidden) if isinstance(hidden, tuple) \
             else hidden.index_select(1, index)
-        return DecoderState(hidden, Memory(*(t.index_select(0, index) for t in state.memory)))
+        return DecoderState(hidden, state.memory, state.owner.index_select(0, index))
 
 
 register("seq2seq", Seq2SeqConfig, Seq2Seq)

@@ -160,8 +160,8 @@ class Service:
 
     def models(self) -> list[dict]:
         """The models on offer, for API clients."""
-        return [{"name": e.name, "label": e.label, "source": e.source, "corpus": e.corpus, "arch": e.arch,
-                 "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
+        return [{"name": e.name, "label": e.label, "kind": e.kind, "source": e.source, "corpus": e.corpus,
+                 "arch": e.arch, "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
 
     def load(self, name) -> LoadedModel:
         if not self.registry.entries():

@@ -141,8 +141,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
-        # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
-        self.lock = RunLock(self.out).acquire() if self.dist.main else None
+        self.lock: RunLock | None = None
         try:
             self._setup(resume)
         except BaseException:
@@ -151,14 +150,17 @@ class Trainer:
 
     def _setup(self, resume: bool) -> None:
         cfg = self.cfg
-        # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
-        self.resumed = resume and (self.out / ckpt.LATEST).is_file()
         if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
         if cfg.batch_size % self.dist.world:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
         torch.manual_seed(cfg.seed)
-        self.task = make_task(cfg, self.dist)
+        self.task = make_task(cfg, self.dist)  # reads and checks the data before anything is written
+        # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
+        if self.dist.main:
+            self.lock = RunLock(self.out).acquire()
+        # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
+        self.resumed = resume and (self.out / ckpt.LATEST).is_file()
         self.model = self.task.model
         self.total_steps = self._total_steps()
         if self.dist.rank:  # each rank its own dropout masks
