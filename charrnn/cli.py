@@ -111,6 +111,10 @@ def cmd_train(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
     if args.resume:
         cfg = resume_config(args.out, given)
+        finished = _finished(cfg, RunFile.read(cfg.out), given)
+        if finished:
+            print(finished)
+            return 0
     else:
         if not given.get("corpus"):
             raise CharRNNError("train needs a corpus file (or --resume to continue a run)")
@@ -132,6 +136,29 @@ def cmd_train(args) -> int:
         print(f"resume with: {launcher} train --out {cfg.out} --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _finished(cfg: TrainConfig, saved: RunFile, given: dict) -> str | None:
+    """What to say instead of resuming a run that has already reached one of its limits (None: resume it)."""
+    steps, spent = saved.step, saved.training_time_s
+    reached = []  # (flag, its value now, a larger value to suggest)
+    if cfg.max_steps is not None and steps >= cfg.max_steps:
+        reached.append(("--max-steps", f"{cfg.max_steps}", f"{2 * cfg.max_steps}"))
+    if cfg.time_budget is not None and spent >= cfg.time_budget:
+        reached.append(("--time-budget", f"{cfg.time_budget:g}s", f"{math.ceil(2 * cfg.time_budget)}s"))
+    # --epochs needs the corpus to count; a run that finished short of --max-steps stopped at its epochs.
+    by_epochs = saved.status == "finished" and (saved.train.get("max_steps") is None
+                                                or steps < saved.train["max_steps"])
+    if cfg.epochs is not None and by_epochs and "epochs" not in given:
+        reached.append(("--epochs", f"{cfg.epochs:g}", f"{2 * cfg.epochs:g}"))
+    if not reached:
+        return None
+    best = f"; best val loss {saved.best_val_loss:.4f} nats/char" if saved.best_val_loss is not None else ""
+    limits = " and ".join(f"{flag} {value}" for flag, value, _ in reached)
+    larger = " ".join(f"{flag} {more}" for flag, _, more in reached)
+    return (f"{cfg.out} is finished: it reached {limits} (step {steps:,}, {spent:.0f}s of training{best}). "
+            f"To train it further, resume with a larger limit, e.g.: "
+            f"charrnn train --out {shlex.quote(str(cfg.out))} --resume {larger}")
 
 
 def _add_inference_args(p, device: str = "cpu") -> None:

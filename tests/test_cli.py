@@ -244,11 +244,24 @@ def test_train_then_resume_a_finished_run(cli, small_text, tmp_path):
 
     before = snapshot(out)
     result = cli("train", "--out", out, "--resume")
-    assert "finished at step 30" in result.stdout
+    assert "is finished: it reached --max-steps 30 (step 30," in result.stdout
+    assert "--resume --max-steps 60" in result.stdout and result.stderr == ""  # no empty progress bars
     after = snapshot(out)
     for name in ("model.safetensors", "latest.safetensors", "metrics.jsonl"):
         assert after[name] == before[name], f"{name} changed: the resumed run trained again"
     assert json.loads((out / "config.json").read_text())["step"] == 30
+
+
+@pytest.mark.slow
+def test_resume_says_a_run_that_reached_its_epochs_is_finished_and_extends_it(cli, small_text, tmp_path):
+    out = tmp_path / "epochs"
+    cli("train", small_text, "--out", out, "--epochs", "0.05", "--eval-every", 1_000_000, *TINY_ARGS)
+    steps = json.loads((out / "config.json").read_text())["step"]
+    result = cli("train", "--out", out, "--resume", "--quiet")
+    assert "is finished: it reached --epochs 0.05 " in result.stdout and "--resume --epochs 0.1" in result.stdout
+    result = cli("train", "--out", out, "--resume", "--epochs", "0.1", "--quiet")
+    assert "finished at step" in result.stdout and "is finished" not in result.stdout
+    assert json.loads((out / "config.json").read_text())["step"] > steps
 
 
 @pytest.mark.slow
@@ -265,7 +278,8 @@ def test_train_time_budget_stops_by_itself(cli, small_text, tmp_path):
     assert (out / "model.safetensors").is_file()
     # Resuming a run whose budget is spent trains no more.
     result = cli("train", "--out", out, "--resume")
-    assert f"at step {config['step']} " in result.stdout
+    assert f"is finished: it reached --time-budget 2s (step {config['step']:,}," in result.stdout
+    assert "--resume --time-budget 4s" in result.stdout
     assert read_metrics(out) == metrics
 
 
