@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from charrnn import corpora
 from charrnn.checkpoint import export_model, load_model
@@ -331,7 +332,11 @@ def cmd_eval(args) -> int:
         shown = ", ".join(repr(c) for c in missing[:20])
         raise CharRNNError(f"{args.file} has characters the model does not know: {shown} (use --unknown skip)")
     t0 = time.perf_counter()
-    loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device)
+    # On a terminal only (tqdm's disable=None), and on stderr: stdout stays the result (--json: one object).
+    with tqdm(total=max(0, len(text) - 1), unit="char", unit_scale=True, desc="eval", file=sys.stderr,
+              disable=None, leave=False) as bar:
+        loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
+                           progress=bar.update)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
               "file": args.file, "split": args.split, "model": args.model_dir,
               "seconds": round(time.perf_counter() - t0, 3)}

@@ -6,12 +6,19 @@ and the bad-input cases, which need one process each, run a few at a time in the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
+import pty
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -210,6 +217,32 @@ def test_eval_json_on_the_training_text(cli, tiny_run, tiny, small_text):
     loss, n = evaluate(model, vocab.encode(text), 32, 256)
     assert n == data["chars"]
     assert data["loss"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
+    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the terminal side is closed
+            while chunk := os.read(controller, 1 << 16):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "charrnn", "eval", str(tiny_run), str(small_text), "--json",
+                                 "--batch-size", "4", "--seq-len", "64"], stdout=subprocess.PIPE, stderr=terminal,
+                                env=cli_env, cwd=workdir, timeout=TIMEOUT)
+    finally:
+        os.close(terminal)
+        reader.join(10)
+        os.close(controller)
+    assert result.returncode == 0
+    assert isinstance(json.loads(result.stdout), dict)  # stdout is one JSON object, nothing else
+    assert re.search(rb"eval: +\d+%\|.*char", shown), bytes(shown[-300:])
 
 
 # --- train --------------------------------------------------------------------------------------
