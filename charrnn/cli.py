@@ -365,8 +365,7 @@ def _add_corpora(sub) -> None:
 
 def cmd_corpora_list(args) -> int:
     for c in corpora.CATALOGUE.values():
-        verb = "fetch" if c.kind == "download" else "build"
-        state = "ready" if corpora.is_ready(c.name) else f"not there yet: charrnn corpora {verb} {c.name}"
+        state = "ready" if corpora.is_ready(c.name) else f"not there yet: {c.command()}"
         print(f"{c.name:12} {c.kind:8} {c.description}\n{'':21} {corpora.corpus_path(c.name)} ({state})")
     return 0
 

@@ -195,9 +195,8 @@ class JobManager:
                     raise CharRNNError(f"unknown corpus {str(corpus)[:40]!r}; choose one of "
                                        f"{', '.join(corpora.CATALOGUE)}")
                 if not corpora.is_ready(corpus):
-                    verb = "fetch" if corpora.CATALOGUE[corpus].kind == "download" else "build"
                     raise CharRNNError(f"the corpus {corpus!r} is not on this server yet: "
-                                       f"run 'charrnn corpora {verb} {corpus}' first")
+                                       f"run '{corpora.CATALOGUE[corpus].command()}' first")
                 label, text = corpus, None
                 chars = corpora.corpus_path(corpus).stat().st_size
             run_dir = self._new_run_dir(safe_name(name) or f"{label}-{model}-{size}")

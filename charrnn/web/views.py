@@ -106,6 +106,21 @@ def status_html(snapshot: dict) -> str:
             f'<div class="text">{text if status != "idle" else html.escape(text)}</div></div>')
 
 
+def missing_corpora(missing: list[dict]) -> str:
+    """The Train tab's list of catalogued corpora that are not on this server yet, each with how to add it."""
+    if not missing:
+        return ""
+    lines = ["**Not on this server yet:**"]
+    for c in missing:
+        if c["buildable"]:
+            how = f"build it here with its button below (offline, a few minutes), or in a terminal: `{c['command']}`"
+        else:
+            how = (f"in a terminal (it downloads; offline, give a copy with `--mirror DIR`): `{c['command']}`, "
+                   "then reload this page")
+        lines.append(f"- **{c['name']}**: {c['description']}. To add it, {how}.")
+    return "\n".join(lines)
+
+
 def loss_rows(history: list[dict]) -> list[dict]:
     """Long-format rows (step, loss, split) for a line plot with one line per split."""
     rows = []
