@@ -48,7 +48,9 @@ def completions(answer: dict) -> dict:
     """The service's completions with what the popup shows: each one's percentage and a status line."""
     shown = {**answer, "completions": [
         {**c, "pct": f"{100 * c['prob']:.1f}%" if c["prob"] >= 0.001 else "<0.1%"} for c in answer["completions"]]}
-    shown["status"] = f"{len(shown['completions'])} completions in {answer['ms']:.0f} ms ({answer['cache']})"
+    shown["status"] = f"{len(shown['completions'])} completions in {answer['ms']:.0f} ms"
+    if answer.get("cache") == "result":  # the cache's other ways (state, extend, cold) are no news to a user
+        shown["status"] += " · asked before, answered from memory"
     if answer.get("skipped"):
         shown["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
     return shown
