@@ -176,6 +176,15 @@ def test_generate_streams_text(page):
     assert len(stopped) < len("ROMEO:") + 5000 and "done" not in page.locator("#gen-stats").inner_text()
 
 
+def test_the_beam_width_shows_in_beam_mode_only(page):
+    beam = page.locator("#gen-beam")
+    assert not beam.is_visible()
+    page.get_by_label("beam", exact=True).check()
+    beam.wait_for(state="visible", timeout=10_000)
+    page.get_by_label("sample", exact=True).check()
+    beam.wait_for(state="hidden", timeout=10_000)
+
+
 def test_folk_tune_shows_sheet_music_and_audio(page):
     page.get_by_role("tab", name="Folk tunes").click()
     seed = page.locator("label:has-text('Seed') input").last
