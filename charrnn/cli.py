@@ -127,11 +127,8 @@ def cmd_train(args) -> int:
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0
-    best = result["best_val_loss"]
-    best_text = "no evaluation yet"
-    if math.isfinite(best):
-        best_text = f"best val loss {best:.4f} nats/char ({best / math.log(2):.4f} bits/char)"
-    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
+    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
+          f"{_loss_text(result['best_val_loss'])}; run: {cfg.out}")
     if result["status"] == "interrupted":
         launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
         print(f"resume with: {launcher} train --out {cfg.out} --resume", file=sys.stderr)
@@ -154,10 +151,10 @@ def _finished(cfg: TrainConfig, saved: RunFile, given: dict) -> str | None:
         reached.append(("--epochs", f"{cfg.epochs:g}", f"{2 * cfg.epochs:g}"))
     if not reached:
         return None
-    best = f"; best val loss {saved.best_val_loss:.4f} nats/char" if saved.best_val_loss is not None else ""
     limits = " and ".join(f"{flag} {value}" for flag, value, _ in reached)
     larger = " ".join(f"{flag} {more}" for flag, _, more in reached)
-    return (f"{cfg.out} is finished: it reached {limits} (step {steps:,}, {spent:.0f}s of training{best}). "
+    return (f"{cfg.out} is finished: it reached {limits} (step {steps:,}, {spent:.0f}s of training; "
+            f"{_loss_text(saved.best_val_loss)}). "
             f"To train it further, resume with a larger limit, e.g.: "
             f"charrnn train --out {shlex.quote(str(cfg.out))} --resume {larger}")
 
@@ -304,17 +301,28 @@ def _add_eval(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="copy a run's best weights (half precision) and config into a model folder")
-    p.add_argument("run_dir")
-    p.add_argument("dest")
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p = sub.add_parser("export", help="copy a run's best weights (half precision) and config into a model folder",
+                       description="Copy a training run's best weights (model.safetensors), converted to --dtype, "
+                                   "and its config.json into a model folder that sample, complete, eval, folk and "
+                                   "the app load like a shipped model.")
+    p.add_argument("run_dir", help="the training run to export (the --out of charrnn train)")
+    p.add_argument("dest", help="the model folder to write (created; e.g. models/mine)")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+                   help="the weights' precision (default float16: half the size, the same loss to 4 decimals)")
     p.set_defaults(func=cmd_export)
+
+
+def _loss_text(loss: float | None) -> str:
+    """A val loss as the CLI prints it: nats and bits per character, 4 decimals."""
+    if loss is None or not math.isfinite(loss):
+        return "no evaluation yet"
+    return f"best val loss {loss:.4f} nats/char ({loss / math.log(2):.4f} bits/char)"
 
 
 def cmd_export(args) -> int:
     dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype))
     run = RunFile.read(dest)
-    print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, best val loss {run.best_val_loss}")
+    print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, {_loss_text(run.best_val_loss)}")
     return 0
 
 

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
+from charrnn.cli import build_parser
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
@@ -88,6 +89,13 @@ def test_console_script_and_module_help(cli_env, workdir):
     # No command: argparse's usage error, exit 2.
     result = run(cli_env, workdir)
     assert result.returncode == 2 and "usage" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_help_describes_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--help"])
+    shown = capsys.readouterr().out
+    assert "the training run to export" in shown and "the model folder to write" in shown and "precision" in shown
 
 
 # --- sample -------------------------------------------------------------------------------------
@@ -422,8 +430,10 @@ def test_bad_input_creates_no_run_directories(bad_inputs, bad_results):
 def test_eval_on_the_val_split_reproduces_the_training_val_loss(cli, tiny_run, small_text, tmp_path):
     """`eval --split val` cuts the file as training did, so it measures what best_val_loss recorded."""
     shipped = tmp_path / "shipped"
-    assert "parameters" in cli("export", tiny_run, shipped).stdout
-    result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
+    exported = cli("export", tiny_run, shipped).stdout
     best = json.loads((tiny_run / "config.json").read_text())["best_val_loss"]
+    assert "parameters" in exported and f"best val loss {best:.4f} nats/char (" in exported
+    assert str(best) not in exported  # rounded, not 1.7774497567084322
+    result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
     assert result["split"] == "val" and result["chars"] == 10_000 - 1
     assert result["loss"] == pytest.approx(best, abs=2e-3)  # half-precision weights: nearly the same
