@@ -2,6 +2,10 @@
 for the training corpus, and the time to write one tune with its sheet music (SVG), audio (WAV) and MIDI.
 
     python -m benchmarks.bench_folk MODEL_DIR [--num 200] [--temperature T ...] [--corpus corpora/folk.abc]
+    python -m benchmarks.bench_folk MODEL_DIR --titles [--num 100]
+
+--titles measures only the titles the model writes: whether a title's " -- Type" suffix names the tune's
+own type (R:), and whether a title begins with a bar line.
 
 Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
 candidate each, at the default temperature unless --temperature says otherwise; guided (the default:
@@ -26,7 +30,7 @@ from charrnn.corpora import corpus_path
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
-from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune
+from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune, title_type
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.
 CHOICES = (
@@ -58,6 +62,26 @@ def generated_pass_share(folk: FolkModel, num: int, temperature: float, guided: 
     for kind, count in failures.most_common():
         if count:
             print(f"  {kind}: {count} tunes")
+
+
+def title_agreement(folk: FolkModel, num: int, temperature: float) -> None:
+    """Print how many of `num` titles name a tune type, how many of those name another type than the
+    tune's R: (or one where no type was asked for), and how many begin with a bar line."""
+    named = wrong = unasked = bars = 0
+    for seed in range(num):
+        meter, key, tune_type = CHOICES[seed % len(CHOICES)]
+        # The title is drawn before the music: one unchecked character of music is enough to read it.
+        tune = folk.generate(meter, key, tune_type, temperature=temperature, seed=seed, max_chars=1, guided=False)
+        title = tune.abc.split("\n")[1].removeprefix("T:")
+        found = title_type(title)
+        bars += title.lstrip().startswith("|")
+        if found is not None:
+            named += 1
+            wrong += tune_type is not None and found[2] != tune_type
+            unasked += tune_type is None
+    print(f"titles at temperature {temperature}: {named}/{num} name a tune type (' -- Type'); {wrong} of them "
+          f"another type than the tune's R:, {unasked} a type where none was asked for; "
+          f"{bars}/{num} begin with a bar line '|'")
 
 
 def corpus_pass_share(path: Path) -> None:
@@ -129,10 +153,16 @@ def main() -> None:
                         help=f"one or more (default {DEFAULT_TEMPERATURE})")
     parser.add_argument("--corpus", type=Path, default=corpus_path("folk"), help="default: the built folk corpus")
     parser.add_argument("--rounds", type=int, default=5, help="warm timing rounds (default 5)")
+    parser.add_argument("--titles", action="store_true",
+                        help="measure only the titles: do they name the tune's type, do they begin with '|'")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
     folk = FolkModel.load(args.model_dir)
     print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}")
+    if args.titles:
+        for temperature in args.temperature:
+            title_agreement(folk, args.num, temperature)
+        return
     for temperature in args.temperature:
         for guided in (True, False):
             generated_pass_share(folk, args.num, temperature, guided)

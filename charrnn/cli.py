@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from charrnn import corpora
 from charrnn.checkpoint import export_model, load_model
@@ -30,7 +31,7 @@ from charrnn.runfile import RunFile
 from charrnn.seq2seq import command as seq2seq_command
 from charrnn.training.config import TrainConfig
 from charrnn.training.lm import evaluate
-from charrnn.training.options import DEVICES, add_train_flags, finite_float, positive_int, run_training
+from charrnn.training.options import DEVICES, add_train_flags, finite_float, loss_text, positive_int, run_training
 from charrnn.training.trainer import resolve_device
 
 MAX_BEAM_LENGTH = 10_000  # characters `sample --beam` may write
@@ -188,17 +189,22 @@ def _add_eval(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="copy a run's best weights (half precision) and config into a model folder")
-    p.add_argument("run_dir")
-    p.add_argument("dest")
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p = sub.add_parser("export", help="copy a run's best weights (half precision) and config into a model folder",
+                       description="Copy a training run's best weights (model.safetensors), converted to --dtype, "
+                                   "and its config.json into a model folder that sample, complete, eval, folk and "
+                                   "the app load like a shipped model.")
+    p.add_argument("run_dir", help="the training run to export (the --out of charrnn train)")
+    p.add_argument("dest", help="the model folder to write (created; e.g. models/mine)")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+                   help="the weights' precision (default float16: half the size, the same loss to 4 decimals)")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
     dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype))
     run = RunFile.read(dest)
-    print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, best val loss {run.best_val_loss}")
+    unit = "token" if run.kind == "seq2seq" else "char"
+    print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, {loss_text(run.best_val_loss, unit)}")
     return 0
 
 
@@ -216,7 +222,11 @@ def cmd_eval(args) -> int:
         shown = ", ".join(repr(c) for c in missing[:20])
         raise CharRNNError(f"{args.file} has characters the model does not know: {shown} (use --unknown skip)")
     t0 = time.perf_counter()
-    loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device)
+    # On a terminal only (tqdm's disable=None), and on stderr: stdout stays the result (--json: one object).
+    with tqdm(total=max(0, len(text) - 1), unit="char", unit_scale=True, desc="eval", file=sys.stderr,
+              disable=None, leave=False) as bar:
+        loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
+                           progress=bar.update)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
               "file": args.file, "split": args.split, "model": args.model_dir,
               "seconds": round(time.perf_counter() - t0, 3)}
@@ -245,8 +255,7 @@ def _add_corpora(sub) -> None:
 
 def cmd_corpora_list(args) -> int:
     for c in corpora.CATALOGUE.values():
-        verb = "fetch" if c.kind == "download" else "build"
-        state = "ready" if corpora.is_ready(c.name) else f"not there yet: charrnn corpora {verb} {c.name}"
+        state = "ready" if corpora.is_ready(c.name) else f"not there yet: {c.command()}"
         print(f"{c.name:12} {c.kind:8} {c.description}\n{'':21} {corpora.corpus_path(c.name)} ({state})")
     return 0
 

@@ -37,6 +37,11 @@ class Corpus:
     licence: str = ""
     mirror_names: tuple[str, ...] = ()  # further names a mirror may hold the file under
     splits: tuple[str, ...] = ()  # fixed splits built beside the file (see split_files)
+    task: str = "lm"  # what it trains: "lm" (a language model on the text) or "seq2seq" (input/output pairs)
+
+    def command(self) -> str:
+        """The command that puts the corpus on disk."""
+        return f"charrnn corpora {'fetch' if self.kind == 'download' else 'build'} {self.name}"
 
     def names_in_mirror(self) -> list[str]:
         """The file names to look for in a mirror: the catalogue's, the URL's, then the extra ones."""
@@ -71,6 +76,7 @@ CATALOGUE: dict[str, Corpus] = {
             filename="cmudict.tsv",
             licence="CMU's BSD-style licence (its notice is written beside the corpus as cmudict.LICENSE)",
             splits=tuple(cmudict.SPLIT_FRACTIONS),
+            task="seq2seq",
         ),
     )
 }

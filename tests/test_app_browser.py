@@ -3,6 +3,7 @@
 Autocomplete: type, see completions beside the cursor, accept one with Tab and one with a click, and
 measure the time from the last keystroke to the completions on screen. Folk tunes: write one, see its
 sheet music and a playable audio player. Train: start a short run and watch the loss curve grow.
+On a fresh clone the Train tab lists the catalogue's corpora that are not there yet, and builds folk.
 Screenshots of each tab go to test-artifacts/ (the README's come from there).
 """
 
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_app_support import ARTIFACTS, AppServer, models_folder, random_model
+from test_app_support import ARTIFACTS, AppServer, folk_corpus, models_folder, random_model
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,10 @@ def server(tmp_path_factory, tiny_run):
     models = models_folder(tmp_path_factory, tiny_run, "browser-models")
     random_model(models, tiny_run, "untrained-2x512")
     work = tmp_path_factory.mktemp("browser-app")
-    app = AppServer(models, work / "runs", work)
+    built = work / "built-folk.abc"  # what "Build the folk corpus" writes here (the real build takes minutes)
+    built.write_text(folk_corpus(), encoding="utf-8")
+    app = AppServer(models, work / "runs", work,
+                    env={"CHARRNN_CORPORA_DIR": str(work / "corpora"), "CHARRNN_TEST_BUILT_CORPUS": str(built)})
     yield app
     app.stop()
     assert app.network_attempts() == []
@@ -172,6 +176,15 @@ def test_generate_streams_text(page):
     assert len(stopped) < len("ROMEO:") + 5000 and "done" not in page.locator("#gen-stats").inner_text()
 
 
+def test_the_beam_width_shows_in_beam_mode_only(page):
+    beam = page.locator("#gen-beam")
+    assert not beam.is_visible()
+    page.get_by_label("beam", exact=True).check()
+    beam.wait_for(state="visible", timeout=10_000)
+    page.get_by_label("sample", exact=True).check()
+    beam.wait_for(state="hidden", timeout=10_000)
+
+
 def test_folk_tune_shows_sheet_music_and_audio(page):
     page.get_by_role("tab", name="Folk tunes").click()
     seed = page.locator("label:has-text('Seed') input").last
@@ -215,3 +228,27 @@ def test_training_draws_a_growing_loss_curve(page, small_text, tmp_path):
     page.get_by_role("tab", name="Generate").click()
     page.get_by_label("Model").first.click()
     page.wait_for_selector("text=trained/sonnets-lstm-tiny", timeout=20_000)
+
+
+FOLK_CHOICE = re.compile(r"folk \([0-9.]+ MB\)")  # the Training text list's label for the folk corpus
+
+
+def test_train_tab_lists_missing_corpora_and_builds_folk(page):
+    page.get_by_role("tab", name="Train").click()
+    missing = page.locator("#train-missing")
+    text = missing.inner_text()
+    assert "shakespeare" in text and "charrnn corpora fetch shakespeare" in text and "--mirror" in text
+    assert "folk" in text and "charrnn corpora build folk" in text
+    assert "cmudict" not in text  # pronunciations, not a text to train a language model on
+    assert page.get_by_label(FOLK_CHOICE).count() == 0
+    page.locator("#build-folk").click()
+    page.wait_for_function("() => document.querySelector('#train-built').innerText.includes('Built the corpus folk')",
+                           timeout=60_000)
+    page.get_by_label(FOLK_CHOICE).check()  # the Training text list offers it now
+    assert "folk" not in missing.inner_text() and "shakespeare" in missing.inner_text()
+    assert not page.locator("#build-folk").is_visible()
+    shot(page, "train-corpora")
+    page.reload()  # a page opened later shows the same
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label(FOLK_CHOICE).wait_for(timeout=20_000)
+    assert not page.locator("#build-folk").is_visible()

@@ -168,3 +168,26 @@ def test_the_synthetic_folk_corpus_passes_the_checks():
 
     tunes = split_tunes(folk_corpus(50))
     assert len(tunes) == 50 and all(check_tune(t).passed for t in tunes)
+
+
+def test_missing_corpora_say_how_to_add_them_and_folk_is_built_here(service, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path / "corpora"))
+    missing = {c["name"]: c for c in service.missing_corpora()}
+    assert set(missing) == {"shakespeare", "folk"}  # cmudict is pronunciations, not a language-model text
+    assert missing["shakespeare"]["command"] == "charrnn corpora fetch shakespeare"
+    assert not missing["shakespeare"]["buildable"] and missing["folk"]["buildable"]
+    assert service.corpora() == []
+    built = []
+
+    def build(name, **kwargs):  # the real folk build takes minutes of CPU
+        built.append(name)
+        (tmp_path / "corpora").mkdir()
+        (tmp_path / "corpora" / "folk.abc").write_text(folk_corpus(20), encoding="utf-8")
+
+    monkeypatch.setattr(svc.corpora, "build", build)
+    with pytest.raises(CharRNNError, match="must be one of folk"):
+        service.build_corpus("shakespeare")  # downloads are the command line's, never the server's
+    assert "Built the corpus folk" in service.build_corpus("folk")
+    assert "is here" in service.build_corpus("folk") and built == ["folk"]
+    assert [name for _, name in service.corpora()] == ["folk"]
+    assert [c["name"] for c in service.missing_corpora()] == ["shakespeare"]

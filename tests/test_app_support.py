@@ -95,13 +95,20 @@ def _guard(self, address):
         raise OSError("network access blocked by the test")
     return _connect(self, address)
 socket.socket.connect = _guard
+if os.environ.get("CHARRNN_TEST_BUILT_CORPUS"):  # a corpus build (minutes of CPU) becomes a copy of this file
+    import shutil
+    from charrnn import corpora as _corpora
+    def _build(name, *args, **kwargs):
+        _corpora.corpus_path(name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(os.environ["CHARRNN_TEST_BUILT_CORPUS"], _corpora.corpus_path(name))
+    _corpora.build = _build
 '''
 
 
 class AppServer:
     """`python app.py` in a subprocess on a free port, with the network guard; stopped on exit."""
 
-    def __init__(self, models: Path, runs: Path, workdir: Path, *extra: str):
+    def __init__(self, models: Path, runs: Path, workdir: Path, *extra: str, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.workdir = workdir
@@ -111,7 +118,7 @@ class AppServer:
         guard.mkdir(parents=True, exist_ok=True)
         (guard / "sitecustomize.py").write_text(_SITECUSTOMIZE)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(guard), str(REPO)]), CHARRNN_NET_LOG=str(self.net_log),
-                   GRADIO_TEMP_DIR=str(workdir / "gradio-tmp"), PYTHONUNBUFFERED="1")
+                   GRADIO_TEMP_DIR=str(workdir / "gradio-tmp"), PYTHONUNBUFFERED="1", **(env or {}))
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--models", str(models), "--runs", str(runs),

@@ -30,9 +30,11 @@ def test_completions_get_percentages_and_a_status_line():
               "completions": [{"text": "e", "prob": 0.764}, {"text": "ear", "prob": 0.0004}]}
     shown = views.completions(answer)
     assert [c["pct"] for c in shown["completions"]] == ["76.4%", "<0.1%"]
-    assert shown["status"] == "2 completions in 12 ms (extend) · the model does not know '☃'"
+    assert shown["status"] == "2 completions in 12 ms · the model does not know '☃'"  # no "(extend)": cache jargon
     assert "pct" not in answer["completions"][0] and "status" not in answer  # the service's data is left as it was
-    assert views.completions({**answer, "skipped": ""})["status"] == "2 completions in 12 ms (extend)"
+    assert views.completions({**answer, "skipped": ""})["status"] == "2 completions in 12 ms"
+    assert views.completions({**answer, "skipped": "", "cache": "result"})["status"] == (
+        "2 completions in 12 ms · asked before, answered from memory")
 
 
 def test_findings_markdown():

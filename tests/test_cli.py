@@ -6,12 +6,19 @@ and the bad-input cases, which need one process each, run a few at a time in the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
+import pty
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +27,7 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
+from charrnn.cli import build_parser
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
@@ -81,6 +89,13 @@ def test_console_script_and_module_help(cli_env, workdir):
     # No command: argparse's usage error, exit 2.
     result = run(cli_env, workdir)
     assert result.returncode == 2 and "usage" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_help_describes_its_arguments(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--help"])
+    shown = capsys.readouterr().out
+    assert "the training run to export" in shown and "the model folder to write" in shown and "precision" in shown
 
 
 # --- sample -------------------------------------------------------------------------------------
@@ -212,6 +227,32 @@ def test_eval_json_on_the_training_text(cli, tiny_run, tiny, small_text):
     assert data["loss"] == pytest.approx(loss, rel=1e-4)
 
 
+def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
+    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        with contextlib.suppress(OSError):  # EIO once the terminal side is closed
+            while chunk := os.read(controller, 1 << 16):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "charrnn", "eval", str(tiny_run), str(small_text), "--json",
+                                 "--batch-size", "4", "--seq-len", "64"], stdout=subprocess.PIPE, stderr=terminal,
+                                env=cli_env, cwd=workdir, timeout=TIMEOUT)
+    finally:
+        os.close(terminal)
+        reader.join(10)
+        os.close(controller)
+    assert result.returncode == 0
+    assert isinstance(json.loads(result.stdout), dict)  # stdout is one JSON object, nothing else
+    assert re.search(rb"eval: +\d+%\|.*char", shown), bytes(shown[-300:])
+
+
 # --- train --------------------------------------------------------------------------------------
 
 
@@ -244,11 +285,24 @@ def test_train_then_resume_a_finished_run(cli, small_text, tmp_path):
 
     before = snapshot(out)
     result = cli("train", "--out", out, "--resume")
-    assert "finished at step 30" in result.stdout
+    assert "is finished: it reached --max-steps 30 (step 30," in result.stdout
+    assert "--resume --max-steps 60" in result.stdout and result.stderr == ""  # no empty progress bars
     after = snapshot(out)
     for name in ("model.safetensors", "latest.safetensors", "metrics.jsonl"):
         assert after[name] == before[name], f"{name} changed: the resumed run trained again"
     assert json.loads((out / "config.json").read_text())["step"] == 30
+
+
+@pytest.mark.slow
+def test_resume_says_a_run_that_reached_its_epochs_is_finished_and_extends_it(cli, small_text, tmp_path):
+    out = tmp_path / "epochs"
+    cli("train", small_text, "--out", out, "--epochs", "0.05", "--eval-every", 1_000_000, *TINY_ARGS)
+    steps = json.loads((out / "config.json").read_text())["step"]
+    result = cli("train", "--out", out, "--resume", "--quiet")
+    assert "is finished: it reached --epochs 0.05 " in result.stdout and "--resume --epochs 0.1" in result.stdout
+    result = cli("train", "--out", out, "--resume", "--epochs", "0.1", "--quiet")
+    assert "finished at step" in result.stdout and "is finished" not in result.stdout
+    assert json.loads((out / "config.json").read_text())["step"] > steps
 
 
 @pytest.mark.slow
@@ -265,7 +319,8 @@ def test_train_time_budget_stops_by_itself(cli, small_text, tmp_path):
     assert (out / "model.safetensors").is_file()
     # Resuming a run whose budget is spent trains no more.
     result = cli("train", "--out", out, "--resume")
-    assert f"at step {config['step']} " in result.stdout
+    assert f"is finished: it reached --time-budget 2s (step {config['step']:,}," in result.stdout
+    assert "--resume --time-budget 4s" in result.stdout
     assert read_metrics(out) == metrics
 
 
@@ -375,8 +430,10 @@ def test_bad_input_creates_no_run_directories(bad_inputs, bad_results):
 def test_eval_on_the_val_split_reproduces_the_training_val_loss(cli, tiny_run, small_text, tmp_path):
     """`eval --split val` cuts the file as training did, so it measures what best_val_loss recorded."""
     shipped = tmp_path / "shipped"
-    assert "parameters" in cli("export", tiny_run, shipped).stdout
-    result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
+    exported = cli("export", tiny_run, shipped).stdout
     best = json.loads((tiny_run / "config.json").read_text())["best_val_loss"]
+    assert "parameters" in exported and f"best val loss {best:.4f} nats/char (" in exported
+    assert str(best) not in exported  # rounded, not 1.7774497567084322
+    result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
     assert result["split"] == "val" and result["chars"] == 10_000 - 1
     assert result["loss"] == pytest.approx(best, abs=2e-3)  # half-precision weights: nearly the same

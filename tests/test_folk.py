@@ -22,7 +22,16 @@ from charrnn.cli import main
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import Finding, TuneReport, check_tune
-from charrnn.folk.generate import MAX_REJECTED_LINES, Conditions, FolkModel, FolkTune, choose, conditions
+from charrnn.folk.generate import (
+    MAX_REJECTED_LINES,
+    Conditions,
+    FolkModel,
+    FolkTune,
+    agreeing_title,
+    choose,
+    conditions,
+    title_type,
+)
 from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.runfile import CorpusInfo, RunFile
 from charrnn.training.trainer import train
@@ -230,6 +239,35 @@ def test_the_shipped_model_passes_more_often_guided() -> None:
     assert sum(tune.passed for tune in unguided) < len(unguided)
     assert all(g.abc == u.abc for g, u in zip(guided, unguided, strict=True) if g.redrawn == 0)
     assert any(g.redrawn == 0 for g in guided) and any(g.redrawn > 0 for g in guided)
+
+
+@pytest.mark.parametrize(("title", "tune_type", "agreeing"), [
+    ("LANIGAN'S BALL -- REEL", "jig", "LANIGAN'S BALL -- JIG"),
+    ("Minstrel's Fancy -- Clog", "slip jig", "Minstrel's Fancy -- Slip Jig"),
+    ("The Old -- HIGHLAND FLING.", "reel", "The Old -- REEL."),
+    ("Corks Lasses -- Jig", "jig", "Corks Lasses -- Jig"),
+    ("Corks Lasses -- hornpipe, THE", "reel", "Corks Lasses -- reel, THE"),
+    ("Corks Lasses -- Jig", None, "Corks Lasses"),
+    ("CARRY THE NEWS -- TO MARY.", "jig", "CARRY THE NEWS -- TO MARY."),  # a subtitle, not a type
+    ("Rocky Road to Dublin", "jig", "Rocky Road to Dublin"),
+])
+def test_a_titles_type_suffix_names_the_tunes_type(title: str, tune_type: str | None, agreeing: str) -> None:
+    assert agreeing_title(title, tune_type) == agreeing
+    named = title_type(agreeing)
+    assert (named[2] if named else None) in (tune_type, None)
+
+
+def test_the_shipped_models_titles_agree_with_the_type_and_never_begin_with_a_bar() -> None:
+    """The shipped model, left alone, titles most jigs "... -- Reel" or "... -- Hornpipe" (bench_folk --titles)."""
+    shipped, barred = FolkModel.load(REPO / "models" / "folk"), FolkModel.load(REPO / "models" / "folk")
+    with torch.no_grad():  # a model that would begin every title (and line) with a bar line
+        barred.model.head.bias[barred.vocab.index["|"]] += 30.0
+    titles = [barred.generate("6/8", "D", "jig", seed=seed, max_chars=1, guided=False).abc.split("\n")[1]
+              for seed in range(3)]
+    assert all(title.startswith("T:") and not title.startswith("T:|") for title in titles)
+    named = [title_type(shipped.generate("6/8", "D", "jig", seed=seed, max_chars=1, guided=False).abc.split("\n")[1])
+             for seed in range(12)]
+    assert sum(n is not None for n in named) >= 3 and all(n[2] == "jig" for n in named if n)
 
 
 def test_what_the_model_cannot_write_is_refused(folk: FolkModel) -> None:

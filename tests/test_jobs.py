@@ -29,6 +29,13 @@ def test_safe_name(text, expected):
     assert safe_name(text) == expected
 
 
+@pytest.mark.parametrize(("name", "copy"), [("sonnets.txt", "sonnets.txt"), ("My Tunes!.abc", "My-Tunes.abc"),
+                                            ("../../etc/passwd", "passwd.txt"), ("config.json", "config.json"),
+                                            ("...", "upload.txt")])
+def test_an_upload_is_copied_under_its_own_safe_name(name, copy):
+    assert jobs_module.upload_file_name(name) == copy
+
+
 def test_check_upload(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("héllo wörld\n" * 1000, encoding="utf-8")
@@ -95,8 +102,9 @@ def test_a_job_trains_reports_and_shows_up_as_a_model(tmp_path, small_text):
     assert steps == sorted(steps) and len(steps) >= 3
     assert registry.names() == ["trained/my-run"]
     entry = registry.entry("trained/my-run")
-    assert entry.arch == "GRU 1x64" and entry.corpus == "corpus.txt"
-    assert (tmp_path / "runs" / "my-run" / "corpus.txt").read_text() == small_text.read_text()
+    assert entry.arch == "GRU 1x64" and entry.corpus == "small.txt"  # the uploaded file's name
+    assert entry.label.startswith("trained/my-run (small.txt, ")
+    assert (tmp_path / "runs" / "my-run" / "upload" / "small.txt").read_text() == small_text.read_text()
     # the same name again gets a fresh folder
     again = manager.start(upload=small_text, name="my run", size="tiny", time_budget=5)
     assert again.name == "my-run-2"

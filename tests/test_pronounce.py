@@ -1,6 +1,7 @@
 """The Pronounce tab's service on the shipped G2P model: N-best pronunciations, the dictionary's beside
 them, attention for the picture, bounds; and models of one kind never offered where the other is asked."""
 
+import json
 import math
 import shutil
 
@@ -69,3 +70,34 @@ def test_kinds_stay_apart(registry, pronouncer):
         pronouncer.pronounce("shakespeare", "hello")
     with pytest.raises(UnknownModel, match="choose one of: shakespeare"):
         registry.load("g2p")
+
+
+def test_translate_with_the_lexicon(capsys, tmp_path):
+    from charrnn.cli import main
+
+    words = tmp_path / "words.txt"
+    words.write_text("hello\nzyxquabble\n", encoding="utf-8")
+    assert main(["seq2seq", "translate", str(require(G2P)), "--lexicon", "--file", str(words), "--json",
+                 "--num", "2"]) == 0
+    hello, made_up = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert hello["from"] == "lexicon" and {o["text"] for o in hello["outputs"]} == {"HH AH0 L OW1", "HH EH0 L OW1"}
+    assert made_up["from"] == "model" and len(made_up["outputs"]) == 2 and made_up["outputs"][0]["ended"]
+    lexicon = tmp_path / "mine.tsv"
+    lexicon.write_text("zyxquabble\tZ IH1 K S\n", encoding="utf-8")
+    assert main(["seq2seq", "translate", str(G2P), "zyxquabble", "--lexicon", str(lexicon), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"][0]["text"] == "Z IH1 K S"
+
+
+def test_eval_on_the_test_split(capsys, tmp_path):
+    from charrnn.cli import main
+
+    test = REPO / "corpora" / "cmudict.test.tsv"
+    if not test.exists():
+        from charrnn import corpora
+        corpora.build("cmudict")
+    rows = test.read_text(encoding="utf-8").splitlines()[:300]
+    sample = tmp_path / "test-sample.tsv"
+    sample.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["seq2seq", "eval", str(require(G2P)), str(sample), "--json", "--ignore-stress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["wer"] < 0.45 and result["ter"] < 0.12 and result["ignore_stress"]  # far better than chance

@@ -2,7 +2,8 @@
 
 The prime follows the folk corpus's header order X, T, R, M, L, K: the model writes a title after
 "X:1\\nT:", the chosen R:, M:, L: and K: lines (and any first bars) are forced, and the model writes the
-music up to the blank line that ends a tune. Every tune is run through charrnn.folk.check's checks; with
+music up to the blank line that ends a tune. The title's " -- Type" suffix, which the corpus often writes,
+is made to name the chosen type (`agreeing_title`). Every tune is run through charrnn.folk.check's checks; with
 several candidates, the passing one the model finds most likely (mean log-probability per character
 of its music) is kept.
 """
@@ -43,6 +44,8 @@ _UNITS = {"2/4": "1/16"}
 _UNIT = re.compile(r"1/(?:1|2|4|8|16|32)")
 _DENOMINATORS = (1, 2, 4, 8, 16, 32)
 _ABC_CHARS = "X:1\nTMLK/|"  # the least a model must know to write a header and bars
+# A title's " -- Type" suffix, as 896 of the folk corpus's 3,958 titles have it ("LANIGAN'S BALL -- JIG").
+_TITLE_SUFFIX = re.compile(r"\s+--\s*([A-Za-z][A-Za-z -]*)")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,35 @@ class FolkTune:
     def passed(self) -> bool:
         """The tune is complete and passed every check."""
         return self.ended and self.report.passed
+
+
+def title_type(title: str) -> tuple[int, int, str] | None:
+    """The tune type a title's " -- Type" suffix names: (start, end) of its words in the title, and the type;
+    None if the title has no such suffix ("-- GWINE TO DE SHOW." is a subtitle, not a type)."""
+    match = _TITLE_SUFFIX.search(title)
+    if match is None:
+        return None
+    words = list(re.finditer(r"[A-Za-z]+", match[1]))
+    for n in range(len(words), 0, -1):  # the longest run of words that names a type: "HIGHLAND FLING"
+        end = match.start(1) + words[n - 1].end()
+        named = canonical_tune_type(title[match.start(1):end])
+        if named in FOLK_TUNE_TYPES:
+            return match.start(1), end, named
+    return None
+
+
+def agreeing_title(title: str, tune_type: str | None) -> str:
+    """The title with its " -- Type" suffix naming `tune_type`, in the suffix's own case ("-- REEL" becomes
+    "-- JIG" for a jig); without a type, the suffix goes, since the tune declares none."""
+    named = title_type(title)
+    if named is None:
+        return title
+    start, end, _ = named
+    if tune_type is None:
+        return title[:start].rstrip().removesuffix("--").rstrip()
+    written = title[start:end]
+    spelled = tune_type.upper() if written.isupper() else tune_type if written.islower() else tune_type.title()
+    return title[:start] + spelled + title[end:]
 
 
 def choose(tunes: Sequence[FolkTune]) -> FolkTune:
@@ -170,10 +202,7 @@ class FolkModel:
         """One tune: a title (unless given), the forced header, then music up to the blank line that ends it."""
         started = time.perf_counter()
         if title is None:
-            prompt = prepare_prompt(self.model, self.vocab, PRIME)
-            settings = SamplingSettings(temperature, seed=seed, stop=("\n",))
-            title = "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, settings))
-            title = title.removesuffix("\n")
+            title = agreeing_title(self._title(temperature, seed), chosen.tune_type)
         forced = f"{PRIME}{title}\n{chosen.header()}"
         prompt = prepare_prompt(self.model, self.vocab, forced)
         music, redrawn = self._music(forced, prompt, temperature, seed, max_chars, guided)
@@ -181,6 +210,17 @@ class FolkModel:
         abc = (forced + music).removesuffix(END)
         return FolkTune(abc, check_tune(abc), seed, ended, self._mean_logprob(prompt.logits, prompt.state, music),
                         time.perf_counter() - started, redrawn=redrawn)
+
+    def _title(self, temperature: float, seed: int) -> str:
+        """A title drawn from the model; it never begins with a bar line (the music's first character)."""
+        prompt = prepare_prompt(self.model, self.vocab, PRIME)
+        bar = self.vocab.index.get("|")
+        if bar is not None:
+            logits = prompt.logits.clone()
+            logits[..., bar] = float("-inf")
+            prompt = replace(prompt, logits=logits)
+        settings = SamplingSettings(temperature, seed=seed, stop=("\n",))
+        return "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, settings)).removesuffix("\n")
 
     def _music(self, forced: str, prompt: Prompt, temperature: float, seed: int, max_chars: int,
                guided: bool) -> tuple[str, int]:

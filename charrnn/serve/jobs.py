@@ -38,7 +38,7 @@ MIN_CHARS = 5_000
 VAL_CHARS = 50_000  # evaluate on at most about this many characters, so evaluations stay quick
 MAX_NAME = 40
 POINTS = 40  # aim at about this many evaluations (points on the loss curve) per run
-UPLOAD_FILE = "corpus.txt"
+UPLOAD_DIR = "upload"  # the uploaded file's copy, under its own name, in this folder of the run (apart from its files)
 
 
 class Busy(CharRNNError):
@@ -54,6 +54,13 @@ def safe_name(text: str) -> str:
     """A run folder name from user text: letters, digits, '_' and '-', at most MAX_NAME characters."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)[:200]).strip("-_")
     return name[:MAX_NAME].strip("-_")
+
+
+def upload_file_name(name: str) -> str:
+    """A safe file name for an upload's copy: its stem as safe_name makes it, and its extension if plain."""
+    path = Path(str(name)[:200])
+    suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", path.suffix) else ".txt"
+    return (safe_name(path.stem) or "upload") + suffix
 
 
 def check_upload(path: str | Path, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
@@ -195,16 +202,18 @@ class JobManager:
                     raise CharRNNError(f"unknown corpus {str(corpus)[:40]!r}; choose one of "
                                        f"{', '.join(corpora.CATALOGUE)}")
                 if not corpora.is_ready(corpus):
-                    verb = "fetch" if corpora.CATALOGUE[corpus].kind == "download" else "build"
                     raise CharRNNError(f"the corpus {corpus!r} is not on this server yet: "
-                                       f"run 'charrnn corpora {verb} {corpus}' first")
+                                       f"run '{corpora.CATALOGUE[corpus].command()}' first")
                 label, text = corpus, None
                 chars = corpora.corpus_path(corpus).stat().st_size
             run_dir = self._new_run_dir(safe_name(name) or f"{label}-{model}-{size}")
             run_dir.mkdir(parents=True)
             if text is not None:
-                (run_dir / UPLOAD_FILE).write_text(text, encoding="utf-8")
-                source = str(run_dir / UPLOAD_FILE)
+                # Under the uploaded file's own name, which the model menus show as the model's corpus.
+                copy = run_dir / UPLOAD_DIR / upload_file_name(upload_name or Path(upload).name)
+                copy.parent.mkdir()
+                copy.write_text(text, encoding="utf-8")
+                source = str(copy)
             else:
                 source = corpus
             layers, hidden, embed, dropout = SIZES[size]

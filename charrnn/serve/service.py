@@ -52,6 +52,8 @@ TONICS = ("C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb"
 MODES_MUSIC = ("major", "minor", "dorian", "mixolydian", "lydian", "phrygian", "locrian")
 ANY_TYPE = "any"
 FOLK_TYPES = FOLK_TUNE_TYPES
+# The catalogue's language-model corpora the app may build itself (offline; a download is left to the CLI).
+BUILDABLE = tuple(c.name for c in corpora.CATALOGUE.values() if c.task == "lm" and c.kind == "build")
 NO_MODELS = "No model here yet: train one in the Train tab (or put a model folder in the models folder)."
 
 
@@ -155,6 +157,7 @@ class Service:
         self.files_dir = Path(files_dir or tempfile.mkdtemp(prefix="charrnn-app-"))
         self._counter = 0
         self._counter_lock = threading.Lock()
+        self._build_lock = threading.Lock()
 
     # --- models ---------------------------------------------------------------------------------------
 
@@ -298,9 +301,25 @@ class Service:
     # --- training -------------------------------------------------------------------------------------
 
     def corpora(self) -> list[tuple[str, str]]:
-        """(label, name) of the catalogued corpora that are on this server (nothing is downloaded)."""
-        ready = [c for c in corpora.CATALOGUE.values() if corpora.is_ready(c.name)]
+        """(label, name) of the catalogued language-model corpora that are on this server (nothing is downloaded)."""
+        ready = [c for c in corpora.CATALOGUE.values() if c.task == "lm" and corpora.is_ready(c.name)]
         return [(f"{c.name} ({corpora.corpus_path(c.name).stat().st_size / 1e6:.1f} MB)", c.name) for c in ready]
+
+    def missing_corpora(self) -> list[dict]:
+        """The catalogue's language-model corpora not on this server yet: name, description, the command that
+        adds it, and whether the app can build it (offline) itself."""
+        return [{"name": c.name, "description": c.description, "command": c.command(), "buildable": c.kind == "build"}
+                for c in corpora.CATALOGUE.values() if c.task == "lm" and not corpora.is_ready(c.name)]
+
+    def build_corpus(self, name) -> str:
+        """Build a catalogued language-model corpus that is made offline (folk); one build at a time."""
+        pick(name, BUILDABLE, "the corpus to build")
+        with self._build_lock:
+            if corpora.is_ready(name):
+                return f"The corpus {name} is here: pick it above to train on it."
+            started = time.perf_counter()
+            corpora.build(name, progress=False)
+            return f"Built the corpus {name} in {time.perf_counter() - started:.0f} s: pick it above to train on it."
 
     def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="small",
                        time_budget=60) -> dict:

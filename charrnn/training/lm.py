@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,8 +20,10 @@ from charrnn.training.task import resolve_corpus
 
 @torch.no_grad()
 def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256,
-             device: torch.device | str = "cpu", dist: Dist | None = None) -> tuple[float, int]:
-    """Mean cross-entropy (nats/char) of predicting ids[1:] from what precedes, and the count predicted.
+             device: torch.device | str = "cpu", dist: Dist | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """Mean cross-entropy (nats/char) of predicting ids[1:] from what precedes, and the count predicted;
+    `progress(chars)` is called after each window with the characters it predicted.
 
     The text is cut into `batch_size` contiguous streams read `seq_len` at a time with carried state;
     the few characters left over continue the last stream, so every character is predicted once.
@@ -44,6 +47,8 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int
         x, y = xs[:, lo : lo + seq_len].to(device), ys[:, lo : lo + seq_len].to(device)
         logits, state = model(x, state)
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").double().cpu()
+        if progress is not None:
+            progress(y.numel())
     if b * length < n and (b - 1) % dist.world == dist.rank:  # the tail continues the last stream
         last = (state[0][:, -1:], state[1][:, -1:]) if isinstance(state, tuple) else state[:, -1:]
         x = data[b * length : n].view(1, -1).to(device)

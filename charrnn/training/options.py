@@ -12,6 +12,7 @@ from dataclasses import fields
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.models.seq2seq import ATTENTION
+from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TOKENS
 from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, parse_duration, resume_config
 from charrnn.training.trainer import Trainer
@@ -101,11 +102,45 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 
+def loss_text(loss: float | None, unit: str = "char") -> str:
+    """A val loss as the CLI prints it: nats and bits per character (or token), 4 decimals."""
+    if loss is None or not math.isfinite(loss):
+        return "no evaluation yet"
+    return f"best val loss {loss:.4f} nats/{unit} ({loss / math.log(2):.4f} bits/{unit})"
+
+
+def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, unit: str) -> str | None:
+    """What to say instead of resuming a run that has already reached one of its limits (None: resume it)."""
+    steps, spent = saved.step, saved.training_time_s
+    reached = []  # (flag, its value now, a larger value to suggest)
+    if cfg.max_steps is not None and steps >= cfg.max_steps:
+        reached.append(("--max-steps", f"{cfg.max_steps}", f"{2 * cfg.max_steps}"))
+    if cfg.time_budget is not None and spent >= cfg.time_budget:
+        reached.append(("--time-budget", f"{cfg.time_budget:g}s", f"{math.ceil(2 * cfg.time_budget)}s"))
+    # --epochs needs the corpus to count; a run that finished short of --max-steps stopped at its epochs.
+    by_epochs = saved.status == "finished" and (saved.train.get("max_steps") is None
+                                                or steps < saved.train["max_steps"])
+    if cfg.epochs is not None and by_epochs and "epochs" not in given:
+        reached.append(("--epochs", f"{cfg.epochs:g}", f"{2 * cfg.epochs:g}"))
+    if not reached:
+        return None
+    limits = " and ".join(f"{flag} {value}" for flag, value, _ in reached)
+    larger = " ".join(f"{flag} {more}" for flag, _, more in reached)
+    return (f"{cfg.out} is finished: it reached {limits} (step {steps:,}, {spent:.0f}s of training; "
+            f"{loss_text(saved.best_val_loss, unit)}). "
+            f"To train it further, resume with a larger limit, e.g.: "
+            f"charrnn {verb} --out {shlex.quote(str(cfg.out))} --resume {larger}")
+
+
 def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
     """Start or resume the run the flags describe and print its outcome; the exit code."""
     names = {f.name for f in fields(cls)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    verb = "seq2seq train" if cls is Seq2SeqTrainConfig else "train"
     cfg = resume_config(args.out, given) if args.resume else None
+    if cfg is not None and (done := finished_message(cfg, RunFile.read(cfg.out), given, verb, unit)):
+        print(done)
+        return 0
     if cfg is None:
         if not given.get("corpus"):
             raise CharRNNError(f"{args.out} holds no run to resume; give the corpus to start one there" if args.resume
@@ -120,14 +155,10 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0
-    best = result["best_val_loss"]
-    best_text = "no evaluation yet"
-    if math.isfinite(best):
-        best_text = f"best val loss {best:.4f} nats/{unit} ({best / math.log(2):.4f} bits/{unit})"
-    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; {best_text}; run: {cfg.out}")
+    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
+          f"{loss_text(result['best_val_loss'], unit)}; run: {cfg.out}")
     if result["status"] == "interrupted":
         launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
-        verb = "seq2seq train" if cls is Seq2SeqTrainConfig else "train"
         print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)
         return 130
     return 0

@@ -48,7 +48,9 @@ def completions(answer: dict) -> dict:
     """The service's completions with what the popup shows: each one's percentage and a status line."""
     shown = {**answer, "completions": [
         {**c, "pct": f"{100 * c['prob']:.1f}%" if c["prob"] >= 0.001 else "<0.1%"} for c in answer["completions"]]}
-    shown["status"] = f"{len(shown['completions'])} completions in {answer['ms']:.0f} ms ({answer['cache']})"
+    shown["status"] = f"{len(shown['completions'])} completions in {answer['ms']:.0f} ms"
+    if answer.get("cache") == "result":  # the cache's other ways (state, extend, cold) are no news to a user
+        shown["status"] += " · asked before, answered from memory"
     if answer.get("skipped"):
         shown["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
     return shown
@@ -104,6 +106,21 @@ def status_html(snapshot: dict) -> str:
     return (f'<div class="train-status {css}" data-status="{html.escape(status)}">'
             f'<div class="bar"><div class="fill" style="width:{pct:.1f}%"></div></div>'
             f'<div class="text">{text if status != "idle" else html.escape(text)}</div></div>')
+
+
+def missing_corpora(missing: list[dict]) -> str:
+    """The Train tab's list of catalogued corpora that are not on this server yet, each with how to add it."""
+    if not missing:
+        return ""
+    lines = ["**Not on this server yet:**"]
+    for c in missing:
+        if c["buildable"]:
+            how = f"build it here with its button below (offline, a few minutes), or in a terminal: `{c['command']}`"
+        else:
+            how = (f"in a terminal (it downloads; offline, give a copy with `--mirror DIR`): `{c['command']}`, "
+                   "then reload this page")
+        lines.append(f"- **{c['name']}**: {c['description']}. To add it, {how}.")
+    return "\n".join(lines)
 
 
 def loss_rows(history: list[dict]) -> list[dict]:

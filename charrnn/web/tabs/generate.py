@@ -35,7 +35,8 @@ def build(page: Page) -> None:
                 with gr.Row():
                     seed = gr.Number(-1, label="Seed", info="-1 = random", precision=0, minimum=-1,
                                      maximum=svc.MAX_SEED)
-                    beam = gr.Slider(1, svc.MAX_BEAM, value=8, step=1, label="Beam width")
+                    beam = gr.Slider(1, svc.MAX_BEAM, value=8, step=1, label="Beam width", visible=False,
+                                     elem_id="gen-beam")  # shown in beam mode only
             with gr.Column(scale=2):
                 prime = gr.Textbox(label="Prime text", value="ROMEO:", lines=2, max_length=svc.MAX_PRIME,
                                    placeholder="The text the model continues (may be empty)")
@@ -46,6 +47,8 @@ def build(page: Page) -> None:
                                     autoscroll=True, interactive=False, buttons=["copy"])
                 stats = gr.Markdown(elem_id="gen-stats", label="Statistics")
 
+    mode.change(lambda chosen: gr.Slider(visible=chosen == "beam"), mode, beam, api_name=False, queue=False,
+                show_progress="hidden")
     event = button.click(generate, [model, prime, length, mode, temperature, top_k, top_p, seed, beam],
                          [output, stats], api_name="generate", show_progress="minimal", **page.workers("generate"))
     stop.click(None, None, None, cancels=[event], api_name="generate_stop", queue=False)

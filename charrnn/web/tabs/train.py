@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import service as svc
 from charrnn.serve.jobs import SIZES
 from charrnn.web import views
 from charrnn.web.page import Page, polling, user_errors
@@ -21,6 +22,13 @@ def build(page: Page) -> None:
 
     def sources() -> list[tuple[str, str]]:
         return [*service.corpora(), UPLOAD]
+
+    def corpora_view() -> tuple:
+        """The corpus list, what is missing and how to add it, and a build button for each missing buildable one."""
+        missing = service.missing_corpora()
+        names = {c["name"] for c in missing}
+        return (gr.Radio(choices=sources()), views.missing_corpora(missing),
+                *(gr.Button(visible=corpus in names, interactive=True) for corpus in svc.BUILDABLE))
 
     def view(snapshot: dict) -> tuple:
         return views.status_html(snapshot), views.loss_frame(snapshot.get("history", [])), snapshot
@@ -37,6 +45,15 @@ def build(page: Page) -> None:
             snapshot = service.start_training(corpus=source, name=name, core=core, size=size, time_budget=budget)
         return (*view(snapshot), polling(snapshot))
 
+    def corpus_builder(corpus: str):
+        @user_errors
+        def build_corpus():
+            """Build a catalogued corpus offline (folk); the Training text list then offers it."""
+            message = service.build_corpus(corpus)
+            return (*corpora_view(), message)
+
+        return build_corpus
+
     def train_stop():
         """Ask the running job to save and stop."""
         return view(service.stop_training())
@@ -46,6 +63,11 @@ def build(page: Page) -> None:
             with gr.Column(scale=1, min_width=280):
                 choices = sources()
                 source = gr.Radio(choices, value=choices[0][1], label="Training text")
+                missing = service.missing_corpora()
+                absent = gr.Markdown(views.missing_corpora(missing), elem_id="train-missing", label="Missing corpora")
+                builds = [gr.Button(f"Build the {corpus} corpus", size="sm", elem_id=f"build-{corpus}",
+                                    visible=corpus in {c["name"] for c in missing}) for corpus in svc.BUILDABLE]
+                built = gr.Markdown(elem_id="train-built", label="Corpus build")
                 upload = gr.File(label=f"Text file (UTF-8, up to {page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES,
                                  type="filepath", elem_id="train-upload")
                 name = gr.Textbox(label="Name (optional)", max_length=40, placeholder="letters, digits, - and _")
@@ -68,7 +90,10 @@ def build(page: Page) -> None:
         gr.api(service.training_status, api_name="train_status", **page.workers("poll"))
 
     outputs = [status, plot, details]
-    page.on_load(lambda: (gr.Radio(choices=sources()),), [source])
+    page.on_load(corpora_view, [source, absent, *builds])
+    for corpus, button in zip(svc.BUILDABLE, builds, strict=True):
+        button.click(corpus_builder(corpus), None, [source, absent, *builds, built], api_name=f"corpus_build_{corpus}",
+                     show_progress="minimal", show_progress_on=[built], **page.workers("corpus_build"))
     page.on_job(view, outputs)
     start.click(train_start, [source, upload, name, core, size, budget], [*outputs, page.timer],
                 api_name="train_start", show_progress="hidden", **page.workers("train_control"))
