@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -23,3 +24,6 @@ class Decodable(Protocol):
 
     def reorder(self, state: State, index: torch.Tensor) -> State:
         """Rows `index` of a state (beam search keeps, drops and copies beams this way)."""
+
+    def concat(self, states: Sequence[State]) -> State:
+        """The rows of several states, one after another (serve.batcher steps many requests at once)."""

@@ -10,8 +10,8 @@ others: its rows are the same computation, so its text and log-probabilities are
 alone (up to float rounding, ~1e-6, as the matrix kernels differ with the number of rows).
 
 Who runs the batch: the step that completes it, or the one whose wait runs out. A step waits until
-every active session of the model has asked (a session is active from its first step until it
-closes), or `wait_s` (2 ms) after the first one asked, whichever comes first; a lone session never
+every active session of the model has asked (a session is active from its first read or step until
+it closes), or `wait_s` (2 ms) after the first one asked, whichever comes first; a lone session never
 waits at all.
 """
 
@@ -50,6 +50,7 @@ class _Ask:
     logits: torch.Tensor | None = None
     new_state: State = None
     error: BaseException | None = None
+    taken: bool = False  # in a batch that a step runs
     done: bool = False
 
 
@@ -67,41 +68,36 @@ class _Group:
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         ask = _Ask(x, state)
+        batch = None
         with self.cond:
             self.stats.steps += 1
             if not self.waiting:
                 self.first_at = time.perf_counter()
             self.waiting.append(ask)
-            batch = self._ready()
-            while batch is None and not ask.done:
+            while not ask.taken:
                 left = self.first_at + self.wait_s - time.perf_counter()
-                if left <= 0:
-                    batch = self._take()
+                if len(self.waiting) >= self.active or left <= 0:  # everyone is here, or no more waiting
+                    batch, self.waiting = self.waiting, []
+                    for taken in batch:
+                        taken.taken = True
                     break
                 self.cond.wait(left)
-                batch = None if ask.done else self._ready()
+            while batch is None and not ask.done:  # another step runs the batch this one is in
+                self.cond.wait()
         if batch is not None:
             self._run(batch)
         if ask.error is not None:
             raise ask.error
         return ask.logits, ask.new_state
 
-    def _ready(self) -> list[_Ask] | None:
-        """The waiting steps, taken, if every active session has asked (call with the lock held)."""
-        return self._take() if len(self.waiting) >= self.active else None
-
-    def _take(self) -> list[_Ask]:
-        batch, self.waiting = self.waiting, []
-        return batch
-
     def _run(self, batch: list[_Ask]) -> None:
         """One model.step for every step of the batch; each ask gets its own rows (outside the lock)."""
         try:
-            if len(batch) == 1:
-                ask = batch[0]
-                ask.logits, ask.new_state = self.model.step(ask.x, ask.state)
-            else:
-                with torch.inference_mode():
+            with torch.inference_mode():  # thread-local: the callers' own inference mode does not reach here
+                if len(batch) == 1:
+                    ask = batch[0]
+                    ask.logits, ask.new_state = self.model.step(ask.x, ask.state)
+                else:
                     logits, state = self.model.step(torch.cat([a.x for a in batch]),
                                                     self.model.concat([a.state for a in batch]))
                     start = 0
@@ -145,6 +141,7 @@ class Session:
         return self.model.init_state(batch, device)
 
     def read(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        self._join()  # steps follow a read: the other sessions may wait for this one's
         return self.model.read(ids, state)
 
     def reorder(self, state: State, index: torch.Tensor) -> State:
@@ -155,12 +152,17 @@ class Session:
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one token, in one batch with the other sessions' steps of this moment."""
-        if not self._active:  # active from the first step: a request served from a cache never holds others up
-            self._active = True
-            self._group.enter()
+        self._join()
         return self._group.step(x, state)
 
+    def _join(self) -> None:
+        """Count as active from the first read or step on: a request served from a cache holds no one up."""
+        if not self._active:
+            self._active = True
+            self._group.enter()
+
     def close(self) -> None:
+        """No longer active (until the next read or step): the other sessions' steps stop waiting for this one's."""
         if self._active:
             self._active = False
             self._group.leave()
