@@ -11,8 +11,11 @@ alone (up to float rounding, ~1e-6, as the matrix kernels differ with the number
 
 Who runs the batch: the step that completes it, or the one whose wait runs out. A step waits until
 every active session of the model has asked (a session is active from its first read or step until
-it closes), or `wait_s` (2 ms) after the first one asked, whichever comes first; a lone session never
-waits at all.
+it closes), or until no other step has come for `wait_s` (2 ms), or at most 5 x `wait_s` in all,
+whichever comes first. A lone session never waits at all; one whose company has stalled (reading a
+long prompt, say) waits 2 ms. The threads of many sessions reach their next step one after another
+(each chooses its characters in Python first), so a wait measured from the first arrival alone
+would cut most batches short.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import torch
 
 from charrnn.decoding.interface import Decodable, State
 
-WAIT_S = 0.002  # the longest a step waits for company
+WAIT_S = 0.002  # the longest a step waits for company that has not come yet ...
+MAX_WAITS = 5  # ... while company keeps coming, a batch stays open at most this many times as long
 
 
 @dataclass
@@ -64,6 +68,7 @@ class _Group:
     active: int = 0
     waiting: list[_Ask] = field(default_factory=list)
     first_at: float = 0.0  # when the oldest waiting step asked
+    last_at: float = 0.0  # when the newest did
     stats: BatchStats = field(default_factory=BatchStats)
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -71,11 +76,14 @@ class _Group:
         batch = None
         with self.cond:
             self.stats.steps += 1
+            now = time.perf_counter()
             if not self.waiting:
-                self.first_at = time.perf_counter()
+                self.first_at = now
+            self.last_at = now
             self.waiting.append(ask)
             while not ask.taken:
-                left = self.first_at + self.wait_s - time.perf_counter()
+                deadline = min(self.last_at + self.wait_s, self.first_at + MAX_WAITS * self.wait_s)
+                left = deadline - time.perf_counter()
                 if len(self.waiting) >= self.active or left <= 0:  # everyone is here, or no more waiting
                     batch, self.waiting = self.waiting, []
                     for taken in batch:
