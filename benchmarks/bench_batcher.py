@@ -1,6 +1,6 @@
 """The batcher (charrnn.serve.batcher) against serving each request alone, on the shipped 2x512 model.
 
-    python -m benchmarks.bench_batcher [--clients 1 4 8 16] [--model models/shakespeare] [--rounds 2]
+    python -m benchmarks.bench_batcher [--clients 1 4 8 16] [--model models/shakespeare] [--rounds 2] [--device cuda]
 
 N requests arrive at once, each in its own thread as the app's workers do: autocomplete completions
 (a beam search of width 8 to the end of the word, from distinct prefixes) or sampling streams
@@ -95,9 +95,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--model", type=Path, default=REPO / "models" / "shakespeare")
     parser.add_argument("--rounds", type=int, default=2, help="each measurement's best of this many")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    net, vocab, _ = load_model(args.model)
+    net, vocab, _ = load_model(args.model, args.device)
     model = Counting(net)
     prompts = {p: prepare_prompt(net, vocab, p) for p in PREFIXES}
 
