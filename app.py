@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from charrnn.errors import CharRNNError
+from charrnn.web import access
+
 REPO = Path(__file__).resolve().parent
 DEFAULT_MODELS = REPO / "models"
 MAX_UPLOAD_MB = 20
@@ -18,7 +21,15 @@ MAX_SESSIONS = 256  # each holds ~150 KB of Gradio state; see --max-sessions
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="The charrnn web app: generate, autocomplete, folk tunes, training.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="default 7860")
+    p.add_argument("--port", type=access.port_number, default=access.default_port(),
+                   help=f"default ${access.PORT_VARIABLE}, else {access.DEFAULT_PORT}")
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
+                   help="require a login (repeat for more users); needed to serve on an address other than loopback")
+    p.add_argument("--auth-file", metavar="FILE", help="users from a file: one USER:PASSWORD a line")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve an address other than loopback without a login (a warning says so)")
+    p.add_argument("--read-only", action="store_true",
+                   help="a demo: no Train tab, no uploads, no training API; the other tabs as usual")
     p.add_argument("--models", default=str(DEFAULT_MODELS),
                    help="folder of model folders (config.json + model.safetensors each); default ./models")
     p.add_argument("--runs", default=None, help="where the Train tab writes its runs (default: runs/app/ beside "
@@ -37,9 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    from charrnn.web import app  # imports gradio (seconds): only once the flags are good, so --help is quick
+    try:
+        args.credentials = access.credentials(args.auth, args.auth_file)
+        warning = access.exposure(args.host, args.port, bool(args.credentials), args.no_auth, args.read_only)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        access.check_port(args.host, args.port)  # before importing gradio: a taken port says so at once
+        from charrnn.web import app  # imports gradio (seconds): only once the flags are good, so --help is quick
 
-    return app.serve(args, started)
+        return app.serve(args, started)
+    except CharRNNError as e:
+        print(f"app.py: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

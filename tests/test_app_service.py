@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 import wave
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from test_app_support import folk_corpus, folk_model
 
 from charrnn.errors import CharRNNError
 from charrnn.serve import service as svc
+from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry
 from charrnn.serve.service import Service
@@ -191,3 +193,38 @@ def test_missing_corpora_say_how_to_add_them_and_folk_is_built_here(service, tmp
     assert "is here" in service.build_corpus("folk") and built == ["folk"]
     assert [name for _, name in service.corpora()] == ["folk"]
     assert [c["name"] for c in service.missing_corpora()] == ["shakespeare"]
+
+
+def test_concurrent_requests_are_batched_and_answer_as_alone(models, tmp_path):
+    """Completions and generations from many threads at once share model steps and answer as they do alone."""
+    jobs = JobManager(tmp_path / "runs", threads=1, device="cpu")
+    service = Service(Registry(models, tmp_path / "runs"), jobs, files_dir=tmp_path / "files",
+                      batcher=Batcher(wait_s=0.05))
+    alone = Service(Registry(models, tmp_path / "runs"), jobs, files_dir=tmp_path / "files-alone")
+    texts = ["To be, or not to b", "ROMEO:\nWhat say", "I", "The qu"]
+    asks = [("complete", ("shakespeare", t, 3, until, 30)) for t in texts for until in ("word", "line")]
+    asks += [("generate", ("shakespeare", "ROMEO:", 150, mode, 0.9, 0, 1.0, seed, 4))
+             for seed, mode in ((1, "sample"), (2, "sample"), (3, "greedy"), (4, "beam"))]
+
+    def answer(svc_, kind, args):
+        if kind == "complete":
+            return [(c["text"], c["logprob"]) for c in svc_.complete(*args)["completions"]]
+        return list(svc_.generate(*args))[-1].text
+
+    expected = [answer(alone, kind, args) for kind, args in asks]
+    got = [None] * len(asks)
+    start = threading.Barrier(len(asks))
+
+    def run(i, kind, args):
+        start.wait()
+        got[i] = answer(service, kind, args)
+
+    threads = [threading.Thread(target=run, args=(i, *ask)) for i, ask in enumerate(asks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for g, e in zip(got, expected, strict=True):  # completions' log-probabilities are rounded to 4 places
+        assert g == e or [t for t, _ in g] == [t for t, _ in e]
+    stats = service.batcher.stats(service.load("shakespeare").model)
+    assert stats.most_sessions >= 2 and stats.batches < stats.steps

@@ -80,9 +80,13 @@ class Autocompleter:
             self._caches.move_to_end(key)
             return cache
 
-    def prompt(self, model: Decodable, vocab: Vocab, text: str,
-               char_counts: list[int] | None = None) -> tuple[Prompt, str]:
-        """The model's prediction after `text` (unknown characters left out), and how it was obtained."""
+    def prompt(self, model: Decodable, vocab: Vocab, text: str, char_counts: list[int] | None = None,
+               session: Decodable | None = None) -> tuple[Prompt, str]:
+        """The model's prediction after `text` (unknown characters left out), and how it was obtained.
+
+        `session`, if given, computes in the model's place (a serve.batcher session); the caches stay the model's.
+        """
+        compute = session or model
         known = "".join(c for c in text if c in vocab.index)
         cache = self._cache_for(model)
         with self._lock:
@@ -94,10 +98,10 @@ class Autocompleter:
                        key=len, default=None)
             start = cache.states[base] if base is not None else None
         if start is not None and base:
-            prompt = self._extend(model, vocab, start, known[len(base):], known)
+            prompt = self._extend(compute, vocab, start, known[len(base):], known)
             how = "extend"
         else:
-            prompt = prepare_prompt(model, vocab, known[-self.context:], char_counts=char_counts)
+            prompt = prepare_prompt(compute, vocab, known[-self.context:], char_counts=char_counts)
             how = "cold"
         with self._lock:
             cache.states[known] = prompt
@@ -116,11 +120,12 @@ class Autocompleter:
         return Prompt(logits, state, text)
 
     def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = 3, until: str = "word",
-                 max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None) -> Result:
+                 max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None,
+                 session: Decodable | None = None) -> Result:
         """The `num` best completions of `text` to the end of the word, phrase or line.
 
         Arguments are checked and clamped here (the server's bounds): num 1..10, max_len 1..60, and
-        only the last MAX_TEXT characters of the text are kept.
+        only the last MAX_TEXT characters of the text are kept. `session` as for `prompt`.
         """
         t0 = time.perf_counter()
         if until not in UNTIL:
@@ -138,8 +143,8 @@ class Autocompleter:
                 cache.results.move_to_end(key)
         how = "result"
         if found is None:
-            prompt, how = self.prompt(model, vocab, known, char_counts)
-            found = complete(model, vocab, prompt, num, until, max_len, width)
+            prompt, how = self.prompt(model, vocab, known, char_counts, session)
+            found = complete(session or model, vocab, prompt, num, until, max_len, width)
             with self._lock:
                 cache.results[key] = found
                 while len(cache.results) > self.max_results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -29,3 +30,6 @@ class Decodable(Stepper, Protocol):
 
     def read(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Read ids (B, T) through the fused path: logits (B, V) after the last id, and the new state."""
+
+    def concat(self, states: Sequence[State]) -> State:
+        """The rows of several states, one after another (serve.batcher steps many requests at once)."""

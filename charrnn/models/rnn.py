@@ -7,6 +7,7 @@ on a CPU; `step` does the same computation with a few matmuls on weights rearran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -155,6 +156,13 @@ class CharRNN(StepWeights, nn.Module):
         if isinstance(state, tuple):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
+
+    @staticmethod
+    def concat(states: Sequence[State]) -> State:
+        """The rows of several states, one after another (the batcher steps many requests at once)."""
+        if isinstance(states[0], tuple):
+            return tuple(torch.cat(parts, 1) for parts in zip(*states, strict=True))
+        return torch.cat(list(states), 1)
 
     # --- fast single-step inference -------------------------------------------------------------
 

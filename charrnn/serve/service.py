@@ -24,12 +24,14 @@ import torch
 from charrnn import corpora
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import beam_search
+from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import check_tune
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
+from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
 from charrnn.serve.registry import LoadedModel, Registry
 
@@ -150,10 +152,11 @@ class Service:
     """Everything the app offers, bounded and thread-safe; one instance per server."""
 
     def __init__(self, registry: Registry, jobs: JobManager, autocompleter: Autocompleter | None = None,
-                 files_dir: str | Path | None = None):
+                 files_dir: str | Path | None = None, batcher: Batcher | None = None):
         self.registry = registry
         self.jobs = jobs
         self.autocompleter = autocompleter or Autocompleter()
+        self.batcher = batcher or Batcher()  # concurrent completions and generations share each model.step
         self.files_dir = Path(files_dir or tempfile.mkdtemp(prefix="charrnn-app-"))
         self._counter = 0
         self._counter_lock = threading.Lock()
@@ -181,17 +184,24 @@ class Service:
         inference_threads()
         mode = pick(mode, MODES, "mode")
         lm = self.load(model)
+        with self.batcher.session(lm.model) as session:
+            for update in self._generate(lm, session, prime, length, mode, temperature, top_k, top_p, seed, beam):
+                session.close()  # no other request's step waits for this one while the page takes the update
+                yield update
+
+    def _generate(self, lm: LoadedModel, session: Decodable, prime, length, mode, temperature, top_k, top_p, seed,
+                  beam) -> Iterator[Generation]:
         prime = clip(prime, MAX_PRIME)
         vocab = lm.vocab
         skipped = "".join(vocab.unknown(prime))
         note = f"left out characters the model does not know: {skipped[:20]!r}" if skipped else ""
-        prompt = prepare_prompt(lm.model, vocab, prime, unknown="skip", char_counts=lm.char_counts)
+        prompt = prepare_prompt(session, vocab, prime, unknown="skip", char_counts=lm.char_counts)
         t0 = time.perf_counter()
         if mode == "beam":
             length = clamp_int(length, 1, MAX_BEAM_LENGTH, 200)
             width = clamp_int(beam, 1, min(MAX_BEAM, len(vocab)), 8)
             yield Generation(prompt.text, 0, 0.0, None, False, f"beam search, width {width} …")
-            best = beam_search(lm.model, vocab, prompt, width, length, num=1, length_penalty=1.0)[0]
+            best = beam_search(session, vocab, prompt, width, length, num=1, length_penalty=1.0)[0]
             took = time.perf_counter() - t0
             yield Generation(prompt.text + best.text, len(best.text), took, None, True,
                              "; ".join(filter(None, [f"beam width {width}, logprob {best.logprob:.2f}", note])))
@@ -202,7 +212,7 @@ class Service:
         p = clamp_float(top_p, 0.01, 1.0, 1.0)
         seed_value = seed_or_random(seed)
         settings = SamplingSettings(temperature, k or None, p if p < 1 else None, seed=seed_value)
-        pieces = generate(lm.model, vocab, prompt, length, settings)
+        pieces = generate(session, vocab, prompt, length, settings)
         out: list[str] = []
         last_yield, last_count = t0, 0
         for ch in pieces:
@@ -222,8 +232,10 @@ class Service:
         until = pick(until, UNTILS, "until")
         text = "" if text is None else str(text)
         lm = self.load(model)
-        result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
-                                             clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts)
+        with self.batcher.session(lm.model) as session:
+            result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
+                                                 clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts,
+                                                 session=session)
         answer = result.to_dict(tail=text[-32:])
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer

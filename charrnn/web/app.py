@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 import torch
+from starlette.middleware import Middleware
 
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
@@ -24,11 +25,12 @@ from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
-from charrnn.web import views
+from charrnn.web import access, views
 from charrnn.web.page import Page
 from charrnn.web.tabs import autocomplete, folk, generate, pronounce, train
 
 TABS = (generate, autocomplete, folk, pronounce, train)
+READ_ONLY_TABS = (generate, autocomplete, folk, pronounce)  # --read-only: nothing that trains or takes a file
 STATIC = Path(__file__).resolve().parent / "static"  # public: everything in it is served
 TITLE = ("# charrnn\nCharacter-level RNN models: generate text, autocomplete as you type, write folk tunes, "
          "pronounce words, and train your own model, all on this machine.")
@@ -52,7 +54,10 @@ def head() -> str:
 
 
 def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
-    """The Blocks, the keyword arguments for launch(), and the service behind them."""
+    """The Blocks, the keyword arguments for launch(), and the service behind them.
+
+    `args` are app.py's flags, with `credentials` (the (user, password) pairs of --auth and --auth-file).
+    """
     torch.set_num_threads(1)  # inference: one thread per request (a training job sets its own thread's count)
     models_dir = Path(args.models)
     runs_dir = Path(args.runs) if args.runs else default_runs_dir(models_dir)
@@ -67,7 +72,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
         notice = gr.Markdown(views.notice(bool(service.registry.entries())), label="Notice")
         page = Page(service, args.max_upload_mb, notice, CONCURRENCY)
         with gr.Tabs():
-            for tab in TABS:
+            for tab in READ_ONLY_TABS if args.read_only else TABS:
                 tab.build(page)
         page.wire(demo)
         gr.api(service.models, api_name="models", **page.workers("poll"))
@@ -76,7 +81,11 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_upload, ssr_mode=False,
                   share=False, show_error=True, theme=theme, head=head(), footer_links=["api", "settings"],
-                  quiet=False, run_history=False, state_session_capacity=args.max_sessions)
+                  quiet=False, run_history=False, state_session_capacity=args.max_sessions,
+                  auth=args.credentials or None, auth_message="charrnn: log in with the user name and password "
+                                                              "you were given")
+    if args.read_only:  # Gradio's upload routes stay mounted without a file component: refuse them outright
+        launch.update(max_file_size=0, app_kwargs={"middleware": [Middleware(access.ReadOnlyUploads)]})
     return demo, launch, service
 
 
@@ -106,7 +115,12 @@ def serve(args: argparse.Namespace, started: float | None = None) -> int:
     """
     started = time.perf_counter() if started is None else started
     demo, launch, service = build(args)
-    demo.launch(prevent_thread_lock=True, **launch)
+    try:
+        demo.launch(prevent_thread_lock=True, **launch)
+    except OSError as e:  # taken between the launcher's check and now (Gradio's message advises a variable)
+        if "port" not in str(e):
+            raise
+        raise CharRNNError(access.port_in_use(args.host, args.port)) from None
     print(f"charrnn app ready in {time.perf_counter() - started:.1f}s", flush=True)
     threading.Thread(target=warm_up, args=(service,), daemon=True, name="warm-up").start()
     try:

@@ -145,5 +145,6 @@ class Page:
 
         demo.load(refresh, menus, [*menus, self.notice, *load_outputs, *job_outputs, self.timer], api_name="refresh",
                   show_progress="hidden", **self.workers("poll"))
-        self.timer.tick(poll, [seen, *menus], [*job_outputs, seen, *menus, self.timer], api_name="train_poll",
-                        show_progress="hidden", **self.workers("poll"))
+        if self.jobs:  # a tab shows the training job (--read-only has none: no training API at all)
+            self.timer.tick(poll, [seen, *menus], [*job_outputs, seen, *menus, self.timer], api_name="train_poll",
+                            show_progress="hidden", **self.workers("poll"))
