@@ -90,10 +90,10 @@ def _prior(vocab: Vocab, char_counts: Sequence[int] | None) -> torch.Tensor:
 
 def inspect_text(model: CharRNN, vocab: Vocab, text: str, features: Sequence[str] = (),
                  cells: Sequence[CellRef] = (), unknown: str = "error",
-                 char_counts: Sequence[int] | None = None, show_best: int = 0) -> Report:
+                 char_counts: Sequence[int] | None = None, show_best: int = 0, find: bool = True) -> Report:
     """Read `text` once; return per-character surprisal and guesses, the finder's ranking of the cells
     for the built-in features and the NAME=REGEX `features`, gate saturation, and the series of the
-    `cells` asked for and of the `show_best` best cells for each feature."""
+    `cells` asked for and of the `show_best` best cells for each feature (`find=False`: no ranking)."""
     cells = [c.check(model) for c in cells]
     found = text_features("x", features)  # check the specs before the model's work
     text = vocab.known(text, unknown, "the text")
@@ -103,7 +103,7 @@ def inspect_text(model: CharRNN, vocab: Vocab, text: str, features: Sequence[str
     if len(text) > MAX_TEXT:
         raise CharRNNError(f"the text has {len(text):,} characters; inspect reads at most {MAX_TEXT:,}")
     ids = torch.from_numpy(vocab.encode(text))
-    keep = tuple(dict.fromkeys([*FINDER_KINDS, *(c.kind for c in cells)]))
+    keep = tuple(dict.fromkeys([*(FINDER_KINDS if find else ()), *(c.kind for c in cells)]))
     acts = record(model, ids, keep)
     logp = torch.cat([_prior(vocab, char_counts).to(acts.logits.device).unsqueeze(0),
                       acts.logits[:-1].float().log_softmax(-1)]).cpu()  # logp[t]: the prediction of char t
@@ -112,7 +112,7 @@ def inspect_text(model: CharRNN, vocab: Vocab, text: str, features: Sequence[str
     top = [list(zip([vocab.chars[i] for i in row_ids], row_p, strict=True))
            for row_ids, row_p in zip(guess.tolist(), probs.tolist(), strict=True)]
     found = text_features(text, features)
-    rankings = rank_cells({k: v for k, v in acts.series.items() if k[1] in FINDER_KINDS}, found)
+    rankings = rank_cells({k: v for k, v in acts.series.items() if k[1] in FINDER_KINDS}, found) if find else []
     saturation = [{"layer": layer, "gate": gate, "low": acts.low[layer, gate].cpu().tolist(),
                    "high": acts.high[layer, gate].cpu().tolist()}
                   for layer in range(model.cfg.layers) for gate in SIGMOID_GATES[model.cfg.cell]]

@@ -24,15 +24,15 @@ from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
 from charrnn.web import views
 from charrnn.web.page import Page
-from charrnn.web.tabs import autocomplete, folk, generate, train
+from charrnn.web.tabs import autocomplete, folk, generate, inside, train
 
-TABS = (generate, autocomplete, folk, train)
+TABS = (generate, autocomplete, folk, inside, train)
 STATIC = Path(__file__).resolve().parent / "static"  # public: everything in it is served
 TITLE = ("# charrnn\nCharacter-level RNN language models: generate text, autocomplete as you type, "
-         "write folk tunes, and train your own model, all on this machine.")
+         "write folk tunes, look inside a model, and train your own, all on this machine.")
 # Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
 # Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
-CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "train_control": 1, "poll": None}
+CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "inspect": 1, "train_control": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
 
 
