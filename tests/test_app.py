@@ -109,7 +109,7 @@ def test_inspect(client):
     text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     summary, coloured, menu, plot = client.predict("shakespeare", text, api_name="/inspect")
     assert f"{len(text)} characters" in summary and "bits per character" in summary
-    assert coloured.count("<span") == len(text) and coloured.count('title="') == len(text)
+    assert coloured.count('title="') == len(text) and "bits;" in coloured
     assert "<svg" in plot and plot.count("<circle") == 2 * 32 * 3  # two layers of 32 cells, three gates
     cell = client.predict("shakespeare", text, "1:4:c", api_name="/inspect_cell")
     assert "cell 1:4:c" in cell and cell.count("background:rgb(") == len(text)

@@ -205,9 +205,8 @@ def test_look_inside_colours_the_last_sample(page):
     spans = page.locator("#inside-out .text span")
     assert spans.count() == len(sample)
     assert re.fullmatch(r"[\d.]+ bits; .+", spans.nth(10).get_attribute("title"))  # the guesses, on hover
-    menu = page.locator("#inside-best")
-    menu.click()
-    option = page.get_by_role("option", name=re.compile(r"line_position: \d+:\d+:[hc] \(r ")).first
+    page.locator("#inside-best input").click()
+    option = page.get_by_role("option", name=re.compile(r"^\w+: \d+:\d+:[hc] \((auc|r) ")).first
     label = option.inner_text()
     option.click()
     page.wait_for_selector("#inside-out .legend:has-text('cell')", timeout=30_000)
