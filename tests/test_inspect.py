@@ -216,35 +216,32 @@ def test_the_page_for_ten_thousand_characters_is_under_5_mb():
 # --- the finder finds what is there, not noise ----------------------------------------------------------------------
 
 OUTSIDE = "the a of and to in is it that was he for on are as with his they at be this from have or by one had".split()
-# Other words inside quotes, made of the letters of the words outside: a cell must remember the quote to
-# know which words come next, and an untrained cell can hardly tell the inside from the letters alone.
-QUOTED = "hat ten tore note rose then ash sit tan hen ate sea toe nest".split()
+# Inside quotes the words are spelled backwards: the same letters as outside, so a cell must remember the
+# quote to know which spelling comes next, and an untrained cell cannot tell the inside from the letters.
+QUOTED = [w[::-1] for w in OUTSIDE]
 
 
-def synthetic_corpus(n_chars: int, seed: int = 0, width: int = 24) -> str:
-    """Lines filled up to `width` with words, quoted spans of other words, and nested brackets."""
+def synthetic_corpus(n_chars: int, seed: int = 0, width: int = 32) -> str:
+    """Paragraphs of words, quoted spans and nested brackets, cut into lines of `width` characters (a
+    paragraph's last line is shorter): where a line ends depends only on the position in it."""
     rng = random.Random(seed)
-    tokens, length = [], 0
+    paragraphs, length = [], 0
     while length < n_chars:
-        r = rng.random()
-        if r < 0.15:
-            token = '"' + " ".join(rng.choice(QUOTED) for _ in range(rng.randint(1, 3))) + '"'
-        elif r < 0.25:
-            opens = [rng.choice("([") for _ in range(rng.randint(1, 3))]
-            words = " ".join(rng.choice(OUTSIDE) for _ in range(len(opens) + 1))
-            token = "".join(opens) + words + "".join({"(": ")", "[": "]"}[o] for o in reversed(opens))
-        else:
-            token = rng.choice(OUTSIDE)
-        tokens.append(token)
-        length += len(token) + 1
-    lines, line = [], ""
-    for token in tokens:  # fill each line as far as `width` allows: where it ends depends on the position
-        if line and len(line) + 1 + len(token) > width:
-            lines.append(line)
-            line = token
-        else:
-            line = f"{line} {token}" if line else token
-    return "\n".join([*lines, line]) + "\n"
+        tokens = []
+        for _ in range(rng.randint(8, 40)):
+            r = rng.random()
+            if r < 0.15:
+                tokens.append('"' + " ".join(rng.choice(QUOTED) for _ in range(rng.randint(1, 4))) + '"')
+            elif r < 0.25:
+                opens = [rng.choice("([") for _ in range(rng.randint(1, 3))]
+                words = " ".join(rng.choice(OUTSIDE) for _ in range(len(opens) + 1))
+                tokens.append("".join(opens) + words + "".join({"(": ")", "[": "]"}[o] for o in reversed(opens)))
+            else:
+                tokens.append(rng.choice(OUTSIDE))
+        text = " ".join(tokens)
+        paragraphs.append("\n".join(text[i : i + width] for i in range(0, len(text), width)))
+        length += len(text) + 1
+    return "\n".join(paragraphs) + "\n"
 
 
 def best_scores(model, vocab, text) -> dict[str, float]:

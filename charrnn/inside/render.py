@@ -9,6 +9,7 @@ import numpy as np
 
 from charrnn.inside.report import CellRef, Report
 
+CELL_DEPTH = 0.75  # the strongest cell colour: darker would hide the black text
 SURPRISE_STEPS = 8  # colour steps for surprisal, one per bit; 8 bits and more are the darkest
 LAYER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -41,7 +42,7 @@ def _attribute(text: str) -> str:
 def cell_colour(v: float) -> str:
     """A background for a value scaled to [-1, 1]: blue below zero, white at zero, red above."""
     v = max(-1.0, min(1.0, float(v)))
-    fade = int(round(255 * (1 - abs(v))))
+    fade = int(round(255 * (1 - CELL_DEPTH * abs(v))))
     return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"
 
 
@@ -110,11 +111,11 @@ def cells_table(report: Report, top: int = 3) -> str:
             f"{rows}</table>")
 
 
-_RECOLOUR = """
+_RECOLOUR = f"const DEPTH = {CELL_DEPTH};  // cell_colour's, for the page's own menu" + """
 const series = JSON.parse(document.getElementById('series').textContent);
 const spans = document.querySelectorAll('#text span');
 function colour(v) {
-  v = Math.max(-1, Math.min(1, v)); const f = Math.round(255 * (1 - Math.abs(v)));
+  v = Math.max(-1, Math.min(1, v)); const f = Math.round(255 * (1 - DEPTH * Math.abs(v)));
   return v >= 0 ? `rgb(255,${f},${f})` : `rgb(${f},${f},255)`;
 }
 document.getElementById('cell').addEventListener('change', (e) => {
@@ -153,7 +154,7 @@ def terminal(text: str, values: np.ndarray) -> str:
     # The 6x6x6 colour cube: (5, k, k) is red fading to white, (k, k, 5) blue fading to white.
     out = []
     for ch, x in zip(text, v, strict=True):
-        k = int(round(5 * (1 - min(1.0, abs(float(x))))))
+        k = int(round(5 * (1 - CELL_DEPTH * min(1.0, abs(float(x))))))
         code = 16 + (36 * 5 + 6 * k + k if x >= 0 else 36 * k + 6 * k + 5)
         out.append("\x1b[0m\n" if ch == "\n" else f"\x1b[48;5;{code}m\x1b[30m{ch}")
     return "".join(out) + "\x1b[0m"
