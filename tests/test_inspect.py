@@ -230,9 +230,9 @@ def synthetic_corpus(n_chars: int, seed: int = 0, width: int = 32) -> str:
         tokens = []
         for _ in range(rng.randint(8, 40)):
             r = rng.random()
-            if r < 0.15:
-                tokens.append('"' + " ".join(rng.choice(QUOTED) for _ in range(rng.randint(1, 4))) + '"')
-            elif r < 0.25:
+            if r < 0.2:
+                tokens.append('"' + " ".join(rng.choice(QUOTED) for _ in range(rng.randint(2, 6))) + '"')
+            elif r < 0.3:
                 opens = [rng.choice("([") for _ in range(rng.randint(1, 3))]
                 words = " ".join(rng.choice(OUTSIDE) for _ in range(len(opens) + 1))
                 tokens.append("".join(opens) + words + "".join({"(": ")", "[": "]"}[o] for o in reversed(opens)))
