@@ -38,8 +38,10 @@ def build(page: Page) -> None:
                 model = page.model_menu(None, "shakespeare")
                 button = gr.Button("Look inside", variant="primary", elem_id="inside-go")
                 last = gr.Button("Use the last generated sample", elem_id="inside-last")
+                # Any cell is a valid value (API clients may ask for one the menu does not list).
                 best = gr.Dropdown(label="Colour by a cell the finder found", choices=[("surprise", "")], value="",
-                                   elem_id="inside-best", info="the best cells for each feature, with their scores")
+                                   elem_id="inside-best", info="the best cells for each feature, with their scores",
+                                   allow_custom_value=True)
                 with gr.Row():
                     free = gr.Textbox(label="... or any cell", placeholder="layer:index[:kind], e.g. 1:137 or 0:5:f",
                                       max_length=40, elem_id="inside-cell", scale=3)
