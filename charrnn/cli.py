@@ -27,6 +27,7 @@ from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC, FolkModel
 from charrnn.folk.render import DEFAULT_TEMPO
+from charrnn.inside.command import add_inspect, cmd_inspect
 from charrnn.runfile import RunFile
 from charrnn.seq2seq import command as seq2seq_command
 from charrnn.training.config import TrainConfig
@@ -60,7 +61,7 @@ def _add_inference_args(p, device: str = "cpu") -> None:
 
 def _load(args):
     if args.threads is None:
-        batched = args.command in ("complete", "eval") or getattr(args, "beam", None)
+        batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
         args.threads = torch.get_num_threads() if batched else 1
     torch.set_num_threads(args.threads)
     return load_model(args.model_dir, resolve_device(args.device))
@@ -370,11 +371,16 @@ def cmd_folk_check(args) -> int:
     return 1 if counts["error"] else 0
 
 
+def _add_inspect(sub) -> None:
+    add_inspect(sub, _add_inference_args)
+    sub.choices["inspect"].set_defaults(func=lambda args: cmd_inspect(args, *_load(args)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charrnn", description="Character-level RNN language models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_sample, _add_complete, _add_eval, _add_export, _add_corpora, _add_folk,
-                seq2seq_command.add_parser):
+                _add_inspect, seq2seq_command.add_parser):
         add(sub)
     return parser
 

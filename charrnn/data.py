@@ -44,6 +44,15 @@ class Vocab:
         """The distinct characters of `text` that are not in the vocabulary, in order of appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.index))
 
+    def known(self, text: str, unknown: str = "error", what: str = "the text") -> str:
+        """The text, or with unknown="skip" the text without the characters the model does not know."""
+        missing = self.unknown(text)
+        if missing and unknown != "skip":
+            shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
+            raise CharRNNError(f"{what} has characters the model does not know: {shown}"
+                               " (use --unknown skip to drop them)")
+        return "".join(c for c in text if c in self.index) if missing else text
+
     def encode(self, text: str) -> np.ndarray:
         """Map text to ids; every character must be in the vocabulary."""
         cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)

@@ -105,6 +105,20 @@ def test_autocomplete(client):
     assert again["cache"] == "result" and again["completions"] == answer["completions"]
 
 
+def test_inspect(client):
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
+    summary, coloured, menu, plot = client.predict("shakespeare", text, api_name="/inspect")
+    assert f"{len(text)} characters" in summary and "bits per character" in summary
+    assert coloured.count('title="') == len(text) and "bits;" in coloured
+    assert "<svg" in plot and plot.count("<circle") == 2 * 32 * 3  # two layers of 32 cells, three gates
+    cell = client.predict("shakespeare", text, "1:4:c", api_name="/inspect_cell")
+    assert "cell 1:4:c" in cell and cell.count("background:rgb(") == len(text)
+    with pytest.raises(Exception, match="index must be 0 to 31"):
+        client.predict("shakespeare", text, "0:99", api_name="/inspect_cell")
+    long, _, _, _ = client.predict("shakespeare", "ab " * 10_000, api_name="/inspect")
+    assert "10,000 characters" in long  # the handler cuts the text to its limit
+
+
 def test_folk_tune(client):
     sheet, audio, abc, findings, files, table = client.predict(
         "folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120, api_name="/folk")

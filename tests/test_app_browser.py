@@ -205,6 +205,35 @@ def test_folk_tune_shows_sheet_music_and_audio(page):
     shot(page, "folk")
 
 
+def test_look_inside_colours_the_last_sample(page):
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#gen-stats').innerText.includes('done')", timeout=60_000)
+    sample = page.locator("#gen-output textarea").input_value()
+    page.get_by_role("tab", name="Look inside").click()
+    page.get_by_role("button", name="Use the last generated sample").click()
+    page.wait_for_function("(s) => document.querySelector('#inside-input textarea').value === s", arg=sample,
+                           timeout=10_000)
+    page.locator("#inside-go").click()
+    page.wait_for_selector("#inside-saturation svg circle", timeout=60_000)
+    spans = page.locator("#inside-out .text span")
+    assert spans.count() == len(sample)
+    assert re.fullmatch(r"[\d.]+ bits; .+", spans.nth(10).get_attribute("title"))  # the guesses, on hover
+    page.locator("#inside-best input").click()
+    option = page.get_by_role("option", name=re.compile(r"^\w+: \d+:\d+:[hc] \((auc|r) ")).first
+    label = option.inner_text()
+    option.click()
+    page.wait_for_selector("#inside-out .legend:has-text('cell')", timeout=30_000)
+    assert label.split(": ")[1].split(" ")[0] in page.locator("#inside-out .legend").inner_text()
+    assert page.locator("#inside-out .text span").nth(10).get_attribute("style").startswith("background:rgb(")
+    shot(page, "inspect")
+    page.locator("#inside-cell textarea, #inside-cell input").first.fill("0:3:f")
+    page.locator("#inside-show").click()
+    page.wait_for_selector("#inside-out .legend:has-text('0:3:f')", timeout=30_000)
+    page.locator("#inside-cell textarea, #inside-cell input").first.fill("0:9999")
+    page.locator("#inside-show").click()
+    page.wait_for_selector("text=index must be 0 to", timeout=30_000)  # the error is shown, one line
+
+
 def test_training_draws_a_growing_loss_curve(page, small_text, tmp_path):
     upload = tmp_path / "sonnets.txt"
     upload.write_text(small_text.read_text(encoding="utf-8"), encoding="utf-8")

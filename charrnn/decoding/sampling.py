@@ -51,13 +51,7 @@ def prepare_prompt(model: Decodable, vocab: Vocab, prime: str, unknown: str = "e
     An empty prime starts from a zero state, and the first character is predicted by the corpus's
     character frequencies (`char_counts` from config.json) - uniform if they are not known.
     """
-    missing = vocab.unknown(prime)
-    if missing:
-        if unknown != "skip":
-            shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-            raise CharRNNError(f"the prime has characters the model does not know: {shown}"
-                               " (use --unknown skip to drop them)")
-        prime = "".join(c for c in prime if c in vocab.index)
+    prime = vocab.known(prime, unknown, "the prime")
     device = model.device
     state = model.init_state(1, device)
     if not prime:

@@ -31,6 +31,7 @@ from charrnn.errors import CharRNNError
 from charrnn.folk.check import check_tune
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
+from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
 from charrnn.serve.registry import LoadedModel, Registry
@@ -45,6 +46,8 @@ STREAM_EVERY_S = 0.05  # a streaming generation yields at most this often ...
 STREAM_MIN_CHARS = 8  # ... and only once this many new characters are there
 MAX_FOLK_CANDIDATES = 8
 MAX_FOLK_START = 200  # characters of "first bars"
+MAX_INSPECT = 10_000  # characters of text the Look inside tab reads (the rest is cut off)
+INSPECT_BEST = 3  # the finder's best cells per feature offered in the tab's menu
 MAX_HISTORY = 50  # tunes kept in a session's history
 KEEP_FILES = 100  # folders of tune files kept on disk (the newest)
 MODES = ("sample", "greedy", "beam")
@@ -309,6 +312,18 @@ class Service:
         folder = self.files_dir / f"{n:06d}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / (safe_name(title)[:40] or "tune")
+
+    # --- look inside ----------------------------------------------------------------------------------
+
+    def inspect(self, model, text="", cell="", find=True) -> Report:
+        """What the model makes of the first MAX_INSPECT characters of `text` (characters it does not know
+        are left out); with `cell` (LAYER:INDEX[:KIND]) that cell's series; `find`: rank the cells."""
+        inference_threads()
+        lm = self.load(model)
+        text = clip(text, MAX_INSPECT)
+        refs = [CellRef.parse(clip(cell, 40))] if cell else []
+        return inspect_text(lm.model, lm.vocab, text, cells=refs, unknown="skip", char_counts=lm.char_counts,
+                            find=find)
 
     # --- training -------------------------------------------------------------------------------------
 

@@ -27,17 +27,17 @@ from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
 from charrnn.web import access, views
 from charrnn.web.page import Page
-from charrnn.web.tabs import autocomplete, folk, generate, pronounce, train
+from charrnn.web.tabs import autocomplete, folk, generate, inside, pronounce, train
 
-TABS = (generate, autocomplete, folk, pronounce, train)
-READ_ONLY_TABS = (generate, autocomplete, folk, pronounce)  # --read-only: nothing that trains or takes a file
+TABS = (generate, autocomplete, folk, inside, pronounce, train)
+READ_ONLY_TABS = (generate, autocomplete, folk, inside, pronounce)  # --read-only: nothing that trains or takes a file
 STATIC = Path(__file__).resolve().parent / "static"  # public: everything in it is served
 TITLE = ("# charrnn\nCharacter-level RNN models: generate text, autocomplete as you type, write folk tunes, "
-         "pronounce words, and train your own model, all on this machine.")
+         "look inside a model, pronounce words, and train your own, all on this machine.")
 # Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
 # Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
-CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "pronounce": 2, "train_control": 1, "corpus_build": 1,
-               "poll": None}
+CONCURRENCY = {"generate": 2, "autocomplete": 4, "folk": 1, "inspect": 1, "pronounce": 2, "train_control": 1,
+               "corpus_build": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
 
 

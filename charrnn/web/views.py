@@ -11,6 +11,8 @@ import math
 
 import pandas as pd
 
+from charrnn.inside import render as inside
+from charrnn.inside.report import CellRef, Report
 from charrnn.serve.service import NO_MODELS, FolkResult, Generation
 
 # The completions popup (a gr.HTML template over the dict `completions` returns); static/autocomplete.js
@@ -142,6 +144,32 @@ def loss_frame(history: list[dict]) -> pd.DataFrame | None:
     return pd.DataFrame({"step": pd.Series([r["step"] for r in rows], dtype="int64"),
                          "loss": pd.Series([r["loss"] for r in rows], dtype="float64"),
                          "split": pd.Series([r["split"] for r in rows], dtype="object")})
+
+
+def inspection_summary(report: Report) -> str:
+    """The line above the coloured text: how much was read, at how many bits per character."""
+    return (f"{len(report.text):,} characters at **{report.bpc:.3f} bits per character**. Hover a character "
+            "for its surprisal and the model's five guesses for it.")
+
+
+def inspection_text(report: Report, cell: CellRef | None = None) -> str:
+    """The text coloured by surprise (or by `cell`: red above zero, blue below), with its legend."""
+    legend = (inside.legend_html() if cell is None else
+              f"<div class='legend'>cell {html.escape(str(cell))}: red above zero, blue below</div>")
+    return f"<style>{inside.CSS}</style><div class='charrnn-inside' id='inside-text'>{legend}" \
+           f"{inside.text_html(report, cell)}</div>"
+
+
+def cell_choices(report: Report, best: int) -> list[tuple[str, str]]:
+    """The cell menu: surprise, then the finder's `best` cells for each feature, as (label, LAYER:INDEX:KIND)."""
+    return [("surprise", "")] + [
+        (f"{c['feature']}: {c['layer']}:{c['cell']}:{c['kind']} ({c['metric']} {c['score']:.2f})",
+         f"{c['layer']}:{c['cell']}:{c['kind']}") for c in report.best_cells(best)]
+
+
+def saturation(report: Report) -> str:
+    """The gate-saturation scatter plot, inline SVG."""
+    return f"<div id='inside-saturation'>{inside.saturation_svg(report.saturation)}</div>"
 
 
 # --- the Pronounce tab ------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Looking inside a language model: activations, text features, the cell finder, reports."""

@@ -1,0 +1,64 @@
+"""`charrnn inspect MODEL TEXTFILE`: what a model makes of a text, as HTML, JSON or terminal colour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from charrnn.data import read_text
+from charrnn.errors import CharRNNError
+from charrnn.inside.render import html_page, terminal
+from charrnn.inside.report import CellRef, Report, inspect_text
+
+SHOW_BEST = 3  # best cells per feature whose series the HTML page can colour the text by
+
+
+def add_inspect(sub, add_inference_args) -> None:
+    """Register the subcommand; `add_inference_args` is the CLI's shared model/--unknown/--device/--json."""
+    p = sub.add_parser("inspect", help="look inside a model: surprise per character, its guesses, the cells "
+                                       "that track quotes, lines, brackets ..., gate saturation")
+    add_inference_args(p)
+    p.add_argument("file", help="the UTF-8 text to read ('-': standard input)")
+    p.add_argument("--html", help="write one self-contained HTML page here")
+    p.add_argument("--cell", action="append", default=[], metavar="L:I[:KIND]",
+                   help="colour the text by this cell in the terminal (KIND: h, the default; c or a gate "
+                        "i, f, g, o of an LSTM; r, z, n of a GRU); repeatable")
+    p.add_argument("--feature", action="append", default=[], metavar="NAME=REGEX",
+                   help="a feature of your own: the characters inside the regex's matches; repeatable")
+    p.add_argument("--top", type=int, default=10, help="best cells shown for each feature (default 10)")
+
+
+def _summary(report: Report, top: int) -> str:
+    """The plain-text answer: bits per character, the best cells, saturation at a glance."""
+    lines = [f"{len(report.text):,} characters, {report.bpc:.4f} bits per character"]
+    for c in report.best_cells(top):
+        lines.append(f"  {c['feature']:14} cell {c['layer']}:{c['cell']}:{c['kind']:2} {c['metric']} {c['score']:.3f}")
+    for s in report.saturation:
+        low, high = sum(s["low"]) / len(s["low"]), sum(s["high"]) / len(s["high"])
+        lines.append(f"  layer {s['layer']} {s['gate']} gate: {low:.1%} of the time < 0.1, {high:.1%} > 0.9")
+    return "\n".join(lines)
+
+
+def cmd_inspect(args, model, vocab, run) -> int:
+    text = read_text(args.file)
+    if not text:
+        raise CharRNNError(f"{args.file} is empty")
+    if args.top < 1:
+        raise CharRNNError(f"--top must be at least 1; got {args.top}")
+    cells = [CellRef.parse(spec) for spec in args.cell]
+    report = inspect_text(model, vocab, text, args.feature, cells, args.unknown, run.char_counts,
+                          show_best=SHOW_BEST if args.html else 0)
+    if args.html:
+        try:
+            Path(args.html).write_text(html_page(report, f"{Path(args.model_dir).name} reads {Path(args.file).name}"),
+                                       encoding="utf-8")
+        except OSError as e:
+            raise CharRNNError(f"cannot write {args.html}: {e.strerror or e}") from None
+    if args.json:
+        print(json.dumps(report.to_json(args.top), ensure_ascii=False))
+        return 0
+    for ref in cells:
+        print(f"cell {ref} (red above zero, blue below):")
+        print(terminal(report.text, report.cells[ref]))
+    print(_summary(report, min(args.top, 3)))
+    return 0
