@@ -125,9 +125,18 @@ document.getElementById('cell').addEventListener('change', (e) => {
 """
 
 
+def cell_label(c: dict) -> str:
+    """One of `Report.best_cells`, as a menu shows it: feature: LAYER:INDEX:KIND (score)."""
+    return f"{c['feature']}: {c['layer']}:{c['cell']}:{c['kind']} ({c['metric']} {c['score']:.2f})"
+
+
 def html_page(report: Report, title: str) -> str:
     """One self-contained page: no scripts, styles or fonts loaded from anywhere."""
-    options = "".join(f'<option value="{ref}">{ref}</option>' for ref in report.cells)
+    labels = {}  # a series' label: the first feature it is among the best cells for, with its score
+    for c in report.best_cells(len(report.cells)):
+        labels.setdefault(f"{c['layer']}:{c['cell']}:{c['kind']}", cell_label(c))
+    options = "".join(f'<option value="{ref}">{html.escape(labels.get(str(ref), str(ref)))}</option>'
+                      for ref in report.cells)
     # Hundredths as whole numbers: half the bytes of decimals, and finer than the colours can show.
     data = json.dumps({str(ref): np.rint(scaled(v) * 100).astype(int).tolist() for ref, v in report.cells.items()},
                       separators=(",", ":"))

@@ -162,9 +162,8 @@ def inspection_text(report: Report, cell: CellRef | None = None) -> str:
 
 def cell_choices(report: Report, best: int) -> list[tuple[str, str]]:
     """The cell menu: surprise, then the finder's `best` cells for each feature, as (label, LAYER:INDEX:KIND)."""
-    return [("surprise", "")] + [
-        (f"{c['feature']}: {c['layer']}:{c['cell']}:{c['kind']} ({c['metric']} {c['score']:.2f})",
-         f"{c['layer']}:{c['cell']}:{c['kind']}") for c in report.best_cells(best)]
+    return [("surprise", "")] + [(inside.cell_label(c), f"{c['layer']}:{c['cell']}:{c['kind']}")
+                                 for c in report.best_cells(best)]
 
 
 def saturation(report: Report) -> str:
