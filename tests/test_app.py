@@ -50,6 +50,14 @@ def test_first_response_is_quick(server):
     assert server.first_response_s < 30  # the README's figure is measured on an idle machine: under 10 s
 
 
+def test_the_log_names_the_address_and_no_share_link(server):
+    deadline = time.monotonic() + 30  # the line comes once launch() returns, just after the first answer
+    while "charrnn app ready in " not in (log := server.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "charrnn app ready in " in log and server.url in log
+    assert "share=True" not in log and "public link" not in log  # the README promises no share link
+
+
 def test_models_are_listed(client):
     listed = {m["name"]: m for m in client.predict(api_name="/models")}
     assert set(listed) == {"shakespeare", "folk"}
