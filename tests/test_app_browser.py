@@ -9,6 +9,7 @@ Screenshots of each tab go to test-artifacts/ (the README's come from there).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -224,6 +225,12 @@ def test_training_draws_a_growing_loss_curve(page, small_text, tmp_path):
     page.wait_for_function("() => document.querySelector('#train-status [data-status]')?.dataset.status === 'done'",
                            timeout=120_000)
     assert "is now in the model menus" in page.locator("#train-status").inner_text()
+    ticks = page.evaluate("() => [...document.querySelectorAll(\"#loss-plot g.role-axis[aria-label^='X-axis'] "
+                          "g.role-axis-label text\")].map(t => { const r = t.getBoundingClientRect();"
+                          " return {text: t.textContent, left: r.left, right: r.right}; })")
+    assert len(ticks) >= 2, ticks
+    ticks.sort(key=lambda t: t["left"])
+    assert all(a["right"] <= b["left"] for a, b in itertools.pairwise(ticks)), ticks  # no label runs into the next
     shot(page, "train")
     page.get_by_role("tab", name="Generate").click()
     page.get_by_label("Model").first.click()

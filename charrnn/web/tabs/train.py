@@ -84,7 +84,8 @@ def build(page: Page) -> None:
                 plot = gr.LinePlot(views.loss_frame([]), x="step", y="loss", color="split",
                                    color_map={"train": "#6366f1", "val": "#f97316"},
                                    title="Loss (nats per character)", height=340, elem_id="loss-plot",
-                                   label="Loss curve", show_label=False)
+                                   label="Loss curve", show_label=False,
+                                   x_label_angle=-45)  # upright, "1,500" and "1,600" ran into each other
                 with gr.Accordion("Job details", open=False):
                     details = gr.JSON(elem_id="train-details", label="Job")
         # inside the tab: gr.Tabs holds only tabs
