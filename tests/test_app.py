@@ -50,6 +50,23 @@ def test_first_response_is_quick(server):
     assert server.first_response_s < 30  # the README's figure is measured on an idle machine: under 10 s
 
 
+def test_the_log_names_the_address_and_no_share_link(server):
+    deadline = time.monotonic() + 30  # the line comes once launch() returns, just after the first answer
+    while "charrnn app ready in " not in (log := server.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "charrnn app ready in " in log and server.url in log
+    assert "share=True" not in log and "public link" not in log  # the README promises no share link
+
+
+def test_the_api_names_every_value(client):
+    """view_api() names each input and result after its component's label, never value_89."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for name in ("/generate", "/complete", "/folk", "/train_start", "/train_stop", "/corpus_build_folk"):
+        values = endpoints[name]["parameters"] + endpoints[name]["returns"]
+        assert values and not [v["label"] for v in values if v["label"].startswith("value_")], name
+    assert [r["label"] for r in endpoints["/train_start"]["returns"]] == ["Status", "Loss curve", "Job"]
+
+
 def test_models_are_listed(client):
     listed = {m["name"]: m for m in client.predict(api_name="/models")}
     assert set(listed) == {"shakespeare", "folk"}
@@ -137,7 +154,7 @@ def test_folk_tune(client):
 def test_training_job(client, small_text, tmp_path):
     upload = tmp_path / "my text.txt"
     upload.write_text(small_text.read_text(encoding="utf-8"), encoding="utf-8")
-    status, _, details, _ = client.predict("upload", handle_file(str(upload)), "api run", "gru", "tiny", 6,
+    status, _, details = client.predict("upload", handle_file(str(upload)), "api run", "gru", "tiny", 6,
                                            api_name="/train_start")
     assert details["name"] == "api-run" and details["status"] in ("starting", "running")
     with pytest.raises(Exception, match="Busy"):

@@ -9,7 +9,9 @@ Screenshots of each tab go to test-artifacts/ (the README's come from there).
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
 import statistics
@@ -253,6 +255,16 @@ def test_training_draws_a_growing_loss_curve(page, small_text, tmp_path):
     page.wait_for_function("() => document.querySelector('#train-status [data-status]')?.dataset.status === 'done'",
                            timeout=120_000)
     assert "is now in the model menus" in page.locator("#train-status").inner_text()
+    # The labels are set at -45 degrees: two of them run into each other when the distance between their
+    # parallel baselines, dx * sin(45), is less than a label's height.
+    ticks = page.evaluate("() => [...document.querySelectorAll(\"#loss-plot g.role-axis[aria-label^='X-axis'] "
+                          "g.role-axis-label text\")].map(t => ({text: t.textContent,"
+                          " left: t.getBoundingClientRect().left, height: t.getBBox().height,"
+                          " transform: t.getAttribute('transform') || ''}))")
+    assert len(ticks) >= 2 and all("rotate(315)" in t["transform"] for t in ticks), ticks
+    ticks.sort(key=lambda t: t["left"])
+    gaps = [(b["left"] - a["left"]) * math.sqrt(0.5) - 0.8 * a["height"] for a, b in itertools.pairwise(ticks)]
+    assert min(gaps) >= 0, (ticks, gaps)
     shot(page, "train")
     page.get_by_role("tab", name="Generate").click()
     page.get_by_label("Model").first.click()

@@ -82,7 +82,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_upload, ssr_mode=False,
                   share=False, show_error=True, theme=theme, head=head(), footer_links=["api", "settings"],
-                  quiet=False, run_history=False, state_session_capacity=args.max_sessions,
+                  quiet=True, run_history=False, state_session_capacity=args.max_sessions,
                   auth=args.credentials or None, auth_message="charrnn: log in with the user name and password "
                                                               "you were given")
     if args.read_only:  # Gradio's upload routes stay mounted without a file component: refuse them outright
@@ -122,7 +122,8 @@ def serve(args: argparse.Namespace, started: float | None = None) -> int:
         if "port" not in str(e):
             raise
         raise CharRNNError(access.port_in_use(args.host, args.port)) from None
-    print(f"charrnn app ready in {time.perf_counter() - started:.1f}s", flush=True)
+    # Gradio's own lines are off (quiet): they tell users to set share=True, which this app never does.
+    print(f"charrnn app ready in {time.perf_counter() - started:.1f}s on {demo.local_url}", flush=True)
     threading.Thread(target=warm_up, args=(service,), daemon=True, name="warm-up").start()
     try:
         demo.block_thread()

@@ -143,8 +143,9 @@ class Page:
             fresh = self._menus(current) if not last or last[0] != signature else (gr.skip(),) * len(menus)
             return (*self._job_views(snapshot), key, *fresh, polling(snapshot))
 
+        # The page's own plumbing (its results include the unlabelled timer): callable, but not in view_api().
         demo.load(refresh, menus, [*menus, self.notice, *load_outputs, *job_outputs, self.timer], api_name="refresh",
-                  show_progress="hidden", **self.workers("poll"))
+                  show_progress="hidden", api_visibility="undocumented", **self.workers("poll"))
         if self.jobs:  # a tab shows the training job (--read-only has none: no training API at all)
             self.timer.tick(poll, [seen, *menus], [*job_outputs, seen, *menus, self.timer], api_name="train_poll",
-                            show_progress="hidden", **self.workers("poll"))
+                            show_progress="hidden", api_visibility="undocumented", **self.workers("poll"))

@@ -43,7 +43,7 @@ def build(page: Page) -> None:
                                               core=core, size=size, time_budget=budget)
         else:
             snapshot = service.start_training(corpus=source, name=name, core=core, size=size, time_budget=budget)
-        return (*view(snapshot), polling(snapshot))
+        return view(snapshot)
 
     def corpus_builder(corpus: str):
         @user_errors
@@ -83,7 +83,9 @@ def build(page: Page) -> None:
                                  js_on_load=None)
                 plot = gr.LinePlot(views.loss_frame([]), x="step", y="loss", color="split",
                                    color_map={"train": "#6366f1", "val": "#f97316"},
-                                   title="Loss (nats per character)", height=340, elem_id="loss-plot")
+                                   title="Loss (nats per character)", height=340, elem_id="loss-plot",
+                                   label="Loss curve", show_label=False,
+                                   x_label_angle=-45)  # upright, "1,500" and "1,600" ran into each other
                 with gr.Accordion("Job details", open=False):
                     details = gr.JSON(elem_id="train-details", label="Job")
         # inside the tab: gr.Tabs holds only tabs
@@ -95,7 +97,9 @@ def build(page: Page) -> None:
         button.click(corpus_builder(corpus), None, [source, absent, *builds, built], api_name=f"corpus_build_{corpus}",
                      show_progress="minimal", show_progress_on=[built], **page.workers("corpus_build"))
     page.on_job(view, outputs)
-    start.click(train_start, [source, upload, name, core, size, budget], [*outputs, page.timer],
-                api_name="train_start", show_progress="hidden", **page.workers("train_control"))
+    start.click(train_start, [source, upload, name, core, size, budget], outputs,
+                api_name="train_start", show_progress="hidden", **page.workers("train_control")
+                ).success(lambda: polling(service.training_status()), None, page.timer, api_visibility="private",
+                          show_progress="hidden", **page.workers("poll"))  # the page's timer: not an API result
     stop.click(train_stop, None, outputs, api_name="train_stop", show_progress="hidden",
                **page.workers("train_control"))
