@@ -11,6 +11,7 @@ one test word at a time through gradio_client: p50 and p95 of the whole round tr
 time (the "ms" it reports).
 
     python -m benchmarks.bench_seq2seq [--pairs corpora/cmudict.train.tsv] [--model models/g2p] [--threads 2]
+                                       [--device cuda]   # both parts on the GPU (default: the CPU)
     python -m benchmarks.bench_seq2seq --app [--model models/g2p] [--words 200]
 """
 
@@ -36,13 +37,14 @@ from tests.load_clients import percentile
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def training(pairs: Path, hidden: int, layers: int, rounds: int) -> list:
+def training(pairs: Path, hidden: int, layers: int, rounds: int, device: str) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Seq2SeqTrainConfig(corpus=str(pairs), out=f"{tmp}/run", hidden=hidden, layers=layers,
-                                 target_tokens="space", max_steps=10**6, dropout=0.0)
+                                 target_tokens="space", max_steps=10**6, dropout=0.0, device=device)
         trainer = Trainer(cfg, progress=False)
         model = trainer.model.train()
-        batches = [trainer.task.batches.get(step) for step in range(64)]  # the shapes charrnn's steps see
+        # The shapes charrnn's steps see, already on the device (as charrnn's are once its step moves them).
+        batches = [trainer.task.batches.get(step).to(trainer.device) for step in range(64)]
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         done = {"bare": 0}
 
@@ -61,6 +63,7 @@ def training(pairs: Path, hidden: int, layers: int, rounds: int) -> list:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+            loss.item()  # waits for the device, as charrnn's step does (it checks the loss)
             return n
 
         def ours(n=10):
@@ -76,8 +79,8 @@ def training(pairs: Path, hidden: int, layers: int, rounds: int) -> list:
             f"{speed['charrnn'] / speed['bare']:.2f}"]
 
 
-def decoding(model_dir: Path, pairs: Path, n: int, rounds: int) -> tuple[list[list], str]:
-    translator = Translator.load(model_dir)
+def decoding(model_dir: Path, pairs: Path, n: int, rounds: int, device: str) -> tuple[list[list], str]:
+    translator = Translator.load(model_dir, device)
     data = read_pairs(pairs, translator.source_tokens, translator.target_tokens)
     sources = [detokenize(s, translator.source_tokens) for s in list(data.references())[:n]]
     settings = {"greedy": (1, 0.0), "beam 5": (5, 0.0), "beam 5, length penalty 1": (5, 1.0)}
@@ -88,7 +91,8 @@ def decoding(model_dir: Path, pairs: Path, n: int, rounds: int) -> tuple[list[li
     speed = interleaved({name: run(*s) for name, s in settings.items()}, rounds=rounds)
     rows = [[name, f"{speed[name]:,.0f}", f"{speed['greedy'] / speed[name]:.2f}"] for name in settings]
     model = translator.model.cfg
-    return rows, f"{model.layers}x{model.hidden} {model.cell.upper()}, {len(sources):,} sources of {pairs.name}"
+    return rows, (f"{model.layers}x{model.hidden} {model.cell.upper()} on {device}, {len(sources):,} sources of "
+                  f"{pairs.name}")
 
 
 def app_latency(model_dir: Path, pairs: Path, words: int) -> dict:
@@ -119,6 +123,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="where to train and decode: cpu (default), cuda or mps")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--app", action="store_true", help="measure the app's /translate instead")
@@ -131,9 +136,9 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     if not args.skip_training:
-        row = training(args.pairs, args.hidden, args.layers, args.rounds)
+        row = training(args.pairs, args.hidden, args.layers, args.rounds, args.device)
         print(table([row], ["model", "bare steps/s", "charrnn steps/s", "ratio"]), "\n", flush=True)
-    rows, what = decoding(args.model, args.test, args.sources, args.rounds)
+    rows, what = decoding(args.model, args.test, args.sources, args.rounds, args.device)
     print(f"decoding: {what}, {args.threads} threads, torch {torch.__version__}")
     print(table(rows, ["search", "sources/s", "cost per source vs greedy"]))
 

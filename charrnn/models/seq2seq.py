@@ -10,7 +10,9 @@ as the language model's, on the decoder's weights rearranged once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from typing import NamedTuple
 
 import torch
@@ -18,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from charrnn.models import register
-from charrnn.models.rnn import CELLS, State, StepWeights, stack_step, stack_weights
+from charrnn.models.rnn import CELLS, CharRNN, State, StepWeights, stack_step, stack_weights
 
 PAD, BOS, EOS = 0, 1, 2  # the first ids of every seq2seq vocabulary (a source vocabulary uses PAD only)
 ATTENTION = ("dot", "general", "additive")
@@ -144,9 +146,13 @@ class Seq2Seq(StepWeights, nn.Module):
 
     def start(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, DecoderState]:
         """Encode sources and take the first step: logits (B, V) of the first target token, and the state."""
+        return self.step(*self.begin(src, lengths))
+
+    def begin(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, DecoderState]:
+        """Encode sources: the first step's input (BOS for each) and state, for `step` or a batcher's session's."""
         hidden, memory = self.encode(src, lengths)
         rows = torch.arange(src.shape[0], device=src.device)
-        return self.step(torch.full_like(rows, BOS), DecoderState(hidden, memory, rows))
+        return torch.full_like(rows, BOS), DecoderState(hidden, memory, rows)
 
     def _build_step_weights(self) -> list[tuple]:
         return stack_weights(self.target_embed, self.decoder, self.cfg.cell)
@@ -172,11 +178,31 @@ class Seq2Seq(StepWeights, nn.Module):
 
     @staticmethod
     def reorder(state: DecoderState, index: torch.Tensor) -> DecoderState:
-        """Rows `index` of a state: the decoder's hidden state and whose rows they are (the memory stays)."""
-        hidden = state.hidden
-        hidden = tuple(s.index_select(1, index) for s in hidden) if isinstance(hidden, tuple) \
-            else hidden.index_select(1, index)
-        return DecoderState(hidden, state.memory, state.owner.index_select(0, index))
+        """Rows `index` of a state: the decoder's hidden state and whose rows they are. The memory stays,
+        unless the rows kept use fewer than half of its sources: then it keeps only theirs (a batcher's
+        session gets its rows back out of a shared state this way, so its memory never piles up)."""
+        hidden = CharRNN.reorder(state.hidden, index)  # the decoder stack's state is kept as the LM's is
+        owner, memory = state.owner.index_select(0, index), state.memory
+        used, renumbered = torch.unique(owner, return_inverse=True)  # sorted: equal owners stay side by side
+        if 2 * len(used) < len(memory.mask):
+            memory, owner = Memory(*(t.index_select(0, used) for t in memory)), renumbered
+        return DecoderState(hidden, memory, owner)
+
+    @staticmethod
+    def concat(states: Sequence[DecoderState]) -> DecoderState:
+        """The rows of several states, one after another (serve.batcher steps many requests at once): their
+        memories padded to the longest source (masked, zero) and stacked, each owner offset by the sources before."""
+        width = max(s.memory.mask.shape[1] for s in states)
+
+        def padded(t: torch.Tensor) -> torch.Tensor:  # (N, S, ...) -> (N, width, ...)
+            pad = t.new_zeros(t.shape[0], width - t.shape[1], *t.shape[2:])
+            return torch.cat([t, pad], 1)
+
+        memory = Memory(*(torch.cat([padded(t) for t in parts]) for parts in zip(*(s.memory for s in states),
+                                                                                  strict=True)))
+        offsets = accumulate((len(s.memory.mask) for s in states[:-1]), initial=0)
+        owner = torch.cat([s.owner + offset for s, offset in zip(states, offsets, strict=True)])
+        return DecoderState(CharRNN.concat([s.hidden for s in states]), memory, owner)
 
 
 register("seq2seq", Seq2SeqConfig, Seq2Seq)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
+from charrnn.decoding.interface import Stepper
 from charrnn.decoding.search import EndsWith, Hypothesis, beam_search, greedy_search
 from charrnn.errors import CharRNNError
 from charrnn.models.seq2seq import EOS, PAD, Seq2Seq
@@ -28,8 +29,10 @@ MAX_BEAM = 64
 
 
 def decode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lens: Sequence[int], beam: int = 1,
-               num: int = 1, length_penalty: float = 0.0) -> list[list[Hypothesis]]:
-    """The N-best outputs (token ids, EOS included) of each source, in input order."""
+               num: int = 1, length_penalty: float = 0.0, stepper: Stepper | None = None) -> list[list[Hypothesis]]:
+    """The N-best outputs (token ids, EOS included) of each source, in input order. The model encodes;
+    `stepper` (default: the model; a serve.batcher session shares steps with other requests) steps."""
+    stepper = stepper or model
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
     device = model.device
@@ -38,12 +41,12 @@ def decode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lens: Seque
             rows = order[lo : lo + CHUNK]
             src = pad([list(sources[i]) for i in rows]).to(device)
             lengths = torch.tensor([len(sources[i]) for i in rows], device=device)
-            logits, state = model.start(src, lengths)
+            logits, state = stepper.step(*model.begin(src, lengths))
             limits = [max_lens[i] for i in rows]
             if beam == 1 and num == 1:
-                found = [[h] for h in greedy_search(model, logits, state, limits, EndsWith(EOS))]
+                found = [[h] for h in greedy_search(stepper, logits, state, limits, EndsWith(EOS))]
             else:
-                found = beam_search(model, logits, state, beam, limits, num, EndsWith(EOS), length_penalty)
+                found = beam_search(stepper, logits, state, beam, limits, num, EndsWith(EOS), length_penalty)
             for i, hyps in zip(rows, found, strict=True):
                 results[i] = hyps
     return results
@@ -97,14 +100,14 @@ class Translator:
         return self.source_vocab.encode(tokens)
 
     def translate(self, sources: Sequence[str], beam: int = 1, num: int = 1, length_penalty: float = 0.0,
-                  unknown: str = "error") -> list[list[Output]]:
-        """The `num` best outputs of each source, best first, in input order."""
+                  unknown: str = "error", stepper: Stepper | None = None) -> list[list[Output]]:
+        """The `num` best outputs of each source, best first, in input order (stepped by `stepper`: see decode_ids)."""
         if not 1 <= beam <= MAX_BEAM or not 1 <= num <= beam:
             raise CharRNNError(f"the beam width must be between 1 and {MAX_BEAM}, and --num between 1 and the "
                                f"width (got beam {beam}, num {num})")
         ids = [self.encode(s, unknown) for s in sources]
         limits = [max_output_len(len(s), self.max_ratio) for s in ids]
-        found = decode_ids(self.model, ids, limits, beam, num, length_penalty)
+        found = decode_ids(self.model, ids, limits, beam, num, length_penalty, stepper)
         return [[self._output(h) for h in hyps] for hyps in found]
 
     def translate_known(self, sources: Sequence[str], known: Callable[[str], list[tuple[str, ...]]], beam: int = 1,

@@ -1,9 +1,10 @@
 """The Pronounce tab's work, without Gradio: the words of a text through a seq2seq (G2P) model, N-best.
 
-Every word of a request is decoded in one batched search. For each word it returns the model's N best
-pronunciations with their probabilities, in ARPAbet and IPA; the dictionary's pronunciations beside
-them (scored by the model too) when the word is in the CMU dictionary; and the attention weights of the
-best one, letters x phonemes, for the picture.
+Every word of a request is decoded in one batched search; given the service's batcher, its steps are
+shared with the other requests decoding with the same model at that moment (serve/batcher.py). For each
+word it returns the model's N best pronunciations with their probabilities, in ARPAbet and IPA; the
+dictionary's pronunciations beside them (scored by the model too) when the word is in the CMU dictionary;
+and the attention weights of the best one, letters x phonemes, for the picture.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import math
 import re
 import time
 import weakref
+from contextlib import nullcontext
 
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, is_phoneme
 from charrnn.seq2seq.translate import Translator
+from charrnn.serve.batcher import Batcher
 from charrnn.serve.registry import Registry
 
 MAX_WORDS = 40  # per request
@@ -39,8 +42,9 @@ def ipa(phonemes: tuple[str, ...]) -> str:
 class Pronouncer:
     """Pronunciations from the registry's seq2seq models, and the dictionary's beside them."""
 
-    def __init__(self, registry: Registry, lexicon: Lexicon | None = None):
-        self.registry = registry
+    def __init__(self, registry: Registry, lexicon: Lexicon | None = None, batcher: Batcher | None = None):
+        """With a batcher (the service's), concurrent requests decode in shared steps; without, each alone."""
+        self.registry, self.batcher = registry, batcher
         self._lexicon = lexicon
         self._translators: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -69,7 +73,8 @@ class Pronouncer:
         num = max(1, min(int(num), MAX_NUM))
         beam = max(num, min(int(beam), MAX_BEAM))
         translator = self.translator(model)
-        found = translator.translate(words, beam, num, unknown="skip")
+        with self.batcher.session(translator.model) if self.batcher else nullcontext() as session:
+            found = translator.translate(words, beam, num, unknown="skip", stepper=session)
         lexicon = self.lexicon()
         known = [lexicon.lookup(w) if lexicon else [] for w in words]
         # One fused call scores the dictionary's pronunciations and draws the best outputs' attention.

@@ -12,7 +12,7 @@ from charrnn.web.page import Page, user_errors
 
 def build(page: Page) -> None:
     """Lay out the Pronounce tab and wire its event (API: translate)."""
-    pronouncer = Pronouncer(page.registry)
+    pronouncer = Pronouncer(page.registry, batcher=page.service.batcher)  # requests share decoding steps
 
     @user_errors
     def translate(model, text, beam, num):
