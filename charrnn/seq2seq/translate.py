@@ -135,6 +135,9 @@ class Translator:
         """For each source and a given output (tokens): the model's log-probability of that output (EOS
         included) and the attention weights, (output tokens + EOS) x (source tokens), in one fused call."""
         src = [self.encode(s, unknown) for s in sources]
+        for o in outputs:
+            if missing := self.target_vocab.unknown(tuple(o)):
+                raise CharRNNError(f"{' '.join(o)!r} has symbols the model never writes: {', '.join(missing[:10])}")
         tgt = [self.target_vocab.encode(tuple(o)) for o in outputs]
         batch = make_batch(src, tgt).to(self.model.device)
         with torch.inference_mode():

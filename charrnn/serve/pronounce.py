@@ -76,7 +76,8 @@ class Pronouncer:
         with self.batcher.session(translator.model) if self.batcher else nullcontext() as session:
             found = translator.translate(words, beam, num, unknown="skip", stepper=session)
         lexicon = self.lexicon()
-        known = [lexicon.lookup(w) if lexicon else [] for w in words]
+        symbols = translator.target_vocab.index  # a pronunciation with other symbols is one the model cannot score
+        known = [[p for p in lexicon.lookup(w) if all(t in symbols for t in p)] if lexicon else [] for w in words]
         # One fused call scores the dictionary's pronunciations and draws the best outputs' attention.
         asked = [(w, out.tokens) for w, outs in zip(words, found, strict=True) for out in outs[:1]]
         asked += [(w, pron) for w, prons in zip(words, known, strict=True) for pron in prons]
