@@ -23,3 +23,25 @@ def require(path: Path) -> Path:
             pytest.fail(f"{message}; CI is set, so this fails instead of skipping", pytrace=False)
         pytest.skip(message)
     return path
+
+
+def run_in_threads(jobs: list) -> list:
+    """Each job() in its own thread, all started at once; their results in order (an error in any is raised)."""
+    import threading
+
+    results: list = [None] * len(jobs)
+    errors: list = []
+
+    def run(i, job):
+        try:
+            results[i] = job()
+        except BaseException as e:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    return results

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import torch
+from helpers import run_in_threads
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
@@ -47,28 +48,17 @@ def sample(model, vocab: Vocab, request) -> str:
 def together(batcher: Batcher, model, jobs: list) -> list:
     """Run every job(decodable) in its own thread, each through its own session, all at once: each job
     reads a prompt, and no read goes on until every session has joined (by reading)."""
-    results: list = [None] * len(jobs)
-    errors: list = []
     meet = threading.Barrier(len(jobs), timeout=60)
     model.read = lambda ids, state: (meet.wait(), type(model).read(model, ids, state))[1]
 
-    def run(i, job):
-        try:
-            with batcher.session(model) as session:
-                results[i] = job(session)
-        except BaseException as e:  # noqa: BLE001 - reported below, in the test's thread
-            errors.append(e)
+    def in_session(job):
+        with batcher.session(model) as session:
+            return job(session)
 
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        return run_in_threads([lambda job=job: in_session(job) for job in jobs])
     finally:
         del model.read
-    assert not errors, errors
-    return results
 
 
 def assert_same_completions(got, alone):
