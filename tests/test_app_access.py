@@ -193,8 +193,8 @@ def test_with_a_login_everything_works(locked, small_text, tmp_path):
     assert text.startswith("ROMEO:") and len(text) == 26
     upload = tmp_path / "mine.txt"
     upload.write_text(small_text.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
-    _, _, details, _ = client.predict("upload", handle_file(str(upload)), "locked", "lstm", "tiny", 5,
-                                      api_name="/train_start")
+    _, _, details = client.predict("upload", handle_file(str(upload)), "locked", "lstm", "tiny", 5,
+                                   api_name="/train_start")
     assert details["name"] == "locked"
     client.predict(api_name="/train_stop")
 
