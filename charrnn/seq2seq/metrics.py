@@ -43,9 +43,6 @@ class Score:
     def ter(self) -> float:
         return self.errors / self.reference_tokens if self.reference_tokens else 0.0
 
-    def __add__(self, other: Score) -> Score:
-        return Score(*(x + y for x, y in zip(self.totals(), other.totals(), strict=True)))
-
     def totals(self) -> tuple[int, int, int, int]:
         return self.pairs, self.correct, self.errors, self.reference_tokens
 
