@@ -135,3 +135,21 @@ def test_signature_changes_when_a_model_appears(folders, tiny_run):
 
 def test_default_runs_dir_is_beside_the_models(tmp_path):
     assert default_runs_dir(tmp_path / "models") == tmp_path / "runs" / "app"
+
+
+def test_run_files_are_read_again_only_when_they_change(folders, monkeypatch):
+    """Every request asks for the entries: unchanged folders cost a few stats, not a read of each run file."""
+    models, runs = folders
+    reads: list[Path] = []
+    describe = registry_module.describe
+    monkeypatch.setattr(registry_module, "describe", lambda path, *a: (reads.append(path), describe(path, *a))[1])
+    reg = Registry(models, runs)
+    first = reg.names()
+    assert reg.names() == first and len(reads) == 4  # folk, shakespeare, broken, mine: each read once
+    cfg = json.loads((runs / "mine" / "config.json").read_text())
+    cfg["best_val_loss"] = 0.123
+    (runs / "mine" / "config.json").write_text(json.dumps(cfg, indent=2))  # rewritten in place
+    assert reg.entry("trained/mine").best_val_loss == 0.123 and reads[4:] == [runs / "mine"]
+    shutil.copytree(models / "shakespeare", models / "another")  # a new folder: the listing changes
+    shutil.rmtree(models / "folk")
+    assert reg.names() == ["another", "shakespeare", "trained/mine"]

@@ -23,7 +23,7 @@ from charrnn.checkpoint import WEIGHTS, load_model
 from charrnn.data import Vocab
 from charrnn.decoding.interface import Decodable
 from charrnn.errors import CharRNNError
-from charrnn.runfile import RunFile
+from charrnn.runfile import CONFIG, RunFile
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
@@ -114,6 +114,10 @@ class Registry:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        # Every request asks which models there are: folders are listed and run files read again only
+        # when their modification times say they changed (folder -> (mtime, subfolders); folder -> (key, entry)).
+        self._listings: dict[Path, tuple[int, list[Path]]] = {}
+        self._described: dict[Path, tuple[tuple, ModelEntry | None]] = {}
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -121,17 +125,37 @@ class Registry:
         """Every model on offer now: shipped ones first, then trained ones, each group by name."""
         hidden = {Path(p).resolve() for p in self.hidden()}
         found = []
-        for path in _subdirs(self.models_dir):
-            entry = describe(path, path.name, "shipped")
+        for path in self._listing(self.models_dir):
+            entry = self._describe(path, path.name, "shipped")
             if entry:
                 found.append(entry)
-        for path in _subdirs(self.runs_dir):
+        for path in self._listing(self.runs_dir):
             if path.resolve() in hidden:
                 continue
-            entry = describe(path, TRAINED_PREFIX + path.name, "trained")
+            entry = self._describe(path, TRAINED_PREFIX + path.name, "trained")
             if entry:
                 found.append(entry)
         return found
+
+    def _listing(self, folder: Path | None) -> list[Path]:
+        try:
+            mtime = folder.stat().st_mtime_ns if folder is not None else -1
+        except OSError:
+            return []
+        cached = self._listings.get(folder)
+        if cached is None or cached[0] != mtime:
+            cached = self._listings[folder] = (mtime, list(_subdirs(folder)))
+        return cached[1]
+
+    def _describe(self, path: Path, name: str, source: str) -> ModelEntry | None:
+        try:  # a run saves by renaming files into its folder, which changes the folder's time too
+            key = tuple((st.st_mtime_ns, st.st_size) for st in map(Path.stat, (path, path / WEIGHTS, path / CONFIG)))
+        except OSError:
+            return None
+        cached = self._described.get(path)
+        if cached is None or cached[0] != key:
+            cached = self._described[path] = (key, describe(path, name, source))
+        return cached[1]
 
     def offered(self, folk: bool | None = None, kind: str = "lm") -> list[ModelEntry]:
         """The entries of `kind`; for language models folk=True only ABC models, folk=False only the others."""
