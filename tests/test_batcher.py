@@ -176,3 +176,62 @@ def test_autocompleter_caches_per_model_and_computes_through_the_session(lm):
         again = completer.complete(model, vocab, "To be, or not to b", session=session)
     assert first.cache == "cold" and again.cache == "result" and again.completions == first.completions
     assert batcher.stats(model).steps > 0
+
+
+# --- Batcher.together: whole calls batched -------------------------------------------------------
+
+
+def test_calls_that_come_while_a_batch_runs_go_together_in_the_next():
+    batcher, batches = Batcher(), []
+    first_runs, release = threading.Event(), threading.Event()
+
+    def run_all(items):
+        batches.append(list(items))
+        if len(batches) == 1:  # hold the first batch until the others have queued behind it
+            first_runs.set()
+            release.wait(30)
+        return [item * 10 for item in items]
+
+    def call(i):
+        if i:
+            first_runs.wait(30)
+            if i == 4:  # the last to queue lets the first batch finish
+                while len(batcher._lines["k"].waiting) < 3:
+                    threading.Event().wait(0.001)
+                release.set()
+        return batcher.together("k", run_all, i)
+
+    assert run_in_threads([lambda i=i: call(i) for i in range(5)]) == [0, 10, 20, 30, 40]
+    assert batches[0] == [0] and sorted(batches[1]) == [1, 2, 3, 4]  # one batch ran, the four waiting ran as one
+    assert batcher._lines == {}  # nothing is kept once idle (a key may hold a model)
+
+
+def test_a_lone_call_runs_at_once_and_errors_reach_the_whole_batch():
+    batcher = Batcher()
+    assert batcher.together("k", lambda items: [x + 1 for x in items], 1) == 2
+
+    def broken(items):
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        batcher.together("k", broken, 1)
+    assert batcher.together("k", lambda items: [x + 1 for x in items], 2) == 3  # the line still works
+
+
+def test_autocompleter_searches_together_get_what_they_get_alone(lm):
+    """Concurrent completions with the same settings share one search, and each gets its own answer."""
+    model, vocab = lm
+    prefixes = ["To be, or not to b", "ROMEO:\nI", "The kin", "a", "First Citizen:\nBefore we proc"]
+    alone = [Autocompleter().complete(model, vocab, p, 3, "word", 20 + i) for i, p in enumerate(prefixes)]
+    batcher, completer, sizes = Batcher(), Autocompleter(), []
+
+    def together(key, run_all, item):
+        return batcher.together(key, lambda items: (sizes.append(len(items)), run_all(items))[1], item)
+
+    results = run_in_threads([lambda i=i, p=p: completer.complete(model, vocab, p, 3, "word", 20 + i,
+                                                                   together=together)
+                              for i, p in enumerate(prefixes)])
+    for got, want in zip(results, alone, strict=True):
+        assert [(c.text, c.ended) for c in got.completions] == [(c.text, c.ended) for c in want.completions]
+        assert all(abs(a.logprob - b.logprob) < 1e-5 for a, b in zip(got.completions, want.completions, strict=True))
+    assert sum(sizes) == len(prefixes)

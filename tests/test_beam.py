@@ -10,7 +10,7 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.beam import LINE_END, PHRASE_END, UNTIL, WORD_END, beam_search, complete
+from charrnn.decoding.beam import LINE_END, PHRASE_END, UNTIL, WORD_END, beam_search, complete, complete_all
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, ModelConfig
@@ -292,3 +292,15 @@ def test_complete_skips_empty_completions():
     found = complete(model, vocab, prepare_prompt(model, vocab, "ab"), num=50, max_len=3, width=64)
     assert all(c.text and c.text.strip() for c in found)
     assert "" not in {c.text for c in found}
+
+
+def test_complete_all_gives_each_prompt_what_it_gets_alone(tiny):
+    model, vocab, _ = tiny
+    prefixes, lengths = ["To be, or not to b", "ROMEO:\nI", "Th", "a"], [30, 3, 12, 1]
+    prompts = [prepare_prompt(model, vocab, p) for p in prefixes]
+    for until in UNTIL:
+        together = complete_all(model, vocab, prompts, 3, until, lengths)
+        for prompt, max_len, got in zip(prompts, lengths, together, strict=True):
+            alone = complete(model, vocab, prompt, 3, until, max_len)
+            assert [(c.text, c.ended) for c in got] == [(c.text, c.ended) for c in alone]
+            assert all(abs(a.logprob - b.logprob) < 1e-6 for a, b in zip(got, alone, strict=True))

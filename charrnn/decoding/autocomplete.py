@@ -17,16 +17,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from charrnn.data import Vocab
-from charrnn.decoding.beam import UNTIL, Completion, complete
+from charrnn.decoding.beam import UNTIL, Completion, complete, complete_all
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.errors import CharRNNError
 
+# Batcher.together's shape: run_all(items) for an item, batched with other calls of the same key.
+Together = Callable[[Hashable, Callable[[Sequence[Any]], Sequence[Any]], Any], Any]
 CONTEXT = 64  # characters read when no cached state can be extended (see the module docstring)
 MAX_EXTEND = 16  # beyond this many new characters, read the text afresh (one fused call) instead
 MAX_NUM = 10  # completions one request may ask for
@@ -121,11 +125,13 @@ class Autocompleter:
 
     def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = 3, until: str = "word",
                  max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None,
-                 session: Decodable | None = None) -> Result:
+                 session: Decodable | None = None, together: Together | None = None) -> Result:
         """The `num` best completions of `text` to the end of the word, phrase or line.
 
         Arguments are checked and clamped here (the server's bounds): num 1..10, max_len 1..60, and
-        only the last MAX_TEXT characters of the text are kept. `session` as for `prompt`.
+        only the last MAX_TEXT characters of the text are kept. `session` as for `prompt`; with
+        `together` (a serve.batcher Batcher's), the searches of concurrent calls with the same settings
+        run as one batched search.
         """
         t0 = time.perf_counter()
         if until not in UNTIL:
@@ -144,7 +150,13 @@ class Autocompleter:
         how = "result"
         if found is None:
             prompt, how = self.prompt(model, vocab, known, char_counts, session)
-            found = complete(session or model, vocab, prompt, num, until, max_len, width)
+            if together is None:
+                found = complete(session or model, vocab, prompt, num, until, max_len, width)
+            else:
+                def run_all(items: Sequence[tuple[Prompt, int]]) -> list[list[Completion]]:
+                    return complete_all(model, vocab, [p for p, _ in items], num, until, [m for _, m in items], width)
+
+                found = together(("complete", model, num, until, width), run_all, (prompt, max_len))
             with self._lock:
                 cache.results[key] = found
                 while len(cache.results) > self.max_results:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from charrnn.data import Vocab
 from charrnn.decoding import search
@@ -64,16 +65,31 @@ def complete(model: Decodable, vocab: Vocab, prompt: Prompt, num: int = 3, until
     complete the word "the"). Empty completions (the word was already complete) are left out; one cut
     off at max_len before it ended comes back with `ended=False`.
     """
+    return complete_all(model, vocab, [prompt], num, until, [max_len], width)[0]
+
+
+def complete_all(model: Decodable, vocab: Vocab, prompts: Sequence[Prompt], num: int = 3, until: str = "word",
+                 max_len: Sequence[int] = (30,), width: int | None = None) -> list[list[Completion]]:
+    """`complete` for many prompts (each with its own max_len) in one batched search: each gets what it would alone."""
     if until not in UNTIL:
         raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
+    if min(max_len, default=1) < 1:
+        raise CharRNNError(f"beam search length must be at least 1 (got {min(max_len)})")
     ends = UNTIL[until]
     width = width or max(8, 2 * num)
-    hyps = beam_search(model, vocab, prompt, width, max_len, num=width,
-                       stop=lambda text: text[-1] in ends)
+    logits = torch.cat([p.logits for p in prompts])
+    state = prompts[0].state if len(prompts) == 1 else model.concat([p.state for p in prompts])
+    found = search.beam_search(model, logits, state, width, list(max_len), num=width,
+                               stop=lambda tokens: vocab.chars[tokens[-1]] in ends)
+    return [_merged(vocab, hyps, ends, num) for hyps in found]
+
+
+def _merged(vocab: Vocab, hyps: list[search.Hypothesis], ends: set[str], num: int) -> list[Completion]:
     merged: dict[tuple[str, bool], float] = {}
     for h in hyps:
-        ended = h.text[-1] in ends
-        key = (h.text[:-1] if ended else h.text, ended)
+        text = vocab.decode(h.tokens)
+        ended = text[-1] in ends
+        key = (text[:-1] if ended else text, ended)
         if key[0].strip():
             merged[key] = float(np.logaddexp(merged.get(key, -math.inf), h.logprob))
     best = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:num]

@@ -1,4 +1,4 @@
-"""One batched `step` per character for all the requests that decode with one model at the same time.
+"""Requests that decode with one model at the same time share its computation: batched steps, batched searches.
 
 Each request decodes as it would alone (a beam search with its own width, prefix state and stop rule;
 a sampler with its own seed and settings), in its own thread, against a `Session`: a `Decodable` that
@@ -16,6 +16,11 @@ whichever comes first. A lone session never waits at all; one whose company has 
 long prompt, say) waits 2 ms. The threads of many sessions reach their next step one after another
 (each chooses its characters in Python first), so a wait measured from the first arrival alone
 would cut most batches short.
+
+Where requests run the same whole computation on different inputs (an autocomplete's beam search with
+the same settings), `Batcher.together` does better still: the calls that arrive while one batch of them
+runs are run next, all in one call (one search over every prompt), so the search's own per-step work is
+shared too, not only the model's step. A lone call runs at once.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -176,6 +182,24 @@ class Session:
             self._group.leave()
 
 
+@dataclass
+class _Call:
+    """One call waiting in `Batcher.together`: its input, then its output (or error), or the turn to run."""
+
+    item: Any
+    woken: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Line:
+    """The calls of one key waiting for the next batch (a key has a line while one of its batches runs)."""
+
+    waiting: list[_Call] = field(default_factory=list)
+
+
 class Batcher:
     """The sessions of every model a server decodes with; one instance per server, thread-safe."""
 
@@ -183,6 +207,42 @@ class Batcher:
         self.wait_s = wait_s
         self._groups: weakref.WeakKeyDictionary[Decodable, _Group] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._lines: dict[Hashable, _Line] = {}
+
+    def together(self, key: Hashable, run_all: Callable[[Sequence[Any]], Sequence[Any]], item: Any) -> Any:
+        """`run_all([item, ...])[i]` for this call's item, run in one batch with the other calls of `key` that
+        arrived while the previous batch ran (a lone call runs at once). `run_all` must treat items independently."""
+        call = _Call(item)
+        with self._lock:
+            leads = key not in self._lines  # no batch of this key runs now
+            line = self._lines.setdefault(key, _Line())
+            line.waiting.append(call)
+        if not leads:
+            call.woken.wait()  # until a batch that held this call ran, or it is this call's turn to run the next
+        if not call.done:
+            self._run_line(key, line, run_all)
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _run_line(self, key: Hashable, line: _Line, run_all: Callable[[Sequence[Any]], Sequence[Any]]) -> None:
+        with self._lock:
+            batch, line.waiting = line.waiting, []
+        try:
+            results = run_all([c.item for c in batch])
+            for c, result in zip(batch, results, strict=True):
+                c.result = result
+        except BaseException as e:  # every call of the batch hears of it
+            for c in batch:
+                c.error = e
+        with self._lock:
+            if line.waiting:  # the first of those that came meanwhile runs the next batch
+                line.waiting[0].woken.set()
+            else:  # idle: forget the line (its key may hold a model that is then unloaded)
+                del self._lines[key]
+        for c in batch:
+            c.done = True
+            c.woken.set()
 
     def _group(self, model: Decodable) -> _Group:
         with self._lock:
