@@ -23,6 +23,31 @@ def percentile(values: list[float], q: float) -> float:
 QUEUE_FULL = "queue full"
 
 
+def wait_until_warm(url: str, timeout: float = 300.0) -> float:
+    """Wait until the app has loaded what its first requests need (GET /api/health); the seconds it took.
+    Memory is measured from then on: the dictionary and the models it loads in the background are no leak."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with urllib.request.urlopen(f"{url}api/health", timeout=30) as r:
+            if json.load(r)["warm"]:
+                return time.monotonic() - started
+        time.sleep(0.2)
+    raise RuntimeError(f"the app was not warm after {timeout:.0f}s")
+
+
+def call_json(url: str, api: str, body: dict, timeout: float = 300.0) -> str:
+    """One request to the app's JSON route /api/NAME (charrnn/web/rest.py): "ok", QUEUE_FULL or "error: ..."."""
+    request = urllib.request.Request(f"{url}api/{api}", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            json.load(r)
+        return "ok"
+    except urllib.error.HTTPError as e:
+        return QUEUE_FULL if e.code == 503 else f"error: HTTP {e.code} {e.read()[:200]!r}"
+    except (OSError, ValueError) as e:
+        return f"error: {type(e).__name__}: {e}"
+
+
 def call(url: str, api: str, data: list, timeout: float = 300.0) -> str:
     """One request through Gradio's REST API: "ok", QUEUE_FULL, or "error: ..." saying what went wrong."""
     request = urllib.request.Request(f"{url}gradio_api/call/{api}", json.dumps({"data": data}).encode(),
@@ -68,13 +93,14 @@ class MemoryWatch(threading.Thread):
             self.samples.append((time.monotonic() - started, self.rss_mb()))
 
     def stop(self) -> dict:
-        """Stop; memory at the start, once warm (the median of the run's second tenth, when caches have
-        filled) and at the end (of its last tenth), the peak, and the growth from warm to the end."""
+        """Stop; memory at the start, once warm (the median of the run's sixth tenth: the caches, Gradio's
+        sessions and the worker threads' heaps fill in the first half) and at the end (the median of its
+        last tenth), the peak, and the growth from warm to the end: a leak grows on through the second half."""
         self._stop_event.set()
         self.join()
         mb = [m for _, m in self.samples]
         tenth = max(1, len(mb) // 10)
-        warm, end = statistics.median(mb[tenth : 2 * tenth] or mb), statistics.median(mb[-tenth:])
+        warm, end = statistics.median(mb[5 * tenth : 6 * tenth] or mb), statistics.median(mb[-tenth:])
         return {"rss_start_mb": round(mb[0]), "rss_warm_mb": round(warm), "rss_end_mb": round(end),
                 "rss_peak_mb": round(max(mb)), "rss_growth_mb": round(end - warm, 1)}
 
@@ -100,15 +126,17 @@ def _in_threads(client: Callable[[int], None], count: int) -> float:
     return time.monotonic() - started
 
 
-def _timed(url: str, api: str, data: list) -> tuple[str, float]:
+def _timed(request: Callable[..., str], *args) -> tuple[str, float]:
     started = time.perf_counter()
-    outcome = call(url, api, data)
+    outcome = request(*args)
     return outcome, time.perf_counter() - started
 
 
 def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds: float = 60.0,
-                      think: float = 0.1, model: str = "shakespeare") -> dict:
-    """`clients` threads type through their own stretch of `text` for `seconds`; outcomes and memory."""
+                      think: float = 0.1, model: str = "shakespeare", route: str = "json") -> dict:
+    """`clients` threads type through their own stretch of `text` for `seconds`; outcomes and memory.
+
+    `route` "json" asks the app's JSON route /api/complete, "gradio" the Gradio event /complete."""
     outcomes: list[list[tuple[str, float]]] = [[] for _ in range(clients)]
     deadline = time.monotonic() + seconds
 
@@ -117,14 +145,16 @@ def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds:
         at = start + 200  # 200 characters typed before the first request; the text grows from there
         while time.monotonic() < deadline:
             at += 1
-            outcomes[i].append(_timed(url, "complete", [model, text[start:at], 3, "word", 30]))
+            args = {"model": model, "text": text[start:at], "num": 3, "until": "word", "max_len": 30}
+            outcomes[i].append(_timed(call_json, url, "complete", args) if route == "json"
+                               else _timed(call, url, "complete", list(args.values())))
             time.sleep(think)
 
     watch = MemoryWatch(pid)
     watch.start()
     elapsed = _in_threads(client, clients)
     result = _summary([o for per_client in outcomes for o in per_client], elapsed)
-    result.update(clients=clients, seconds=seconds, least_answered_by_a_client=min(
+    result.update(route=route, clients=clients, seconds=seconds, least_answered_by_a_client=min(
         sum(outcome == "ok" for outcome, _ in per_client) for per_client in outcomes), **watch.stop())
     return result
 
@@ -136,7 +166,7 @@ def folk_burst(url: str, count: int = 20, model: str = "folk", candidates: int =
 
     def client(i: int) -> None:
         start.wait()
-        outcomes[i] = _timed(url, "folk", [model, "6/8", "D", "major", "jig", "", 0.8, i, candidates, 120])
+        outcomes[i] = _timed(call, url, "folk", [model, "6/8", "D", "major", "jig", "", 0.8, i, candidates, 120])
 
     return _summary(outcomes, _in_threads(client, count))
 

@@ -6,12 +6,14 @@ servers (a login, a read-only demo) are slow and marked so.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -145,14 +147,23 @@ def locked(models, tmp_path_factory):
     assert app.network_attempts() == []
 
 
-def status_of(url: str, data: dict | None = None) -> int:
+def status_of(url: str, data: dict | None = None, headers: dict | None = None,
+              opener: urllib.request.OpenerDirector | None = None) -> int:
     request = urllib.request.Request(url, json.dumps(data).encode() if data is not None else None,
-                                     {"Content-Type": "application/json"})
+                                     {"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=20) as r:
+        with (opener or urllib.request.build_opener()).open(request, timeout=20) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+JSON_ROUTES = {"api/complete": {"model": "shakespeare", "text": "To be, or not to b"},
+               "api/translate": {"model": "g2p", "text": "hello"}}  # no g2p here: 400 once past the login
 
 
 API = {"generate": ["shakespeare", "ROMEO:", 10, "sample", 0.8, 0, 1.0, 1, 8],
@@ -178,6 +189,10 @@ def test_without_a_login_everything_is_refused(locked, models):
     assert status_of(locked.url + "gradio_api/queue/join", {"data": API["complete"], "fn_index": 0,
                                                             "session_hash": "x"}) in refused
     assert status_of(locked.url + "gradio_api/upload", {}) in refused
+    for route, body in JSON_ROUTES.items():  # the JSON routes beside Gradio's (web/rest.py)
+        for headers in ({}, basic(USERS[0][0], "wrong"), basic("eve", USERS[0][1]), {"Authorization": "Basic !!"}):
+            assert status_of(locked.url + route, body, headers) == 401, (route, headers)
+        assert status_of(locked.url + route, {}, {}) == 401  # refused before the body is even read
     with pytest.raises(ValueError, match="Could not login"):
         Client(locked.url, auth=(USERS[0][0], "wrong"), verbose=False)
 
@@ -197,6 +212,17 @@ def test_with_a_login_everything_works(locked, small_text, tmp_path):
                                    api_name="/train_start")
     assert details["name"] == "locked"
     client.predict(api_name="/train_stop")
+
+
+@pytest.mark.slow
+def test_the_json_routes_take_a_login_or_basic_credentials(locked):
+    for user in USERS:
+        assert status_of(locked.url + "api/complete", JSON_ROUTES["api/complete"], basic(*user)) == 200
+    assert status_of(locked.url + "api/translate", JSON_ROUTES["api/translate"], basic(*USERS[0])) == 400
+    session = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # as the page logs in
+    login = urllib.parse.urlencode({"username": USERS[1][0], "password": USERS[1][1]}).encode()
+    session.open(urllib.request.Request(locked.url + "login", login), timeout=20)
+    assert status_of(locked.url + "api/complete", JSON_ROUTES["api/complete"], opener=session) == 200
 
 
 @pytest.fixture(scope="module")
@@ -233,5 +259,6 @@ def test_read_only_has_no_training_and_takes_no_files(demo, tmp_path):
     assert refused.value.code == 403 and b"--read-only" in refused.value.read()
     answer = client.predict("shakespeare", "To be, or not to b", 3, "word", 30, api_name="/complete")
     assert answer["completions"]
+    assert status_of(demo.url + "api/complete", JSON_ROUTES["api/complete"]) == 200  # no login on loopback
     with pytest.raises(Exception, match="greater than maximum"):  # the remaining endpoints keep their bounds
         client.predict("shakespeare", "ROMEO:", 10**7, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")

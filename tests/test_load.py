@@ -1,5 +1,6 @@
 """Load on the real app (`python app.py`, loopback only, with the shipped models): many autocomplete clients
-beside a running training job, and folk tunes asked for all at once. Bounded in count and time.
+beside a running training job (on the JSON route /api/complete, the app's path for such load), and folk
+tunes asked for all at once. Bounded in count and time.
 
 The figures go to test-artifacts/load.json; the README's Reliability section quotes a run of
 benchmarks/load_app.py, which drives the same code.
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from load_clients import autocomplete_load, call, folk_burst, start_training, stop_training
+from load_clients import autocomplete_load, call, folk_burst, start_training, stop_training, wait_until_warm
 from test_app_support import ARTIFACTS, AppServer
 
 from conftest import REPO
@@ -32,6 +33,7 @@ def _record(name: str, figures: dict) -> None:
 def app(tmp_path_factory):
     work = tmp_path_factory.mktemp("load-app")
     server = AppServer(REPO / "models", work / "runs", work)
+    wait_until_warm(server.url)
     yield server
     server.stop()
     assert server.network_attempts() == [], "the app tried to reach the network"
@@ -48,7 +50,7 @@ def test_autocomplete_clients_beside_a_training_job(app: AppServer, shakespeare:
     assert load["failed"] == {}, load
     assert load["least_answered_by_a_client"] >= 10, load  # nobody starved
     assert load["ok"] + load["queue_full"] == load["requests"]
-    assert load["rss_growth_mb"] < 50, load  # memory stays flat once the caches have filled
+    assert load["rss_growth_mb"] < 25, load  # memory stays flat once the caches have filled (the second half)
     assert job["status"] == "done" and job["step"] > 0, job  # the job trained throughout, and stopped cleanly
 
 

@@ -34,7 +34,8 @@ from charrnn.folk.spelling import FOLK_TUNE_TYPES
 from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
-from charrnn.serve.registry import LoadedModel, Registry
+from charrnn.serve.pronounce import Pronouncer
+from charrnn.serve.registry import LoadedModel, Registry, UnknownModel
 
 MAX_LENGTH = 5_000  # characters one generation may produce
 MAX_BEAM_LENGTH = 500
@@ -160,10 +161,12 @@ class Service:
         self.jobs = jobs
         self.autocompleter = autocompleter or Autocompleter()
         self.batcher = batcher or Batcher()  # concurrent completions and generations share each model.step
+        self.pronouncer = Pronouncer(registry, batcher=self.batcher)  # and so do concurrent pronunciations
         self.files_dir = Path(files_dir or tempfile.mkdtemp(prefix="charrnn-app-"))
         self._counter = 0
         self._counter_lock = threading.Lock()
         self._build_lock = threading.Lock()
+        self.warm = threading.Event()  # set once the server has loaded what its first requests need
 
     # --- models ---------------------------------------------------------------------------------------
 
@@ -173,11 +176,14 @@ class Service:
                  "arch": e.arch, "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
 
     def load(self, name) -> LoadedModel:
-        if not self.registry.entries():
-            raise CharRNNError(NO_MODELS)
-        if not name:
-            raise CharRNNError("choose a model first")
-        return self.registry.load(clip(name, 200))
+        try:
+            if not name:
+                raise UnknownModel("choose a model first")
+            return self.registry.load(clip(name, 200))
+        except UnknownModel:
+            if not self.registry.entries():
+                raise CharRNNError(NO_MODELS) from None
+            raise
 
     # --- generate -------------------------------------------------------------------------------------
 
@@ -235,10 +241,11 @@ class Service:
         until = pick(until, UNTILS, "until")
         text = "" if text is None else str(text)
         lm = self.load(model)
-        with self.batcher.session(lm.model) as session:
-            result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
-                                                 clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts,
-                                                 session=session)
+        # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
+        # character or two on from a cached state, too little to be worth waiting for company.
+        result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
+                                             clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts,
+                                             together=self.batcher.together)
         answer = result.to_dict(tail=text[-32:])
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer

@@ -25,7 +25,7 @@ from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
-from charrnn.web import access, views
+from charrnn.web import access, rest, views
 from charrnn.web.page import Page
 from charrnn.web.tabs import autocomplete, folk, generate, inside, pronounce, train
 
@@ -37,7 +37,7 @@ TITLE = ("# charrnn\nCharacter-level RNN models: generate text, autocomplete as 
 # Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
 # Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
 # Autocomplete's 8 workers decode together through the batcher (serve/batcher.py): more at once, cheaper rows.
-CONCURRENCY = {"generate": 2, "autocomplete": 8, "folk": 1, "inspect": 1, "pronounce": 2, "train_control": 1,
+CONCURRENCY = {"generate": 2, "autocomplete": 16, "folk": 1, "inspect": 1, "pronounce": 2, "train_control": 1,
                "corpus_build": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
 
@@ -85,13 +85,24 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
                   quiet=True, run_history=False, state_session_capacity=args.max_sessions,
                   auth=args.credentials or None, auth_message="charrnn: log in with the user name and password "
                                                               "you were given")
+    app_kwargs = {"routes": rest.routes(service, CONCURRENCY, args.queue_size, args.credentials)}
     if args.read_only:  # Gradio's upload routes stay mounted without a file component: refuse them outright
-        launch.update(max_file_size=0, app_kwargs={"middleware": [Middleware(access.ReadOnlyUploads)]})
+        launch["max_file_size"] = 0
+        app_kwargs["middleware"] = [Middleware(access.ReadOnlyUploads)]
+    launch["app_kwargs"] = app_kwargs
     return demo, launch, service
 
 
 def warm_up(service: Service) -> None:
-    """After launch, in the background: load the default models and the dictionary, start the sheet-music worker."""
+    """After launch, in the background: load the default models and the dictionary, start the sheet-music
+    worker; then the service is warm (GET /api/health says so)."""
+    try:
+        _warm_up(service)
+    finally:
+        service.warm.set()
+
+
+def _warm_up(service: Service) -> None:
     for folk_models, prefer, kind in ((False, "shakespeare", "lm"), (True, "folk", "lm"), (None, "g2p", "seq2seq")):
         name = service.registry.default(folk_models, prefer, kind)
         if name:

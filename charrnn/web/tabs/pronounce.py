@@ -5,14 +5,13 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn.serve import pronounce as svc
-from charrnn.serve.pronounce import Pronouncer
 from charrnn.web import views
 from charrnn.web.page import Page, user_errors
 
 
 def build(page: Page) -> None:
     """Lay out the Pronounce tab and wire its event (API: translate)."""
-    pronouncer = Pronouncer(page.registry, batcher=page.service.batcher)  # requests share decoding steps
+    pronouncer = page.service.pronouncer  # concurrent requests share decoding steps
 
     @user_errors
     def translate(model, text, beam, num):
