@@ -86,13 +86,15 @@ def test_hidden_runs_are_not_offered(folders):
 
 def test_load_is_cached_and_follows_new_weights(folders):
     models, runs = folders
-    reg = Registry(models, runs)
+    reg = Registry(models, runs, recheck_s=60)
     first = reg.load("shakespeare")
     assert reg.load("shakespeare") is first
     assert not first.model.training and first.vocab.chars == first.config.vocab
     weights = models / "shakespeare" / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as when a run saves better weights
+    assert reg.load("shakespeare") is first  # checked less than recheck_s ago: served without a look
+    reg.recheck_s = 0
     second = reg.load("shakespeare")
     assert second is not first and second.entry.mtime_ns != first.entry.mtime_ns
 

@@ -10,8 +10,10 @@ is loaded again.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from charrnn.runfile import CONFIG, RunFile
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
+RECHECK_S = 0.5  # a loaded model is served this long before the disk is asked again whether it changed
 
 
 class UnknownModel(CharRNNError):
@@ -105,13 +108,16 @@ class Registry:
     """
 
     def __init__(self, models_dir: str | Path, runs_dir: str | Path | None = None, max_loaded: int = MAX_LOADED,
-                 device: str | torch.device = "cpu", hidden: Callable[[], Iterable[Path]] | None = None):
+                 device: str | torch.device = "cpu", hidden: Callable[[], Iterable[Path]] | None = None,
+                 recheck_s: float = RECHECK_S):
         self.models_dir = Path(models_dir)
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.max_loaded = max_loaded
         self.device = device
         self.hidden = hidden or (lambda: ())
+        self.recheck_s = recheck_s
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._checked: dict[str, float] = {}  # name -> when its cached model was last found current on disk
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         # Every request asks which models there are: folders are listed and run files read again only
@@ -199,12 +205,21 @@ class Registry:
     # --- loading ----------------------------------------------------------------------------------
 
     def load(self, name: str, kind: str = "lm") -> LoadedModel:
-        """The model of `kind` called `name`, from the cache or loaded (once, even if many threads ask at once)."""
+        """The model of `kind` called `name`, from the cache or loaded (once, even if many threads ask at once).
+
+        A cached model checked against the disk less than `recheck_s` ago is served without looking again."""
+        with self._lock:
+            cached = self._cache.get(name)
+            if (cached is not None and cached.entry.kind == kind
+                    and time.monotonic() - self._checked.get(name, -math.inf) < self.recheck_s):
+                self._cache.move_to_end(name)
+                return cached
         entry = self.entry(name, kind)
         with self._lock:
             cached = self._cache.get(name)
             if cached is not None and cached.entry.mtime_ns == entry.mtime_ns and cached.entry.path == entry.path:
                 self._cache.move_to_end(name)
+                self._checked[name] = time.monotonic()
                 return cached
             gate = self._loading.setdefault(name, threading.Lock())
         with gate:
@@ -216,6 +231,7 @@ class Registry:
             loaded = self._load(entry)
             with self._lock:
                 self._cache[name] = loaded
+                self._checked[name] = time.monotonic()
                 self._cache.move_to_end(name)
                 while len(self._cache) > self.max_loaded:
                     self._cache.popitem(last=False)
