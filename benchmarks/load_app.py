@@ -36,7 +36,7 @@ def plot(runs: list[dict], path: Path) -> None:
         line = sorted((r for r in runs if (r["route"], r["training"]) == key), key=lambda r: r["clients"])
         label = f"{key[0]} route, {'beside a training job' if key[1] else 'no training job'}"
         clients = [r["clients"] for r in line]
-        rate.plot(clients, [r["per_s"] for r in line], "o-", label=label)
+        rate.plot(clients, [r["answers_per_s"] for r in line], "o-", label=label)
         latency.plot(clients, [r["p95_ms"] for r in line], "o-", label=f"{label}: p95")
         latency.plot(clients, [r["p50_ms"] for r in line], "o--", alpha=0.5, color=latency.lines[-1].get_color())
     rate.set(xlabel="clients typing (0.1 s think time)", ylabel="answers per second", title="Throughput")
@@ -84,11 +84,12 @@ def main() -> None:
         if args.folk:
             print("folk burst:", json.dumps(folk_burst(url, args.folk)))
         print("the app is still up:", call(url, "models", []) == "ok")
-    print(table([[r["route"], "yes" if r["training"] else "no", r["clients"], f"{r['requests']:,}", r["per_s"],
-                  f"{r['p50_ms']:,}", f"{r['p95_ms']:,}", sum(r["failed"].values()), f"{r['rss_growth_mb']:+.0f} MB"]
+    print(table([[r["route"], "yes" if r["training"] else "no", r["clients"], f"{r['requests']:,}",
+                  f"{r['queue_full']:,}", r["answers_per_s"], f"{r['p50_ms']:,}", f"{r['p95_ms']:,}",
+                  sum(r["failed"].values()), f"{r['rss_end_mb']:,} MB", f"{r['rss_growth_mb']:+.0f} MB"]
                  for r in runs],
-                ["route", "training job", "clients", "requests", "answers/s", "p50 ms", "p95 ms", "failed",
-                 "RSS growth"]))
+                ["route", "training job", "clients", "requests", "refused (queue full)", "answers/s", "p50 ms",
+                 "p95 ms", "failed", "RSS at the end", "RSS growth (2nd half)"]))
     if args.plot:
         plot(runs, args.plot)
 

@@ -111,7 +111,8 @@ def _summary(outcomes: list[tuple[str, float]], seconds: float) -> dict:
     ms = [1000 * s for outcome, s in outcomes if outcome == "ok"] or [0.0]
     return {"requests": len(outcomes), "ok": kinds["ok"], "queue_full": kinds[QUEUE_FULL],
             "failed": {k: n for k, n in kinds.items() if k not in ("ok", QUEUE_FULL)},
-            "per_s": round(len(outcomes) / seconds, 1), "p50_ms": round(statistics.median(ms)),
+            "per_s": round(len(outcomes) / seconds, 1), "answers_per_s": round(kinds["ok"] / seconds, 1),
+            "p50_ms": round(statistics.median(ms)),
             "p95_ms": round(percentile(ms, 95)), "max_ms": round(max(ms))}
 
 

@@ -36,7 +36,7 @@ TITLE = ("# charrnn\nCharacter-level RNN models: generate text, autocomplete as 
          "look inside a model, pronounce words, and train your own, all on this machine.")
 # Events that name the same id share its workers (None: no limit); the queue holds what waits for them.
 # Autocomplete and the polls must never wait behind a generation, a tune or a training job's start.
-# Autocomplete's 8 workers decode together through the batcher (serve/batcher.py): more at once, cheaper rows.
+# Autocomplete's 16 workers run their searches as one (serve/batcher.py: Batcher.together): more at once, cheaper.
 CONCURRENCY = {"generate": 2, "autocomplete": 16, "folk": 1, "inspect": 1, "pronounce": 2, "train_control": 1,
                "corpus_build": 1, "poll": None}
 DELETE_CACHE = (3600, 86400)  # Gradio's copies of result files: checked hourly, deleted after a day
