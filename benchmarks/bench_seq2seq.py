@@ -6,9 +6,9 @@ masks): embedding -> bidirectional LSTM -> decoder LSTM -> attention -> head ->
 cross-entropy -> backward -> AdamW. Decoding: sources per second of a model's greedy and beam search
 over a file's sources, each run in turn so machine noise hits both alike.
 
-With --app it starts `python app.py` on the models folder and asks its /translate (the Pronounce tab) for
-one test word at a time through gradio_client: p50 and p95 of the whole round trip and of the server's own
-time (the "ms" it reports).
+With --app it starts `python app.py` on the models folder and asks for one test word at a time, in turn
+through gradio_client (/translate, the Pronounce tab's event) and the JSON route /api/translate: p50 and
+p95 of the whole round trip and of the server's own time (the "ms" it reports).
 
     python -m benchmarks.bench_seq2seq [--pairs corpora/cmudict.train.tsv] [--model models/g2p] [--threads 2]
                                        [--device cuda]   # both parts on the GPU (default: the CPU)
@@ -18,9 +18,11 @@ time (the "ms" it reports).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -32,7 +34,7 @@ from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.translate import Translator
 from charrnn.training.config import Seq2SeqTrainConfig
 from charrnn.training.trainer import Trainer
-from tests.load_clients import percentile
+from tests.load_clients import percentile, wait_until_warm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,17 +103,31 @@ def app_latency(model_dir: Path, pairs: Path, words: int) -> dict:
     data = read_pairs(pairs, "chars", "space")
     sources = [detokenize(s, "chars") for s in list(data.references())[:words]]
     with running_app(model_dir.parent, ROOT / "runs" / "bench-app") as (_, url, _):
+        wait_until_warm(url)
         client = Client(url, verbose=False, download_files=False)
-        for word in sources[:10]:  # warm-up: the model and the dictionary load on first use
-            client.predict(model_dir.name, word, 5, 3, api_name="/translate")
-        trip, server = [], []
-        for word in sources:
-            t0 = time.perf_counter()
-            _, result = client.predict(model_dir.name, word, 5, 3, api_name="/translate")
-            trip.append((time.perf_counter() - t0) * 1000)
-            server.append(result["ms"])
+
+        def gradio(word: str) -> dict:
+            return client.predict(model_dir.name, word, 5, 3, api_name="/translate")[1]
+
+        def json_route(word: str) -> dict:
+            body = json.dumps({"model": model_dir.name, "text": word, "beam": 5, "num": 3}).encode()
+            request = urllib.request.Request(f"{url}api/translate", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return json.load(r)
+
+        routes = {"Gradio /translate": gradio, "JSON /api/translate": json_route}
+        times: dict[str, list[float]] = {f"{name}: {part}": [] for name in routes for part in ("round trip", "server")}
+        for word in sources[:10]:  # warm-up: the first calls of each route
+            for ask in routes.values():
+                ask(word)
+        for word in sources:  # the routes take turns, so machine noise hits both alike
+            for name, ask in routes.items():
+                t0 = time.perf_counter()
+                result = ask(word)
+                times[f"{name}: round trip"].append((time.perf_counter() - t0) * 1000)
+                times[f"{name}: server"].append(result["ms"])
     return {name: {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1)}
-            for name, ms in (("round trip", trip), ("server", server))}
+            for name, ms in times.items()}
 
 
 def main() -> None:
@@ -131,7 +147,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.app:
         result = app_latency(args.model, args.test, args.words)
-        print(f"/translate, one word a request, beam 5, 3 outputs ({args.words} words):")
+        print(f"one word a request, beam 5, 3 outputs ({args.words} words):")
         print(table([[k, v["p50_ms"], v["p95_ms"]] for k, v in result.items()], ["time", "p50 ms", "p95 ms"]))
         return
     torch.set_num_threads(args.threads)
