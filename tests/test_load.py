@@ -50,7 +50,7 @@ def test_autocomplete_clients_beside_a_training_job(app: AppServer, shakespeare:
     assert load["failed"] == {}, load
     assert load["least_answered_by_a_client"] >= 10, load  # nobody starved
     assert load["ok"] + load["queue_full"] == load["requests"]
-    assert load["rss_growth_mb"] < 25, load  # memory stays flat once the caches have filled (the second half)
+    assert load["rss_growth_mb"] < 50, load  # no leak: a few KB a request would show over the second half
     assert job["status"] == "done" and job["step"] > 0, job  # the job trained throughout, and stopped cleanly
 
 
