@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from charrnn.decoding.search import EndsWith, beam_search, greedy_search
 from charrnn.models.seq2seq import EOS, PAD, Seq2Seq, Seq2SeqConfig
 from charrnn.seq2seq.data import make_batch
-from charrnn.seq2seq.translate import decode_ids
+from charrnn.seq2seq.translate import begin_ids, decode_ids
 
 CELLS = ["lstm", "gru", "rnn"]
 ATTENTION = ["dot", "general", "additive"]
@@ -145,3 +145,27 @@ def test_config_rejects_what_no_model_could_be():
         Seq2SeqConfig(5, 5, hidden=7)
     with pytest.raises(ValueError, match="attention"):
         Seq2SeqConfig(5, 5, attention="luong")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_an_encoding_once_gives_what_encoding_again_does(cell):
+    """Decoding from `begin_ids` and scoring from `encoded_rows` (rows repeated, out of order) equal the
+    paths that run the encoder themselves."""
+    model = tiny(cell, "additive")
+    limits = [8] * len(SOURCES)
+    begun = begin_ids(model, SOURCES)
+    fresh, reused = decode_ids(model, SOURCES, limits, 3, 3), decode_ids(model, SOURCES, limits, 3, 3, begun=begun)
+    for a, b in zip(fresh, reused, strict=True):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert all(abs(x.logprob - y.logprob) < 1e-6 for x, y in zip(a, b, strict=True))
+    rows = [2, 0, 0, 3, 1]
+    batch = make_batch([SOURCES[r] for r in rows], [TARGETS[r] for r in rows])
+    with torch.inference_mode():
+        logits, weights = model.attention_map(batch.source, batch.lengths, batch.target_in)
+        again = model.encoded_rows(begun[1], torch.tensor(rows))
+        logits2, weights2 = model.attention_map(batch.source, batch.lengths, batch.target_in, again)
+    real = batch.target_out != PAD
+    assert torch.allclose(logits[real], logits2[real], atol=1e-5)
+    width = batch.source.shape[1]  # the shared encoding is as wide as the longest of all the sources
+    assert torch.allclose(weights[real], weights2[real][:, :width], atol=1e-6)
+    assert (weights2[real][:, width:] == 0).all()

@@ -135,10 +135,11 @@ class Seq2Seq(StepWeights, nn.Module):
         """Teacher forcing: logits (B, T, V) for target inputs tgt_in (B, T) = BOS + target, padded with PAD."""
         return self.attention_map(src, lengths, tgt_in)[0]
 
-    def attention_map(self, src: torch.Tensor, lengths: torch.Tensor,
-                      tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, T, V) and attention weights (B, T, S) of the fused path."""
-        state, memory = self.encode(src, lengths)
+    def attention_map(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor,
+                      encoded: tuple[State, Memory] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, V) and attention weights (B, T, S) of the fused path; with `encoded` (these rows'
+        `encoded_rows`), the encoder is not run again."""
+        state, memory = encoded if encoded is not None else self.encode(src, lengths)
         out, _ = self.decoder(self.drop(self.target_embed(tgt_in)), state)
         return self._attend(self.drop(out), memory)
 
@@ -153,6 +154,11 @@ class Seq2Seq(StepWeights, nn.Module):
         hidden, memory = self.encode(src, lengths)
         rows = torch.arange(src.shape[0], device=src.device)
         return torch.full_like(rows, BOS), DecoderState(hidden, memory, rows)
+
+    @staticmethod
+    def encoded_rows(begun: DecoderState, rows: torch.Tensor) -> tuple[State, Memory]:
+        """The encoder's output for sources `rows` (they may repeat) of a state straight from `begin`."""
+        return CharRNN.reorder(begun.hidden, rows), Memory(*(t.index_select(0, rows) for t in begun.memory))
 
     def _build_step_weights(self) -> list[tuple]:
         return stack_weights(self.target_embed, self.decoder, self.cfg.cell)

@@ -19,7 +19,7 @@ from charrnn.checkpoint import load_model
 from charrnn.decoding.interface import Stepper
 from charrnn.decoding.search import EndsWith, Hypothesis, beam_search, greedy_search
 from charrnn.errors import CharRNNError
-from charrnn.models.seq2seq import EOS, PAD, Seq2Seq
+from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TokenVocab, detokenize, make_batch, max_output_len, pad, tokenize
 
@@ -28,20 +28,28 @@ MAX_SOURCE_TOKENS = 200  # longer sources are refused: nothing a character model
 MAX_BEAM = 64
 
 
+def begin_ids(model: Seq2Seq, sources: Sequence[Sequence[int]]) -> tuple[torch.Tensor, DecoderState]:
+    """`model.begin` of these sources, in this order (one encoder call)."""
+    src = pad([list(s) for s in sources]).to(model.device)
+    with torch.inference_mode():
+        return model.begin(src, torch.tensor([len(s) for s in sources], device=model.device))
+
+
 def decode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lens: Sequence[int], beam: int = 1,
-               num: int = 1, length_penalty: float = 0.0, stepper: Stepper | None = None) -> list[list[Hypothesis]]:
-    """The N-best outputs (token ids, EOS included) of each source, in input order. The model encodes;
-    `stepper` (default: the model; a serve.batcher session shares steps with other requests) steps."""
+               num: int = 1, length_penalty: float = 0.0, stepper: Stepper | None = None,
+               begun: tuple[torch.Tensor, DecoderState] | None = None) -> list[list[Hypothesis]]:
+    """The N-best outputs (token ids, EOS included) of each source, in input order. The model encodes
+    (or `begun` is `begin_ids` of these sources, at most CHUNK of them, already encoded); `stepper`
+    (default: the model; a serve.batcher session shares steps with other requests) steps."""
     stepper = stepper or model
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    if begun is not None and len(sources) > CHUNK:
+        raise CharRNNError(f"at most {CHUNK} sources can be decoded from one encoding")
+    order = list(range(len(sources))) if begun else sorted(range(len(sources)), key=lambda i: len(sources[i]))
     results: list[list[Hypothesis]] = [[] for _ in sources]
-    device = model.device
     with torch.inference_mode():
         for lo in range(0, len(order), CHUNK):
             rows = order[lo : lo + CHUNK]
-            src = pad([list(sources[i]) for i in rows]).to(device)
-            lengths = torch.tensor([len(sources[i]) for i in rows], device=device)
-            logits, state = stepper.step(*model.begin(src, lengths))
+            logits, state = stepper.step(*(begun or begin_ids(model, [sources[i] for i in rows])))
             limits = [max_lens[i] for i in rows]
             if beam == 1 and num == 1:
                 found = [[h] for h in greedy_search(stepper, logits, state, limits, EndsWith(EOS))]
@@ -50,6 +58,14 @@ def decode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lens: Seque
             for i, hyps in zip(rows, found, strict=True):
                 results[i] = hyps
     return results
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Sources' ids and their `begin_ids`: encoded once for a search and a scoring pass over them."""
+
+    ids: list[list[int]]
+    begun: tuple[torch.Tensor, DecoderState]
 
 
 @dataclass(frozen=True)
@@ -99,15 +115,23 @@ class Translator:
                                f"{len(tokens)}")
         return self.source_vocab.encode(tokens)
 
+    def begin(self, sources: Sequence[str], unknown: str = "error") -> Encoded:
+        """Sources encoded once, for `translate` and `force` of the same sources (at most CHUNK)."""
+        ids = [self.encode(s, unknown) for s in sources]
+        return Encoded(ids, begin_ids(self.model, ids))
+
     def translate(self, sources: Sequence[str], beam: int = 1, num: int = 1, length_penalty: float = 0.0,
-                  unknown: str = "error", stepper: Stepper | None = None) -> list[list[Output]]:
-        """The `num` best outputs of each source, best first, in input order (stepped by `stepper`: see decode_ids)."""
+                  unknown: str = "error", stepper: Stepper | None = None,
+                  encoded: Encoded | None = None) -> list[list[Output]]:
+        """The `num` best outputs of each source, best first, in input order (stepped by `stepper`: see
+        decode_ids); `encoded`, if given, is `begin(sources, unknown)`."""
         if not 1 <= beam <= MAX_BEAM or not 1 <= num <= beam:
             raise CharRNNError(f"the beam width must be between 1 and {MAX_BEAM}, and --num between 1 and the "
                                f"width (got beam {beam}, num {num})")
-        ids = [self.encode(s, unknown) for s in sources]
+        ids = encoded.ids if encoded else [self.encode(s, unknown) for s in sources]
         limits = [max_output_len(len(s), self.max_ratio) for s in ids]
-        found = decode_ids(self.model, ids, limits, beam, num, length_penalty, stepper)
+        found = decode_ids(self.model, ids, limits, beam, num, length_penalty, stepper,
+                           encoded.begun if encoded else None)
         return [[self._output(h) for h in hyps] for hyps in found]
 
     def translate_known(self, sources: Sequence[str], known: Callable[[str], list[tuple[str, ...]]], beam: int = 1,
@@ -130,18 +154,20 @@ class Translator:
         tokens = self.target_vocab.decode(h.tokens)
         return Output(tokens, detokenize(tokens, self.target_tokens), h.logprob, h.tokens[-1] == EOS)
 
-    def force(self, sources: Sequence[str], outputs: Sequence[Sequence[str]],
-              unknown: str = "error") -> list[tuple[float, np.ndarray]]:
+    def force(self, sources: Sequence[str], outputs: Sequence[Sequence[str]], unknown: str = "error",
+              encoded: Encoded | None = None, rows: Sequence[int] = ()) -> list[tuple[float, np.ndarray]]:
         """For each source and a given output (tokens): the model's log-probability of that output (EOS
-        included) and the attention weights, (output tokens + EOS) x (source tokens), in one fused call."""
-        src = [self.encode(s, unknown) for s in sources]
+        included) and the attention weights, (output tokens + EOS) x (source tokens), in one fused call.
+        With `encoded` (a `begin`), source i is its source rows[i], and the encoder is not run again."""
+        src = [encoded.ids[r] for r in rows] if encoded else [self.encode(s, unknown) for s in sources]
         for o in outputs:
             if missing := self.target_vocab.unknown(tuple(o)):
                 raise CharRNNError(f"{' '.join(o)!r} has symbols the model never writes: {', '.join(missing[:10])}")
         tgt = [self.target_vocab.encode(tuple(o)) for o in outputs]
         batch = make_batch(src, tgt).to(self.model.device)
         with torch.inference_mode():
-            logits, weights = self.model.attention_map(batch.source, batch.lengths, batch.target_in)
+            again = self.model.encoded_rows(encoded.begun[1], torch.tensor(rows)) if encoded else None
+            logits, weights = self.model.attention_map(batch.source, batch.lengths, batch.target_in, again)
             losses = F.cross_entropy(logits.flatten(0, 1), batch.target_out.flatten(), ignore_index=PAD,
                                      reduction="none").view(batch.target_out.shape)
         weights = weights.float().cpu().numpy()

@@ -73,15 +73,17 @@ class Pronouncer:
         num = max(1, min(int(num), MAX_NUM))
         beam = max(num, min(int(beam), MAX_BEAM))
         translator = self.translator(model)
+        encoded = translator.begin(words, unknown="skip")  # once, for the search and the scoring pass
         with self.batcher.session(translator.model) if self.batcher else nullcontext() as session:
-            found = translator.translate(words, beam, num, unknown="skip", stepper=session)
+            found = translator.translate(words, beam, num, unknown="skip", stepper=session, encoded=encoded)
         lexicon = self.lexicon()
         symbols = translator.target_vocab.index  # a pronunciation with other symbols is one the model cannot score
         known = [[p for p in lexicon.lookup(w) if all(t in symbols for t in p)] if lexicon else [] for w in words]
         # One fused call scores the dictionary's pronunciations and draws the best outputs' attention.
-        asked = [(w, out.tokens) for w, outs in zip(words, found, strict=True) for out in outs[:1]]
-        asked += [(w, pron) for w, prons in zip(words, known, strict=True) for pron in prons]
-        forced = iter(translator.force([w for w, _ in asked], [p for _, p in asked], unknown="skip"))
+        asked = [(i, out.tokens) for i, outs in enumerate(found) for out in outs[:1]]
+        asked += [(i, pron) for i, prons in enumerate(known) for pron in prons]
+        forced = iter(translator.force([words[i] for i, _ in asked], [p for _, p in asked], encoded=encoded,
+                                       rows=[i for i, _ in asked]))
         best = [next(forced) for _ in words]
         result = []
         for word, outs, prons, (_, weights) in zip(words, found, known, best, strict=True):
