@@ -6,7 +6,8 @@ The rule, with every constant in the block below:
    at its batch) is timed for a fraction of a second on random ids, and cached per device and shape, so
    only the first run on a machine pays for it (the time is counted in the budget).
 2. A shape fits when the budget lets it read at least CHARS_PER_PARAM characters per parameter
-   (compute) and it has at most PARAMS_PER_CHAR parameters per training character (data). The largest
+   (compute) in at least MIN_STEPS steps, and it has at most PARAMS_PER_CHAR parameters per training
+   character (data). The largest
    shape that fits wins. If none fits, the smallest does, provided it gets MIN_STEPS steps; otherwise
    the budget is too short and the error says which budget would do.
 3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them),
@@ -119,7 +120,9 @@ class Choice:
 
 
 def format_duration(seconds: float) -> str:
-    """'2m', '1m30s', '1h', '45s': how --time-budget would spell it."""
+    """'2m', '1m30s', '1h', '45s', '0.5s': how --time-budget would spell it."""
+    if seconds < 10 and seconds != round(seconds):
+        return f"{seconds:.2g}s"
     s = round(seconds)
     h, m, sec = s // 3600, s % 3600 // 60, s % 60
     return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v) or "0s"
@@ -208,10 +211,14 @@ def _candidates(cfg: TrainConfig, keep: Collection[str], train_chars: int) -> li
     """LADDER's shapes consistent with the fields the caller fixed, at the starting batch."""
     seq = cfg.seq_len if "seq_len" in keep else SEQ_LEN
     batch = cfg.batch_size if "batch_size" in keep else max(1, min(BATCH, train_chars // (seq + 1)))
-    shapes = [Shape(layers, hidden, embed, batch, seq) for layers, hidden, embed in LADDER
+    wanted = [(layers, hidden, embed) for layers, hidden, embed in LADDER
               if ("layers" not in keep or layers == cfg.layers) and ("hidden" not in keep or hidden == cfg.hidden)]
-    if not shapes:  # a size the ladder lacks: that one, with the ladder's embedding for its width
-        shapes = [Shape(cfg.layers, cfg.hidden, min(64, cfg.hidden), batch, seq)]
+    if not wanted:  # a size the ladder lacks: the given one(s) with the ladder's others, smallest first
+        depths = [cfg.layers] if "layers" in keep else sorted({shape[0] for shape in LADDER})
+        widths = [cfg.hidden] if "hidden" in keep else sorted({shape[1] for shape in LADDER})
+        wanted = [(layers, hidden, min(64, hidden)) for layers in depths for hidden in widths]
+    shapes = sorted((Shape(layers, hidden, embed, batch, seq) for layers, hidden, embed in wanted),
+                    key=lambda s: s.params(cfg.model, 64))
     if "embed" in keep:
         shapes = [replace(s, embed=cfg.embed) for s in shapes]
     return shapes
@@ -252,7 +259,8 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
                 break
         speed = speeds.get(cell, shape, vocab)
         batched = _batched(shape, speed, budget - speeds.timing_s, keep, speeds, cell, vocab, train_chars)
-        fits = batched[1] * (budget - speeds.timing_s) >= CHARS_PER_PARAM * params
+        chars = batched[1] * (budget - speeds.timing_s)
+        fits = chars >= CHARS_PER_PARAM * params and chars >= MIN_STEPS * batched[0].batch * batched[0].seq_len
         if picked is not None and not fits:
             break
         picked = batched
@@ -263,9 +271,9 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
     if steps < MIN_STEPS:
         need = math.ceil(speeds.timing_s + MIN_STEPS * shape.batch * shape.seq_len / speed)
-        raise CharRNNError(f"--time-budget {format_duration(budget)} is too short for any model on this machine: "
+        raise CharRNNError(f"a time budget of {format_duration(budget)} is too short for any model on this machine: "
                            f"the smallest ({cell.upper()} {shape.layers}x{shape.hidden}) needs {need}s for "
-                           f"{MIN_STEPS} steps; give --time-budget {need}s or more")
+                           f"{MIN_STEPS} steps: give --time-budget {need}s or more")
     epochs = speed * seconds / train_chars
     return Choice(
         cell=cell, layers=shape.layers, hidden=shape.hidden, embed=shape.embed, batch_size=shape.batch,
