@@ -13,6 +13,7 @@ plot (val loss against budget per size, auto marked) are rebuilt from all of the
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -219,7 +220,9 @@ def main() -> None:
 
     def one(job):
         record = run_one(*job, args, args.work)
-        with lock:
+        # Several invocations may share the results file (e.g. two queues of --parallel 1): lock it.
+        with lock, open(args.out / ".lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
             records = merge(load(results), record)
             results.write_text(json.dumps(records, indent=1) + "\n")
             write_reports(records, args.out, command)

@@ -21,6 +21,7 @@ Explicit flags win: the caller names the fields it set (`keep`) and the rule pic
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Collection
@@ -154,8 +155,6 @@ class Speeds:
         self.timing_s = 0.0  # spent timing, this run
 
     def _read(self) -> dict:
-        import json
-
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # none yet, or damaged: time again
