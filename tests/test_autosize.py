@@ -52,7 +52,8 @@ def test_a_longer_budget_buys_a_larger_model_and_a_large_corpus_no_dropout(timed
     assert params == sorted(params) and params[0] < params[-1]
     short = sizes[1]
     assert short.dropout == 0 and short.est_epochs < 3 and short.batch_size == autosize.BATCH
-    assert short.line().startswith(f"auto: LSTM {short.layers}x{short.hidden}, batch 32x64, lr 4e-3, dropout 0 for 2m "
+    lr = f"{autosize.lr_for(short.hidden):.0e}".replace("e-0", "e-")
+    assert short.line().startswith(f"auto: LSTM {short.layers}x{short.hidden}, batch 32x64, lr {lr}, dropout 0 for 2m "
                                    "on 1.0M chars (est. ")
 
 
@@ -79,7 +80,7 @@ def test_explicit_flags_win_and_auto_picks_the_rest(timed, tmp_path):
     choice = pick(600, 1_000_000, tmp_path, keep={"hidden", "lr", "batch_size"}, hidden=96, lr=1e-3, batch_size=8)
     assert (choice.hidden, choice.lr, choice.batch_size, choice.seq_len) == (96, 1e-3, 8, autosize.SEQ_LEN)
     choice = pick(600, 1_000_000, tmp_path, keep={"layers"}, layers=2)
-    assert choice.layers == 2 and choice.lr == autosize.LR
+    assert choice.layers == 2 and choice.lr == autosize.lr_for(choice.hidden) < autosize.LR
 
 
 def test_a_device_with_room_to_spare_gets_a_bigger_batch(monkeypatch, tmp_path):
@@ -105,7 +106,7 @@ def test_speeds_are_timed_once_per_device_and_shape(timed, tmp_path):
 def test_real_timing_takes_a_moment_and_gives_a_speed():
     started = time.perf_counter()
     speed = autosize.measure("lstm", Shape(1, 32, 8, 4, 16), 64, CPU)
-    assert 0 < speed < math.inf and time.perf_counter() - started < 10
+    assert 0 < speed < math.inf and time.perf_counter() - started < 30  # a loaded 2-core machine: seconds
 
 
 def train_cli(*args) -> int:
@@ -141,7 +142,7 @@ def test_a_size_flag_turns_the_default_auto_off_unless_auto_is_asked_for(timed, 
     assert off["size"] is None and off["auto"] is None and (off["hidden"], off["layers"]) == (24, 2)
     assert train_cli(small_text, "--out", tmp_path / "on", "--size", "auto", "--hidden", "24", *common) == 0
     on = json.loads((tmp_path / "on" / "config.json").read_text())["train"]
-    assert on["size"] == "auto" and on["hidden"] == 24 and on["embed"] == 8 and on["lr"] == autosize.LR
+    assert on["size"] == "auto" and on["hidden"] == 24 and on["embed"] == 8 and on["lr"] == autosize.lr_for(24)
     assert train_cli(small_text, "--out", tmp_path / "tiny", "--size", "tiny", *common) == 0
     tiny = json.loads((tmp_path / "tiny" / "config.json").read_text())["train"]
     assert (tiny["layers"], tiny["hidden"], tiny["embed"]) == (1, 64, 8)  # the preset, --embed on top

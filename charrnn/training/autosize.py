@@ -2,19 +2,19 @@
 
 The rule, with every constant in the block below:
 
-1. The candidates are LADDER's shapes, smallest first. Each one's training speed on this device (chars/s
-   at its batch) is timed for a fraction of a second on random ids, and cached per device and shape, so
-   only the first run on a machine pays for it (the time is counted in the budget).
+1. The candidates are LADDER's shapes, walked from the one nearest START_PARAMS up (while they fit)
+   or down (until one fits). Each one's training speed on this device (chars/s at its batch) is timed
+   for a fraction of a second on random ids, and cached per device and shape, so only the first run
+   on a machine pays for it (the time is counted in the budget).
 2. A shape fits when the budget lets it read at least CHARS_PER_PARAM characters per parameter
    (compute) in at least MIN_STEPS steps, and it has at most PARAMS_PER_CHAR parameters per training
-   character (data). The largest
-   shape that fits wins. If none fits, the smallest does, provided it gets MIN_STEPS steps; otherwise
-   the budget is too short and the error says which budget would do.
-3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them),
-   doubled while the doubled batch trains at least FASTER_BATCH times faster (a GPU has room to
-   spare, a CPU does not) and still leaves TARGET_STEPS optimizer steps in the budget.
-4. The learning rate is LR; dropout grows with the epochs the budget allows (DROPOUT); warmup is a
-   WARMUP_SHARE of the estimated steps, at most the usual 100.
+   character (data). The largest shape that fits wins. If none fits, the smallest does, provided it
+   gets MIN_STEPS steps; otherwise the budget is too short and the error says which budget would do.
+3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them);
+   the chosen shape's batch is doubled while the doubled batch trains at least FASTER_BATCH times
+   faster (a GPU has room to spare, a CPU does not) and still leaves TARGET_STEPS steps in the budget.
+4. The learning rate is LR, lower for wider models (lr_for); dropout grows with the epochs the budget
+   allows (DROPOUT); warmup is a WARMUP_SHARE of the estimated steps, at most the usual 100.
 
 Explicit flags win: the caller names the fields it set (`keep`) and the rule picks only the rest.
 """
@@ -37,22 +37,26 @@ from charrnn.files import write_json
 from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.training.config import TrainConfig
 
-# --- the rule's constants (from the grid of benchmarks/bench_budget.py, README "Choosing a size") ------------
+# --- the rule's constants --------------------------------------------------------------------------------
+# From the grid that benchmarks/bench_budget.py measured on tinyshakespeare (README, "Choosing a size"): at
+# 2 minutes on one CPU thread the best point read 7.5 characters per parameter (1x256, 2.6M chars) and the
+# next size up, at ~2, was worse; lr 8e-3 beat 4e-3 at 1x256 and 1x384, and 2e-3 was far worse.
 LADDER = (  # (layers, hidden, embed), by parameter count
-    (1, 64, 16), (1, 128, 32), (1, 256, 64), (1, 384, 64), (1, 512, 64), (2, 512, 64),
+    (1, 64, 16), (1, 128, 32), (1, 192, 64), (1, 256, 64), (1, 384, 64), (1, 512, 64), (2, 512, 64),
     (2, 768, 64), (2, 1024, 64), (3, 1024, 64),
 )
-CHARS_PER_PARAM = 1.0  # training characters the budget must buy per parameter (compute limit)
+CHARS_PER_PARAM = 4.0  # training characters the budget must buy per parameter (compute limit)
 PARAMS_PER_CHAR = 4.0  # parameters per training character at most (data limit: larger ones only memorise)
 BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
 FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
 TARGET_STEPS = 2000  # ... and leave at least this many steps
 MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest model learns little
-LR = 4e-3
-DROPOUT = ((3.0, 0.0), (8.0, 0.1), (25.0, 0.2), (math.inf, 0.3))  # (epochs up to, dropout)
+LR, LR_WIDTH = 8e-3, 256  # the peak lr up to this width; wider ones get LR * sqrt(LR_WIDTH / hidden)
+DROPOUT = ((5.0, 0.0), (10.0, 0.1), (30.0, 0.2), (math.inf, 0.3))  # (epochs up to, dropout); not measured
 WARMUP_SHARE, MAX_WARMUP = 0.05, 100
 PROBE_S, PROBE_MAX_STEPS = 0.25, 8  # timing one shape: after one untimed step, about this long
 PLAUSIBLE = 1.5  # a shape is timed only if it could fit at this much more than its FLOP-scaled speed
+START_PARAMS = 350_000  # the walk up or down the ladder starts at the shape nearest this size (1x256)
 # The default length of a run given no --time-budget, --epochs or --max-steps: it follows the corpus size.
 DEFAULT_S_PER_MCHAR, DEFAULT_MIN_S, DEFAULT_MAX_S = 300.0, 60.0, 3600.0
 VOCAB_STEP = 64  # speeds are timed and cached with the vocabulary rounded up to a multiple of this
@@ -139,6 +143,10 @@ def default_budget(chars: int) -> float:
     return min(DEFAULT_MAX_S, max(DEFAULT_MIN_S, round(DEFAULT_S_PER_MCHAR * chars / 1e6)))
 
 
+def lr_for(hidden: int) -> float:
+    return float(f"{LR * min(1.0, math.sqrt(LR_WIDTH / hidden)):.1g}")  # one significant digit, as one writes it
+
+
 def dropout_for(epochs: float) -> float:
     return next(p for most, p in DROPOUT if epochs <= most)
 
@@ -197,7 +205,7 @@ def measure(cell: str, shape: Shape, vocab: int, device: torch.device) -> float:
 
     step()  # the first step allocates and plans kernels
     n, t0 = 0, time.perf_counter()
-    while n < 2 or (n < PROBE_MAX_STEPS and time.perf_counter() - t0 < PROBE_S):
+    while n < 1 or (n < PROBE_MAX_STEPS and time.perf_counter() - t0 < PROBE_S):
         step()
         n += 1
     return n * shape.batch * shape.seq_len / (time.perf_counter() - t0)
@@ -240,31 +248,43 @@ def _batched(shape: Shape, speed: float, seconds: float, keep: Collection[str], 
     return shape, speed
 
 
+def fits(shape: Shape, speed: float, seconds: float, cell: str, vocab: int, train_chars: int) -> bool:
+    """Rule 2: enough characters per parameter, in enough steps, and not too many parameters for the data."""
+    chars, params = speed * seconds, shape.params(cell, vocab)
+    return (chars >= CHARS_PER_PARAM * params and chars >= MIN_STEPS * shape.batch * shape.seq_len
+            and params <= PARAMS_PER_CHAR * train_chars)
+
+
 def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int, speeds: Speeds) -> Choice:
     """The auto choice for cfg.time_budget seconds on train_chars characters (see the module's rule)."""
     budget, cell = cfg.time_budget, cfg.model
     if budget is None:
         raise CharRNNError("--size auto fits the model to a time budget: give --time-budget (or a fixed size)")
     shapes = _candidates(cfg, keep, train_chars)
-    picked: tuple[Shape, float] | None = None  # the largest shape that fits so far, at its batch
-    for shape in shapes:
+    # Walk from the shape nearest START up while shapes fit, or down until one does: two or three timings.
+    i = min(range(len(shapes)), key=lambda k: abs(math.log(shapes[k].params(cell, vocab) / START_PARAMS)))
+    picked: tuple[Shape, float] | None = None  # the largest shape known to fit, and its speed
+    tried: dict[int, float] = {}
+    while 0 <= i < len(shapes):
+        shape = shapes[i]
         params = shape.params(cell, vocab)
-        if picked is not None:
+        if picked is not None:  # going up
             if params > PARAMS_PER_CHAR * train_chars:
                 break
             # Not worth timing if it could not fit even running PLAUSIBLE times faster than its FLOPs suggest.
             guess = picked[1] * picked[0].params(cell, vocab) / params
             if guess * PLAUSIBLE * (budget - speeds.timing_s) < CHARS_PER_PARAM * params:
                 break
-        speed = speeds.get(cell, shape, vocab)
-        batched = _batched(shape, speed, budget - speeds.timing_s, keep, speeds, cell, vocab, train_chars)
-        chars = batched[1] * (budget - speeds.timing_s)
-        fits = chars >= CHARS_PER_PARAM * params and chars >= MIN_STEPS * batched[0].batch * batched[0].seq_len
-        if picked is not None and not fits:
+        tried[i] = speed = speeds.get(cell, shape, vocab)
+        if fits(shape, speed, budget - speeds.timing_s, cell, vocab, train_chars):
+            picked, i = (shape, speed), i + 1
+        elif picked is not None or i == 0:
             break
-        picked = batched
-        if not fits:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
-            break
+        else:
+            i -= 1
+    if picked is None:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
+        picked = (shapes[0], tried[0])
+    picked = _batched(*picked, budget - speeds.timing_s, keep, speeds, cell, vocab, train_chars)
     shape, speed = picked
     seconds = budget - speeds.timing_s
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
@@ -276,7 +296,7 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     epochs = speed * seconds / train_chars
     return Choice(
         cell=cell, layers=shape.layers, hidden=shape.hidden, embed=shape.embed, batch_size=shape.batch,
-        seq_len=shape.seq_len, lr=cfg.lr if "lr" in keep else LR,
+        seq_len=shape.seq_len, lr=cfg.lr if "lr" in keep else lr_for(shape.hidden),
         dropout=cfg.dropout if "dropout" in keep else dropout_for(epochs),
         warmup=cfg.warmup if "warmup" in keep else min(MAX_WARMUP, max(1, round(WARMUP_SHARE * steps))),
         budget_s=budget, train_chars=train_chars, chars_per_s=round(speed, 1), est_epochs=round(epochs, 2),
