@@ -190,7 +190,7 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
         cfg = cls(**given)
     command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
-    if trainer.auto:
+    if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
