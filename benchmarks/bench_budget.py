@@ -30,6 +30,7 @@ from charrnn.training.autosize import format_duration
 from charrnn.training.config import TrainConfig, parse_duration
 
 RESULTS = REPO / "docs" / "budget"
+COMMANDS = "commands.txt"  # every invocation that wrote into the results, in order
 CORPORA = {  # name -> what `charrnn train` is given, and the share of it held out for val
     "tinyshakespeare": (str(REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt"), 0.1),
     "folk": ("folk", 0.1),
@@ -177,10 +178,12 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(records: list[dict], out: Path, command: str) -> None:
+def write_reports(records: list[dict], out: Path) -> None:
     machines = sorted({r["machine"] for r in records if r.get("machine")})
-    text = ["# Val loss against time budget", "", f"Produced by: `{command}` (accumulated over runs; see the JSON).",
-            f"Machine: {'; '.join(machines)}", "", "## Summary", "",
+    commands = (out / COMMANDS).read_text().splitlines() if (out / COMMANDS).is_file() else []
+    text = ["# Val loss against time budget", "", "Produced by these invocations (each replaces the runs it repeats):",
+            "", *(f"    {c}" for c in commands), "", f"Machine: {'; '.join(machines)}; the load average before and "
+            "after each run is in the JSON.", "", "## Summary", "",
             table(summary_rows(records), ["corpus", "budget", "auto chose", "auto", "defaults", "best grid point",
                                           "auto - best"]),
             "", "## Every run", "",
@@ -216,6 +219,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "bench_budget.json"
     command = "python -m benchmarks.bench_budget " + " ".join(sys.argv[1:])
+    with open(args.out / COMMANDS, "a") as f:
+        f.write(command + "\n")
     lock = threading.Lock()
 
     def one(job):
@@ -225,7 +230,7 @@ def main() -> None:
             fcntl.flock(held, fcntl.LOCK_EX)
             records = merge(load(results), record)
             results.write_text(json.dumps(records, indent=1) + "\n")
-            write_reports(records, args.out, command)
+            write_reports(records, args.out)
         print(json.dumps({k: record.get(k) for k in ("corpus", "budget_s", "label", "val_loss", "step", "wall_s",
                                                       "error")}), flush=True)
 
