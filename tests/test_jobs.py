@@ -149,3 +149,15 @@ def test_a_catalogued_corpus_is_used_by_name(tmp_path, small_text, monkeypatch):
     manager.stop()
     manager.wait(60)
     assert manager.snapshot()["status"] == "done"
+
+
+def test_the_default_size_is_auto_and_the_job_says_what_it_chose(tmp_path, small_text):
+    manager = JobManager(tmp_path / "runs", threads=1, device="cpu")
+    job = manager.start(upload=small_text, upload_name="small.txt", time_budget=15)
+    assert job.name == "small-lstm-auto"
+    manager.wait(120)
+    snap = manager.snapshot()
+    assert snap["status"] == "done" and snap["best_val_loss"] is not None, snap
+    settings = snap["settings"]
+    assert settings["size"] == "auto" and settings["auto"].startswith(
+        f"auto: LSTM {settings['layers']}x{settings['hidden']}, batch ")

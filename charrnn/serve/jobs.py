@@ -24,13 +24,8 @@ from pathlib import Path
 
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
+from charrnn.training.autosize import PRESETS, SIZES
 
-SIZES = {  # name -> (layers, hidden, embed, dropout)
-    "tiny": (1, 64, 16, 0.0),
-    "small": (2, 128, 32, 0.0),
-    "medium": (2, 256, 64, 0.1),
-    "large": (2, 512, 64, 0.1),
-}
 CORES = tuple(CELLS)  # the recurrent cells a job may train (the page calls them cores)
 MIN_BUDGET_S, MAX_BUDGET_S = 5.0, 3600.0
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -167,7 +162,7 @@ class JobManager:
     # --- start and stop -----------------------------------------------------------------------------
 
     def start(self, *, corpus: str | None = None, upload: str | Path | None = None, upload_name: str | None = None,
-              name: str = "", model: str = "lstm", size: str = "small", time_budget: float = 60.0,
+              name: str = "", model: str = "lstm", size: str = "auto", time_budget: float = 60.0,
               seed: int = 1337) -> TrainingJob:
         """Start a job on a catalogued corpus (by name) or an uploaded file (a server-side path).
 
@@ -216,12 +211,13 @@ class JobManager:
                 source = str(copy)
             else:
                 source = corpus
-            layers, hidden, embed, dropout = SIZES[size]
-            cfg = TrainConfig(corpus=source, out=str(run_dir), model=model, layers=layers, hidden=hidden, embed=embed,
-                              dropout=dropout, time_budget=time_budget, eval_every=10, warmup=20, seed=seed,
-                              val_frac=min(0.1, VAL_CHARS / max(chars, 1)), device=self.device,
-                              threads=self.threads)
-            settings = {"core": model, "size": size, "layers": layers, "hidden": hidden, "seed": seed,
+            # auto picks the sizes, batch, lr, dropout and warmup when the trainer starts (see autosize.py)
+            fixed = {} if size == "auto" else dict(zip(("layers", "hidden", "embed", "dropout"), PRESETS[size],
+                                                       strict=True), warmup=20)
+            cfg = TrainConfig(corpus=source, out=str(run_dir), model=model, size=size, **fixed,
+                              time_budget=time_budget, eval_every=10, seed=seed,
+                              val_frac=min(0.1, VAL_CHARS / max(chars, 1)), device=self.device, threads=self.threads)
+            settings = {"core": model, "size": size, "layers": cfg.layers, "hidden": cfg.hidden, "seed": seed,
                         "threads": self.threads}
             job = TrainingJob(run_dir.name, run_dir, upload_name or corpus or "", settings, time_budget)
             job.thread = threading.Thread(target=self._run, args=(job, cfg), name=f"train-{run_dir.name}", daemon=True)
@@ -275,6 +271,8 @@ class JobManager:
             trainer = Trainer(cfg, progress=False, on_eval=lambda record: self._on_eval(job, record),
                               command="python app.py (Train tab)")
             job.trainer = trainer
+            if trainer.auto:
+                job.settings.update(layers=trainer.cfg.layers, hidden=trainer.cfg.hidden, auto=trainer.auto.line())
             if job.stop_requested:
                 trainer.request_stop()
             job.status = "stopping" if job.stop_requested else "running"

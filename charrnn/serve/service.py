@@ -355,11 +355,11 @@ class Service:
             corpora.build(name, progress=False)
             return f"Built the corpus {name} in {time.perf_counter() - started:.0f} s: pick it above to train on it."
 
-    def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="small",
+    def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="auto",
                        time_budget=60) -> dict:
         """Start the server's training job (raises charrnn.serve.jobs.Busy if one runs); returns its status."""
         pick(core, CORES, "core")
-        pick(size, tuple(SIZES), "size")
+        pick(size, SIZES, "size")
         budget = clamp_float(time_budget, 5, 3600, 60)
         if upload:
             self.jobs.start(upload=upload, upload_name=clip(upload_name or Path(str(upload)).name, 200),

@@ -44,6 +44,8 @@ class TrainConfig:
     encoding: str = "utf-8"
     cache_dir: str | None = None
     threads: int | None = None
+    size: str | None = None  # "auto" (fit to the time budget: training/autosize.py), a preset name, or None
+    auto: dict | None = None  # what auto chose and why (autosize.Choice), filled in when the run starts
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size, cell=self.model, layers=self.layers, hidden=self.hidden, embed=self.embed,
@@ -51,7 +53,7 @@ class TrainConfig:
 
 
 # What a resumed run cannot change: the weights' shapes, and the data position a step number stands for.
-FIXED_ON_RESUME = ("model", "layers", "hidden", "embed", "batch_size", "seq_len", "attention", "source_tokens",
+FIXED_ON_RESUME = ("model", "size", "layers", "hidden", "embed", "batch_size", "seq_len", "attention", "source_tokens",
                    "target_tokens")
 
 

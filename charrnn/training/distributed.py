@@ -63,6 +63,14 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t.item())
 
+    def share(self, obj: object) -> object:
+        """Rank 0's `obj` on every rank (a picklable value)."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's copy of `t` (same shape on all ranks), on the CPU, in rank order."""
         if not self.enabled:

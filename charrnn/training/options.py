@@ -14,10 +14,13 @@ from charrnn.models.rnn import CELLS
 from charrnn.models.seq2seq import ATTENTION
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TOKENS
+from charrnn.training import autosize
 from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, parse_duration, resume_config
 from charrnn.training.trainer import Trainer
 
-DEFAULT_EPOCHS = 10  # when a new run gives no --max-steps, --epochs or --time-budget
+DEFAULT_EPOCHS = 10  # when a new seq2seq run gives no --max-steps, --epochs or --time-budget (an LM's follows
+# its corpus size: autosize.default_budget)
+LENGTH_FLAGS = ("max_steps", "epochs", "time_budget")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -51,6 +54,13 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out exactly (one with nothing saved yet starts from the beginning)")
     g = p.add_argument_group("model")
+    if not seq2seq:
+        presets = ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in autosize.PRESETS.items())
+        g.add_argument("--size", choices=autosize.SIZES,
+                       help="auto: layers, hidden, batch, sequence length, lr and dropout chosen for the time budget, "
+                            "the corpus and this machine's measured speed (the default with a time budget and none "
+                            "of --layers, --hidden, --batch-size, --seq-len, --lr; flags given with it win); or a "
+                            f"preset ({presets})")
     g.add_argument("--model", choices=CELLS, help=f"recurrent cell (default {d.model})")
     g.add_argument("--layers", type=positive_int, help=f"default {d.layers}")
     g.add_argument("--hidden", type=positive_int, help=f"hidden size (default {d.hidden})")
@@ -74,9 +84,14 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     g.add_argument("--seed", type=int, help=f"default {d.seed}")
     g = p.add_argument_group("when to stop (the learning-rate schedule fits the first that applies)")
     g.add_argument("--max-steps", type=int, help="optimizer steps")
-    g.add_argument("--epochs", type=finite_float, help=f"passes over the training split (default {DEFAULT_EPOCHS}"
-                                                       " if no other limit is given)")
-    g.add_argument("--time-budget", type=duration, help="training time, e.g. 90s, 20m, 2h, 1h30m")
+    g.add_argument("--epochs", type=finite_float,
+                   help=f"passes over the training split (default {DEFAULT_EPOCHS} if no other limit is given)"
+                   if seq2seq else "passes over the training split")
+    fmt = autosize.format_duration
+    length = "" if seq2seq else (f" (default, if no other limit is given: {autosize.DEFAULT_S_PER_MCHAR:g}s per "
+                                 f"million characters of corpus, {fmt(autosize.DEFAULT_MIN_S)} to "
+                                 f"{fmt(autosize.DEFAULT_MAX_S)})")
+    g.add_argument("--time-budget", type=duration, help=f"training time, e.g. 90s, 20m, 2h, 1h30m{length}")
     g.add_argument("--patience", type=int, help="stop after this many evaluations without val improvement")
     g = p.add_argument_group("data and evaluation")
     g.add_argument("--val-frac", type=finite_float, help=f"share of the data for validation (default {d.val_frac})")
@@ -132,6 +147,27 @@ def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, u
             f"charrnn {verb} --out {shlex.quote(str(cfg.out))} --resume {larger}")
 
 
+def lm_defaults(given: dict) -> None:
+    """Fill in what a new LM run's flags leave open: its length (from the corpus size, said aloud) and its
+    size (auto when there is a budget and no size flag; a preset's fields unless given)."""
+    if not any(k in given for k in LENGTH_FLAGS):
+        from charrnn.training.task import resolve_corpus
+
+        path = resolve_corpus(given["corpus"])[1]
+        if path.is_file():  # else the trainer says it is missing
+            chars = path.stat().st_size  # bytes: close enough to characters for a default
+            given["time_budget"] = autosize.default_budget(chars)
+            print(f"no --time-budget, --epochs or --max-steps: training for "
+                  f"{autosize.format_duration(given['time_budget'])}, the default for "
+                  f"{autosize.count_text(chars)} bytes of text", file=sys.stderr)
+    size = given.get("size")
+    if size is None and "time_budget" in given and not any(k in given for k in autosize.SIZE_FLAGS):
+        given["size"] = "auto"
+    elif size in autosize.PRESETS:
+        preset = dict(zip(("layers", "hidden", "embed", "dropout"), autosize.PRESETS[size], strict=True))
+        given.update({k: v for k, v in preset.items() if k not in given})
+
+
 def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
     """Start or resume the run the flags describe and print its outcome; the exit code."""
     names = {f.name for f in fields(cls)}
@@ -147,11 +183,15 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
                                else "train needs a corpus file (or --resume to continue a run)")
         if args.resume:
             print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
-        if not any(k in given for k in ("max_steps", "epochs", "time_budget")):
+        if cls is not Seq2SeqTrainConfig:
+            lm_defaults(given)
+        elif not any(k in given for k in LENGTH_FLAGS):
             given["epochs"] = DEFAULT_EPOCHS
         cfg = cls(**given)
     command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command)
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
+    if trainer.auto and trainer.dist.main:
+        print(trainer.auto.line(), file=sys.stderr)
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0

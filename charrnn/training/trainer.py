@@ -17,7 +17,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,8 +25,10 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
+from charrnn.data import encode_corpus
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
+from charrnn.training import autosize
 from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
 from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
 from charrnn.training.config import resume_config as resume_config
@@ -35,6 +37,7 @@ from charrnn.training.lm import LMTask
 from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
 from charrnn.training.seq2seq import Seq2SeqTask
+from charrnn.training.task import resolve_corpus
 
 METRICS = "metrics.jsonl"
 
@@ -130,9 +133,11 @@ class Trainer:
     """One training run in one run directory. `run()` trains until a stop condition and returns a summary."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 on_eval: Callable[[dict], int | None] | None = None, command: str | None = None):
+                 on_eval: Callable[[dict], int | None] | None = None, command: str | None = None,
+                 keep: Collection[str] = ()):
         """on_eval sees each evaluation's record (on rank 0) and may return a new --eval-every, in steps
-        (single-process runs only: other ranks would not learn of it)."""
+        (single-process runs only: other ranks would not learn of it). With cfg.size "auto", `keep` names
+        the fields the caller set itself, which auto leaves as they are."""
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
@@ -142,16 +147,19 @@ class Trainer:
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
+        self.auto: autosize.Choice | None = None  # what --size auto chose in this process, if it did
         try:
-            self._setup(resume)
+            self._setup(resume, keep)
         except BaseException:
             self.release()
             raise
 
-    def _setup(self, resume: bool) -> None:
+    def _setup(self, resume: bool, keep: Collection[str]) -> None:
         cfg = self.cfg
         if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
+        if cfg.size == "auto" and cfg.auto is None:  # a resumed run keeps the choice it recorded
+            self.cfg = cfg = self._auto_size(cfg, keep)
         if cfg.batch_size % self.dist.world:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
         torch.manual_seed(cfg.seed)
@@ -171,6 +179,8 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.opt = self._make_optimizer()
         self.step, self.elapsed, self.best_val, self.bad_evals = 0, 0.0, math.inf, 0
+        if self.auto:  # timing shapes for --size auto is start-up that the budget pays for
+            self.elapsed = self.auto.timing_s
         if self.resumed:
             self._load_latest()
         elif self.dist.main:
@@ -178,6 +188,19 @@ class Trainer:
             self._write_config(status="running")
 
     # --- setup ------------------------------------------------------------------------------------
+
+    def _auto_size(self, cfg: TrainConfig, keep: Collection[str]) -> TrainConfig:
+        """cfg with --size auto's choice (rank 0 times and chooses; every rank trains what it chose)."""
+        if isinstance(cfg, Seq2SeqTrainConfig):
+            raise CharRNNError("--size auto is for language models; give seq2seq sizes explicitly")
+        choice = None
+        if self.dist.main:
+            corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
+            train_ids, _, _ = corpus.split(cfg.val_frac, cfg.test_frac)
+            speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
+            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
+        self.auto = self.dist.share(choice)
+        return autosize.apply(cfg, self.auto)
 
     @staticmethod
     def _check_args(cfg: TrainConfig) -> None:

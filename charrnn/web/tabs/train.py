@@ -8,7 +8,7 @@ import gradio as gr
 
 from charrnn.errors import CharRNNError
 from charrnn.serve import service as svc
-from charrnn.serve.jobs import SIZES
+from charrnn.serve.jobs import PRESETS
 from charrnn.web import views
 from charrnn.web.page import Page, polling, user_errors
 
@@ -72,7 +72,8 @@ def build(page: Page) -> None:
                                  type="filepath", elem_id="train-upload")
                 name = gr.Textbox(label="Name (optional)", max_length=40, placeholder="letters, digits, - and _")
                 core = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="Core")
-                size = gr.Radio([(f"{k} ({v[0]}×{v[1]})", k) for k, v in SIZES.items()], value="small",
+                size = gr.Radio([("auto (best for the budget)", "auto"),
+                                 *((f"{k} ({v[0]}×{v[1]})", k) for k, v in PRESETS.items())], value="auto",
                                 label="Size (layers × hidden)")
                 budget = gr.Slider(5, 3600, value=60, step=5, label="Time budget (seconds)")
                 with gr.Row():

@@ -1,0 +1,308 @@
+"""--size auto: the model, batch and learning rate that fit a time budget, a corpus and this device.
+
+The rule, with every constant in the block below:
+
+1. The candidates are LADDER's shapes, walked from the one nearest START_PARAMS up (while they fit)
+   or down (until one fits). Each one's training speed on this device (chars/s at its batch) is timed
+   for a fraction of a second on random ids, and cached per device and shape, so only the first run
+   on a machine pays for it (the time is counted in the budget).
+2. A shape fits when the budget lets it read at least CHARS_PER_PARAM characters per parameter
+   (compute) in at least MIN_STEPS steps, and it has at most PARAMS_PER_CHAR parameters per training
+   character (data). The largest shape that fits wins. If none fits, the smallest does, provided it
+   gets MIN_STEPS steps; otherwise the budget is too short and the error says which budget would do.
+3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them);
+   the chosen shape's batch is doubled while the doubled batch trains at least FASTER_BATCH times
+   faster (a GPU has room to spare, a CPU does not) and still leaves TARGET_STEPS steps in the budget.
+4. The learning rate is LR, lower for wider models (lr_for); dropout grows with the epochs the budget
+   allows (DROPOUT); warmup is a WARMUP_SHARE of the estimated steps, at most the usual 100.
+
+Explicit flags win: the caller names the fields it set (`keep`) and the rule picks only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from charrnn.data import default_cache_dir
+from charrnn.errors import CharRNNError
+from charrnn.files import write_json
+from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.training.config import TrainConfig
+
+# --- the rule's constants --------------------------------------------------------------------------------
+# From the grid that benchmarks/bench_budget.py measured on tinyshakespeare (README, "Choosing a size"): at
+# 2 minutes on one CPU thread the best point read 7.5 characters per parameter (1x256, 2.6M chars) and the
+# next size up, at ~2, was worse; lr 8e-3 beat 4e-3 at 1x256 and 1x384, and 2e-3 was far worse.
+LADDER = (  # (layers, hidden, embed), by parameter count
+    (1, 64, 16), (1, 128, 32), (1, 192, 64), (1, 256, 64), (1, 384, 64), (1, 512, 64), (2, 512, 64),
+    (2, 768, 64), (2, 1024, 64), (3, 1024, 64),
+)
+CHARS_PER_PARAM = 4.0  # training characters the budget must buy per parameter (compute limit)
+PARAMS_PER_CHAR = 4.0  # parameters per training character at most (data limit: larger ones only memorise)
+BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
+FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
+TARGET_STEPS = 2000  # ... and leave at least this many steps
+MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest model learns little
+LR, LR_WIDTH = 8e-3, 256  # the peak lr up to this width; wider ones get LR * sqrt(LR_WIDTH / hidden)
+DROPOUT = ((5.0, 0.0), (10.0, 0.1), (30.0, 0.2), (math.inf, 0.3))  # (epochs up to, dropout); not measured
+WARMUP_SHARE, MAX_WARMUP = 0.05, 100
+PROBE_S, PROBE_MAX_STEPS = 0.25, 8  # timing one shape: after one untimed step, about this long
+PLAUSIBLE = 1.5  # a shape is timed only if it could fit at this much more than its FLOP-scaled speed
+START_PARAMS = 350_000  # the walk up or down the ladder starts at the shape nearest this size (1x256)
+# The default length of a run given no --time-budget, --epochs or --max-steps: it follows the corpus size.
+DEFAULT_S_PER_MCHAR, DEFAULT_MIN_S, DEFAULT_MAX_S = 300.0, 60.0, 3600.0
+VOCAB_STEP = 64  # speeds are timed and cached with the vocabulary rounded up to a multiple of this
+SPEEDS = "speeds.json"  # in the cache directory: {machine: {shape key: chars/s}}
+
+AUTO_FIELDS = ("layers", "hidden", "embed", "batch_size", "seq_len", "lr", "dropout", "warmup")
+SIZE_FLAGS = ("layers", "hidden", "batch_size", "seq_len", "lr")  # any of these turns the default auto off
+PRESETS = {  # --size NAME and the app's sizes: name -> (layers, hidden, embed, dropout)
+    "tiny": (1, 64, 16, 0.0),
+    "small": (2, 128, 32, 0.0),
+    "medium": (2, 256, 64, 0.1),
+    "large": (2, 512, 64, 0.1),
+}
+SIZES = ("auto", *PRESETS)
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One candidate: the network's sizes and the batch it trains with."""
+
+    layers: int
+    hidden: int
+    embed: int
+    batch: int
+    seq_len: int
+
+    def params(self, cell: str, vocab: int) -> int:
+        """Parameters of a CharRNN of this shape (nn.LSTM/GRU/RNN keep two bias vectors per layer)."""
+        g = GATES[cell] * self.hidden
+        rnn = sum(g * ((self.embed if k == 0 else self.hidden) + self.hidden + 2) for k in range(self.layers))
+        return vocab * self.embed + rnn + (self.hidden + 1) * vocab
+
+    def key(self, cell: str, vocab: int) -> str:
+        return f"{cell} {self.layers}x{self.hidden} e{self.embed} v{vocab} b{self.batch}x{self.seq_len}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What auto chose and what it was based on (recorded in config.json as train.auto)."""
+
+    cell: str
+    layers: int
+    hidden: int
+    embed: int
+    batch_size: int
+    seq_len: int
+    lr: float
+    dropout: float
+    warmup: int
+    budget_s: float
+    train_chars: int
+    chars_per_s: float
+    est_epochs: float
+    est_steps: int
+    timing_s: float  # spent timing shapes in this run (0 when every speed came from the cache)
+
+    def line(self) -> str:
+        """E.g. 'auto: LSTM 1x384, batch 32x64, lr 4e-3, dropout 0 for 2m on 1.0M chars (est. 3.1 epochs)'."""
+        lr = f"{self.lr:.0e}".replace("e-0", "e-")
+        epochs = f"{self.est_epochs:,.{1 if self.est_epochs < 100 else 0}f}"
+        return (f"auto: {self.cell.upper()} {self.layers}x{self.hidden}, batch {self.batch_size}x{self.seq_len}, "
+                f"lr {lr}, dropout {self.dropout:g} for {format_duration(self.budget_s)} on "
+                f"{count_text(self.train_chars)} chars (est. {epochs} epochs, "
+                f"{self.est_steps:,} steps)")
+
+
+def format_duration(seconds: float) -> str:
+    """'2m', '1m30s', '1h', '45s', '0.5s': how --time-budget would spell it."""
+    if seconds < 10 and seconds != round(seconds):
+        return f"{seconds:.2g}s"
+    s = round(seconds)
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v) or "0s"
+
+
+def count_text(n: int) -> str:
+    """1.0M, 6.0k, 950."""
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def default_budget(chars: int) -> float:
+    """Seconds of training for a run given no length: DEFAULT_S_PER_MCHAR per million characters, bounded."""
+    return min(DEFAULT_MAX_S, max(DEFAULT_MIN_S, round(DEFAULT_S_PER_MCHAR * chars / 1e6)))
+
+
+def lr_for(hidden: int) -> float:
+    return float(f"{LR * min(1.0, math.sqrt(LR_WIDTH / hidden)):.1g}")  # one significant digit, as one writes it
+
+
+def dropout_for(epochs: float) -> float:
+    return next(p for most, p in DROPOUT if epochs <= most)
+
+
+# --- timing -------------------------------------------------------------------------------------------
+
+
+class Speeds:
+    """Measured training speeds, cached in the cache directory per machine (device, CPU, threads, torch)."""
+
+    def __init__(self, cache_dir: str | Path | None, machine: str, device: torch.device):
+        self.path = Path(cache_dir or default_cache_dir()) / SPEEDS
+        self.machine, self.device = f"{machine}, torch {torch.__version__}", device
+        self.timing_s = 0.0  # spent timing, this run
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or damaged: time again
+            return {}
+
+    def get(self, cell: str, shape: Shape, vocab: int) -> float:
+        vocab = -(-vocab // VOCAB_STEP) * VOCAB_STEP  # nearby vocabularies cost the same: one entry
+        key = shape.key(cell, vocab)
+        known = self._read().get(self.machine, {})
+        if isinstance(known.get(key), int | float) and known[key] > 0:
+            return float(known[key])
+        t0 = time.perf_counter()
+        speed = measure(cell, shape, vocab, self.device)
+        self.timing_s += time.perf_counter() - t0
+        cache = self._read()  # again: another run may have added speeds meanwhile
+        cache.setdefault(self.machine, {})[key] = round(speed, 1)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, cache)
+        except (OSError, CharRNNError):  # a read-only cache costs a re-timing next time, nothing more
+            pass
+        return speed
+
+
+def measure(cell: str, shape: Shape, vocab: int, device: torch.device) -> float:
+    """Training chars/s of one shape: forward, backward and AdamW on random ids, as the trainer steps."""
+    model = CharRNN(ModelConfig(vocab, cell=cell, layers=shape.layers, hidden=shape.hidden,
+                                embed=shape.embed)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)  # leaves the global RNG (the run's seed) alone
+    x, y = (torch.randint(vocab, (shape.batch, shape.seq_len), generator=gen).to(device) for _ in range(2))
+
+    def step() -> None:
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()  # waits for the device, as the trainer's NaN check does
+
+    step()  # the first step allocates and plans kernels
+    n, t0 = 0, time.perf_counter()
+    while n < 1 or (n < PROBE_MAX_STEPS and time.perf_counter() - t0 < PROBE_S):
+        step()
+        n += 1
+    return n * shape.batch * shape.seq_len / (time.perf_counter() - t0)
+
+
+# --- the rule -------------------------------------------------------------------------------------------
+
+
+def _candidates(cfg: TrainConfig, keep: Collection[str], train_chars: int) -> list[Shape]:
+    """LADDER's shapes consistent with the fields the caller fixed, at the starting batch."""
+    seq = cfg.seq_len if "seq_len" in keep else SEQ_LEN
+    batch = cfg.batch_size if "batch_size" in keep else max(1, min(BATCH, train_chars // (seq + 1)))
+    wanted = [(layers, hidden, embed) for layers, hidden, embed in LADDER
+              if ("layers" not in keep or layers == cfg.layers) and ("hidden" not in keep or hidden == cfg.hidden)]
+    if not wanted:  # a size the ladder lacks: the given one(s) with the ladder's others, smallest first
+        depths = [cfg.layers] if "layers" in keep else sorted({shape[0] for shape in LADDER})
+        widths = [cfg.hidden] if "hidden" in keep else sorted({shape[1] for shape in LADDER})
+        wanted = [(layers, hidden, min(64, hidden)) for layers in depths for hidden in widths]
+    shapes = sorted((Shape(layers, hidden, embed, batch, seq) for layers, hidden, embed in wanted),
+                    key=lambda s: s.params(cfg.model, 64))
+    if "embed" in keep:
+        shapes = [replace(s, embed=cfg.embed) for s in shapes]
+    return shapes
+
+
+def _batched(shape: Shape, speed: float, seconds: float, keep: Collection[str], speeds: Speeds,
+             cell: str, vocab: int, train_chars: int) -> tuple[Shape, float]:
+    """The shape at the batch it should train with (see rule 3), and its speed there."""
+    while "batch_size" not in keep:
+        bigger = replace(shape, batch=shape.batch * 2)
+        if bigger.batch * (bigger.seq_len + 1) > train_chars:
+            break
+        # Worth timing only if, even FASTER_BATCH times faster, the bigger batch keeps TARGET_STEPS steps.
+        if speed * FASTER_BATCH * seconds / (bigger.batch * bigger.seq_len) < TARGET_STEPS:
+            break
+        faster = speeds.get(cell, bigger, vocab)
+        if faster < FASTER_BATCH * speed or faster * seconds / (bigger.batch * bigger.seq_len) < TARGET_STEPS:
+            break
+        shape, speed = bigger, faster
+    return shape, speed
+
+
+def fits(shape: Shape, speed: float, seconds: float, cell: str, vocab: int, train_chars: int) -> bool:
+    """Rule 2: enough characters per parameter, in enough steps, and not too many parameters for the data."""
+    chars, params = speed * seconds, shape.params(cell, vocab)
+    return (chars >= CHARS_PER_PARAM * params and chars >= MIN_STEPS * shape.batch * shape.seq_len
+            and params <= PARAMS_PER_CHAR * train_chars)
+
+
+def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int, speeds: Speeds) -> Choice:
+    """The auto choice for cfg.time_budget seconds on train_chars characters (see the module's rule)."""
+    budget, cell = cfg.time_budget, cfg.model
+    if budget is None:
+        raise CharRNNError("--size auto fits the model to a time budget: give --time-budget (or a fixed size)")
+    shapes = _candidates(cfg, keep, train_chars)
+    # Walk from the shape nearest START up while shapes fit, or down until one does: two or three timings.
+    i = min(range(len(shapes)), key=lambda k: abs(math.log(shapes[k].params(cell, vocab) / START_PARAMS)))
+    picked: tuple[Shape, float] | None = None  # the largest shape known to fit, and its speed
+    tried: dict[int, float] = {}
+    while 0 <= i < len(shapes):
+        shape = shapes[i]
+        params = shape.params(cell, vocab)
+        if picked is not None:  # going up
+            if params > PARAMS_PER_CHAR * train_chars:
+                break
+            # Not worth timing if it could not fit even running PLAUSIBLE times faster than its FLOPs suggest.
+            guess = picked[1] * picked[0].params(cell, vocab) / params
+            if guess * PLAUSIBLE * (budget - speeds.timing_s) < CHARS_PER_PARAM * params:
+                break
+        tried[i] = speed = speeds.get(cell, shape, vocab)
+        if fits(shape, speed, budget - speeds.timing_s, cell, vocab, train_chars):
+            picked, i = (shape, speed), i + 1
+        elif picked is not None or i == 0:
+            break
+        else:
+            i -= 1
+    if picked is None:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
+        picked = (shapes[0], tried[0])
+    picked = _batched(*picked, budget - speeds.timing_s, keep, speeds, cell, vocab, train_chars)
+    shape, speed = picked
+    seconds = budget - speeds.timing_s
+    steps = int(speed * seconds / (shape.batch * shape.seq_len))
+    if steps < MIN_STEPS:
+        need = math.ceil(speeds.timing_s + MIN_STEPS * shape.batch * shape.seq_len / speed)
+        raise CharRNNError(f"a time budget of {format_duration(budget)} is too short for any model on this machine: "
+                           f"the smallest ({cell.upper()} {shape.layers}x{shape.hidden}) needs {need}s for "
+                           f"{MIN_STEPS} steps: give --time-budget {need}s or more")
+    epochs = speed * seconds / train_chars
+    return Choice(
+        cell=cell, layers=shape.layers, hidden=shape.hidden, embed=shape.embed, batch_size=shape.batch,
+        seq_len=shape.seq_len, lr=cfg.lr if "lr" in keep else lr_for(shape.hidden),
+        dropout=cfg.dropout if "dropout" in keep else dropout_for(epochs),
+        warmup=cfg.warmup if "warmup" in keep else min(MAX_WARMUP, max(1, round(WARMUP_SHARE * steps))),
+        budget_s=budget, train_chars=train_chars, chars_per_s=round(speed, 1), est_epochs=round(epochs, 2),
+        est_steps=steps, timing_s=round(speeds.timing_s, 2))
+
+
+def apply(cfg: TrainConfig, choice: Choice) -> TrainConfig:
+    """cfg with auto's choice in its fields, and the choice itself recorded (so --resume keeps it)."""
+    return replace(cfg, **{k: getattr(choice, k) for k in AUTO_FIELDS}, auto=asdict(choice))
