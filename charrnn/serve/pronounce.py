@@ -79,18 +79,19 @@ class Pronouncer:
         lexicon = self.lexicon()
         symbols = translator.target_vocab.index  # a pronunciation with other symbols is one the model cannot score
         known = [[p for p in lexicon.lookup(w) if all(t in symbols for t in p)] if lexicon else [] for w in words]
-        # One fused call scores the dictionary's pronunciations and draws the best outputs' attention.
-        asked = [(i, out.tokens) for i, outs in enumerate(found) for out in outs[:1]]
-        asked += [(i, pron) for i, prons in enumerate(known) for pron in prons]
-        forced = iter(translator.force([words[i] for i, _ in asked], [p for _, p in asked], encoded=encoded,
-                                       rows=[i for i, _ in asked]))
-        best = [next(forced) for _ in words]
+        # One fused call scores the dictionary's pronunciations and draws the best outputs' attention (a best
+        # output that is also in the dictionary is one row, not two).
+        asked = list(dict.fromkeys([(i, outs[0].tokens) for i, outs in enumerate(found)]
+                                   + [(i, pron) for i, prons in enumerate(known) for pron in prons]))
+        forced = dict(zip(asked, translator.force([words[i] for i, _ in asked], [p for _, p in asked],
+                                                  encoded=encoded, rows=[i for i, _ in asked]), strict=True))
         result = []
-        for word, outs, prons, (_, weights) in zip(words, found, known, best, strict=True):
-            dictionary = [self._item(pron, next(forced)[0]) for pron in prons]
+        for i, (word, outs, prons) in enumerate(zip(words, found, known, strict=True)):
+            dictionary = [self._item(pron, forced[i, pron][0]) for pron in prons]
             in_dictionary = {d["arpabet"] for d in dictionary}
             outputs = [{**self._item(o.tokens, o.logprob), "in_dictionary": " ".join(o.tokens) in in_dictionary}
                        for o in outs]
+            weights = forced[i, outs[0].tokens][1]
             attention = {"letters": list(word), "phonemes": [*outs[0].tokens, "</s>"],
                          "weights": [[round(float(x), 4) for x in row] for row in weights]}
             result.append({"word": word, "outputs": outputs, "dictionary": dictionary, "attention": attention})
