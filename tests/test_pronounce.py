@@ -4,13 +4,17 @@ them, attention for the picture, bounds; and models of one kind never offered wh
 import json
 import math
 import shutil
+import threading
 
 import pytest
+import torch
 from helpers import REPO, require
 
 from charrnn.errors import CharRNNError
+from charrnn.serve.jobs import JobManager
 from charrnn.serve.pronounce import MAX_WORDS, Pronouncer, words_of
 from charrnn.serve.registry import Registry, UnknownModel
+from charrnn.serve.service import Service
 from charrnn.web.views import pronunciations_html
 
 G2P = REPO / "models" / "g2p"
@@ -101,3 +105,19 @@ def test_eval_on_the_test_split(capsys, tmp_path):
     assert main(["seq2seq", "eval", str(require(G2P)), str(sample), "--json", "--ignore-stress"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["wer"] < 0.45 and result["ter"] < 0.12 and result["ignore_stress"]  # far better than chance
+
+
+def test_the_service_pronounces_on_one_thread(registry, tmp_path):
+    """The app's request threads start with torch's default threads; inference, this included, uses one."""
+    service = Service(registry, JobManager(tmp_path / "runs", threads=1, device="cpu"), files_dir=tmp_path / "files")
+    seen = {}
+
+    def request():
+        torch.set_num_threads(2)  # as a fresh worker thread on a machine of 2 cores or more starts
+        seen["words"] = [w["word"] for w in service.pronounce("g2p", "hello world")["words"]]
+        seen["threads"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    worker.join()
+    assert seen == {"words": ["hello", "world"], "threads": 1}

@@ -250,6 +250,13 @@ class Service:
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer
 
+    # --- pronunciation --------------------------------------------------------------------------------
+
+    def pronounce(self, model, text="", beam=5, num=3) -> dict:
+        """Pronunciations of each word of `text` (see serve/pronounce.py), on this request's one thread."""
+        inference_threads()
+        return self.pronouncer.pronounce(model, text, beam, num)
+
     # --- folk tunes -----------------------------------------------------------------------------------
 
     def folk_tune(self, model, meter="6/8", tonic="D", mode="major", tune_type=ANY_TYPE, start="",

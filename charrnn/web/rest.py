@@ -118,8 +118,8 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
 
     async def translate(body: TranslateBody):
         """Pronunciations of each word of the text (the /translate event's data)."""
-        return await translate_gate.run(_answer, lambda: service.pronouncer.pronounce(body.model, body.text,
-                                                                                      body.beam, body.num))
+        return await translate_gate.run(_answer, lambda: service.pronounce(body.model, body.text,
+                                                                        body.beam, body.num))
 
     def health() -> dict:
         """{"warm": whether the first requests will find their models loaded, "models": how many are on offer}."""

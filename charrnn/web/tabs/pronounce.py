@@ -11,12 +11,12 @@ from charrnn.web.page import Page, user_errors
 
 def build(page: Page) -> None:
     """Lay out the Pronounce tab and wire its event (API: translate)."""
-    pronouncer = page.service.pronouncer  # concurrent requests share decoding steps
+    service = page.service  # concurrent requests share decoding steps (its batcher)
 
     @user_errors
     def translate(model, text, beam, num):
         """Pronunciations of each word of the text: (HTML for the page, the data as JSON)."""
-        result = pronouncer.pronounce(model, text, beam, num)
+        result = service.pronounce(model, text, beam, num)
         return views.pronunciations_html(result), result
 
     with gr.Tab("Pronounce", id="pronounce"):
