@@ -64,7 +64,11 @@ def _load(args):
         batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
         args.threads = torch.get_num_threads() if batched else 1
     torch.set_num_threads(args.threads)
-    return load_model(args.model_dir, resolve_device(args.device))
+    model, vocab, run = load_model(args.model_dir, resolve_device(args.device))
+    if run.kind != "lm":
+        raise CharRNNError(f"{args.model_dir} is a {run.kind} model, not a language model; use charrnn {run.kind} "
+                           "translate or eval")
+    return model, vocab, run
 
 
 def _add_sample(sub) -> None:

@@ -105,6 +105,17 @@ def test_bad_input_is_one_line_and_exit_1(dates_run, toy, capsys, argv, message)
     assert message in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("argv", [["sample", "{run}"], ["sample", "{run}", "--beam", "3"],
+                                  ["complete", "{run}", "1 May"], ["eval", "{run}", "{toy}/in.txt"],
+                                  ["inspect", "{run}", "{toy}/in.txt"]])
+def test_language_model_commands_name_the_seq2seq_commands(dates_run, toy, capsys, argv):
+    (toy / "in.txt").write_text("1 May 2001\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main([a.format(run=dates_run, toy=toy) for a in argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is a seq2seq model, not a language model; use charrnn seq2seq" in err and len(err.splitlines()) == 1, err
+
+
 def test_unknown_symbols_can_be_skipped(dates_run, capsys):
     capsys.readouterr()
     assert main(["seq2seq", "translate", str(dates_run), "3 Mar\u00e7h 1998", "--unknown", "skip", "--json"]) == 0
