@@ -9,7 +9,7 @@ FOLK_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.2 --batc
             --lr 3e-3 --warmup 200 --min-lr-frac 0.05 --eval-every 500 --time-budget 75m --threads 1
 
 # The pronunciation (G2P) model: the cmudict corpus's fixed train/val/test files, phonemes as space-separated tokens.
-G2P_ARGS = --target-tokens space --model lstm --layers 2 --hidden 320 --embed 96 --dropout 0.2 --attention general \
+G2P_ARGS = --model lstm --layers 2 --hidden 320 --embed 96 --dropout 0.2 --attention general \
            --batch-size 64 --lr 2e-3 --warmup 200 --eval-every 1000 --eval-sample 1000 --time-budget 110m --threads 1
 
 .PHONY: models shakespeare-model folk-model g2p-model test

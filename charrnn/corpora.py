@@ -40,6 +40,7 @@ class Corpus:
     mirror_names: tuple[str, ...] = ()  # further names a mirror may hold the file under
     splits: tuple[str, ...] = ()  # fixed splits built beside the file (see split_files)
     task: str = "lm"  # what it trains: "lm" (a language model on the text) or "seq2seq" (input/output pairs)
+    tokens: tuple[str, str] = ("chars", "chars")  # seq2seq: the source's and target's symbols, unless flags say
 
     def command(self) -> str:
         """The command that puts the corpus on disk."""
@@ -79,6 +80,7 @@ CATALOGUE: dict[str, Corpus] = {
             licence="CMU's BSD-style licence (its notice is written beside the corpus as cmudict.LICENSE)",
             splits=tuple(cmudict.SPLIT_FRACTIONS),
             task="seq2seq",
+            tokens=("chars", "space"),  # letters in, space-separated ARPAbet phonemes out
         ),
         Corpus(
             name="pystdlib",

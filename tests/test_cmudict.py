@@ -13,6 +13,7 @@ from charrnn import cli, corpora
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq import cmudict
 from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, split_of
+from charrnn.training.options import DEFAULT_EPOCHS, seq2seq_defaults
 
 # The package's format: lower case, alternatives as word(N), comments after '#'.
 SYNTHETIC = """\
@@ -230,3 +231,14 @@ def test_ipa_table_covers_arpabet_and_rejects_the_rest() -> None:
     for bad in ("Q", "K1", "AH3", "ah1", ""):
         with pytest.raises(CharRNNError, match="not an ARPAbet phoneme"):
             arpabet_to_ipa(["K", bad])
+
+
+@pytest.mark.parametrize(("given", "tokens"), [
+    ({"corpus": "cmudict"}, ("chars", "space")),  # the catalogue's: letters in, phonemes out
+    ({"corpus": "cmudict", "target_tokens": "chars"}, ("chars", "chars")),  # a flag wins
+    ({"corpus": "pairs.tsv"}, (None, None)),  # a file: the config's defaults (characters) apply
+])
+def test_the_catalogue_name_brings_its_symbols(given, tokens):
+    seq2seq_defaults(given)
+    assert (given.get("source_tokens"), given.get("target_tokens")) == tokens
+    assert given["epochs"] == DEFAULT_EPOCHS

@@ -8,6 +8,7 @@ import math
 import shlex
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
@@ -168,6 +169,19 @@ def lm_defaults(given: dict) -> None:
         given.update({k: v for k, v in preset.items() if k not in given})
 
 
+def seq2seq_defaults(given: dict) -> None:
+    """Fill in what a new seq2seq run's flags leave open: its length, and a catalogue corpus's symbols
+    (cmudict's targets are space-separated phonemes)."""
+    from charrnn import corpora
+
+    if not any(k in given for k in LENGTH_FLAGS):
+        given["epochs"] = DEFAULT_EPOCHS
+    corpus = corpora.CATALOGUE.get(given["corpus"])
+    if corpus is not None and not Path(given["corpus"]).exists():
+        given.setdefault("source_tokens", corpus.tokens[0])
+        given.setdefault("target_tokens", corpus.tokens[1])
+
+
 def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
     """Start or resume the run the flags describe and print its outcome; the exit code."""
     names = {f.name for f in fields(cls)}
@@ -185,8 +199,8 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
             print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
         if cls is not Seq2SeqTrainConfig:
             lm_defaults(given)
-        elif not any(k in given for k in LENGTH_FLAGS):
-            given["epochs"] = DEFAULT_EPOCHS
+        else:
+            seq2seq_defaults(given)
         cfg = cls(**given)
     command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
