@@ -4,7 +4,8 @@ Every contender is a real `charrnn train CORPUS --time-budget B` process (start-
 evaluations all count in B), run `--parallel` at a time with `--threads` each; its score is the trainer's
 own best val loss on its own split (the last --val-frac of the corpus). Results accumulate in
 docs/budget/bench_budget.json (a rerun replaces only the runs it repeats); the markdown table and the
-plot (val loss against budget per size, auto marked) are rebuilt from all of them.
+plot (val loss against budget per size, auto marked) are rebuilt from all of them; with nothing to run
+(`--points --no-auto --no-defaults`) they are only rebuilt.
 
     python -m benchmarks.bench_budget --corpora tinyshakespeare --budgets 2m \\
         --points 1x256:32:4e-3 1x384:32:4e-3 1x512:32:4e-3 --parallel 2 --threads 1
@@ -167,7 +168,10 @@ def plot(records: list[dict], path: Path) -> None:
             pts = sorted((r["budget_s"], r["val_loss"]) for r in mine if r["kind"] == kind)
             if pts:
                 ax.plot([b / 60 for b, _ in pts], [v for _, v in pts], label=kind, **style)
+        budgets = sorted({r["budget_s"] for r in mine})
         ax.set_xscale("log")
+        ax.set_xticks([b / 60 for b in budgets], [format_duration(b) for b in budgets])
+        ax.set_xticks([], minor=True)  # log-scale minor ticks would be labelled "2x10^0"
         ax.set_xlabel("time budget (minutes, start-up included)")
         ax.set_ylabel("best val loss (nats/char)")
         ax.set_title(corpus)
@@ -218,6 +222,9 @@ def main() -> None:
     jobs = [(c, parse_duration(b), who) for b in args.budgets for c in args.corpora for who in contenders]
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "bench_budget.json"
+    if not jobs:  # nothing to run: rebuild the table and the plot from the results file
+        write_reports(load(results), args.out)
+        return
     command = "python -m benchmarks.bench_budget " + " ".join(sys.argv[1:])
     with open(args.out / COMMANDS, "a") as f:
         f.write(command + "\n")
