@@ -55,7 +55,7 @@ def _add_inference_args(p, device: str = "cpu") -> None:
     p.add_argument("--device", choices=DEVICES, default=device, help=f"default {device}")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
-                        "thread; every core for beam search, completion and eval, which work on several rows)")
+                        "thread; every core for beam search, completion, eval and inspect, which work on several rows)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import random
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -163,13 +164,19 @@ def test_inspect_json_and_html(tiny_run, small_text, tmp_path, capsys):
     assert page.count('title="') == 400 and "<svg" in page and '"1:3:c"' in page
 
 
-def test_inspect_colours_a_cell_in_the_terminal(tiny_run, tmp_path, capsys):
+def test_inspect_colours_a_cell_in_the_terminal_and_not_in_a_pipe(tiny_run, tmp_path, capsys, monkeypatch):
     path = tmp_path / "t.txt"
     path.write_text("First Citizen:\nSpeak.\n", encoding="utf-8")
-    code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--cell", "0:7", "--threads", "1")
+    code, piped, err = cli_run(capsys, "inspect", tiny_run, path, "--cell", "0:7", "--threads", "1")
     assert code == 0, err
+    rows = piped.splitlines()[1 : 1 + len(path.read_text())]
+    assert "\x1b" not in piped and [json.loads(r.split("\t")[0]) for r in rows] == list(path.read_text())
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--cell", "0:7", "--threads", "1")
     assert out.startswith("cell 0:7:h") and out.count("\x1b[48;5;") == len(path.read_text()) - 2  # not the \n's
     assert "bits per character" in out
+    values = [float(r.split("\t")[1]) for r in rows]
+    assert len(set(values)) > 1  # the cell's own values, not a constant
 
 
 @pytest.mark.parametrize("content, args, message", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from charrnn.data import read_text
@@ -58,7 +59,13 @@ def cmd_inspect(args, model, vocab, run) -> int:
         print(json.dumps(report.to_json(args.top), ensure_ascii=False))
         return 0
     for ref in cells:
-        print(f"cell {ref} (red above zero, blue below):")
-        print(terminal(report.text, report.cells[ref]))
+        values = report.cells[ref]
+        if sys.stdout.isatty():
+            print(f"cell {ref} (red above zero, blue below):")
+            print(terminal(report.text, values))
+        else:  # a pipe or a file gets no colour codes: one character a line, its JSON string and the value
+            print(f"cell {ref}:")
+            print("\n".join(f"{json.dumps(ch, ensure_ascii=False)}\t{float(v):.4f}"
+                            for ch, v in zip(report.text, values, strict=True)))
     print(_summary(report, min(args.top, 3)))
     return 0
