@@ -8,7 +8,6 @@ import math
 import shlex
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
@@ -172,12 +171,12 @@ def lm_defaults(given: dict) -> None:
 def seq2seq_defaults(given: dict) -> None:
     """Fill in what a new seq2seq run's flags leave open: its length, and a catalogue corpus's symbols
     (cmudict's targets are space-separated phonemes)."""
-    from charrnn import corpora
+    from charrnn.training.task import catalogue_entry
 
     if not any(k in given for k in LENGTH_FLAGS):
         given["epochs"] = DEFAULT_EPOCHS
-    corpus = corpora.CATALOGUE.get(given["corpus"])
-    if corpus is not None and not Path(given["corpus"]).exists():
+    corpus = catalogue_entry(given["corpus"])
+    if corpus is not None:
         given.setdefault("source_tokens", corpus.tokens[0])
         given.setdefault("target_tokens", corpus.tokens[1])
 
