@@ -85,5 +85,7 @@ class Dist:
         return torch.stack(parts, dim=2).flatten(1, 2)
 
     def close(self) -> None:
+        """Leave the process group together: no rank tears down its connections while another still uses them."""
         if self.enabled and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
