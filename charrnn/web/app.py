@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon
+from charrnn.serve import memory
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
@@ -126,6 +127,7 @@ def serve(args: argparse.Namespace, started: float | None = None) -> int:
     `started` (a time.perf_counter() reading) is when the launcher began, for the "ready in" line.
     """
     started = time.perf_counter() if started is None else started
+    memory.keep_memory_flat()
     demo, launch, service = build(args)
     try:
         demo.launch(prevent_thread_lock=True, **launch)
