@@ -171,6 +171,9 @@ class Seq2Seq(StepWeights, nn.Module):
         so no row ever needs its own copy of the memory.
         """
         top, hidden = stack_step(self.step_weights(), self.cfg.cell, x, state.hidden)
+        if len(state.memory.mask) == 1:  # one source (one word typed): every row is its; no grid to build
+            logits, _ = self._attend(top[None], state.memory)
+            return logits[0], DecoderState(hidden, state.memory, state.owner)
         sources, counts = torch.unique_consecutive(state.owner, return_counts=True)
         group = torch.repeat_interleave(torch.arange(len(sources), device=x.device), counts)
         slot = torch.arange(len(x), device=x.device) - (counts.cumsum(0) - counts)[group]
@@ -189,6 +192,8 @@ class Seq2Seq(StepWeights, nn.Module):
         session gets its rows back out of a shared state this way, so its memory never piles up)."""
         hidden = CharRNN.reorder(state.hidden, index)  # the decoder stack's state is kept as the LM's is
         owner, memory = state.owner.index_select(0, index), state.memory
+        if len(memory.mask) == 1:  # one source: nothing to drop
+            return DecoderState(hidden, memory, owner)
         used, renumbered = torch.unique(owner, return_inverse=True)  # sorted: equal owners stay side by side
         if 2 * len(used) < len(memory.mask):
             memory, owner = Memory(*(t.index_select(0, used) for t in memory)), renumbered
