@@ -262,3 +262,15 @@ def test_read_only_has_no_training_and_takes_no_files(demo, tmp_path):
     assert status_of(demo.url + "api/complete", JSON_ROUTES["api/complete"]) == 200  # no login on loopback
     with pytest.raises(Exception, match="greater than maximum"):  # the remaining endpoints keep their bounds
         client.predict("shakespeare", "ROMEO:", 10**7, "sample", 0.8, 0, 1.0, 1, 8, api_name="/generate")
+
+
+@pytest.mark.parametrize(("body", "says"), [(b"{", "the body is not valid JSON"), (b"[1]", "a JSON object with"),
+                                            (b'{"text": "To be"}', "model: field required"),
+                                            (b'{"model": "shakespeare", "num": "x"}', "num: input should be")])
+def test_a_malformed_json_body_is_a_400_with_one_line(demo, body, says):
+    request = urllib.request.Request(demo.url + "api/complete", body, {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=20)
+    assert caught.value.code == 400
+    error = json.loads(caught.value.read())["error"]
+    assert says in error and "\n" not in error, error

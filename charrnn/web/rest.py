@@ -7,7 +7,7 @@ the machine. What Gradio's queue gives, they keep:
 - the same workers: each route runs on the worker count its event has in app.CONCURRENCY;
 - the same refusal: beyond those workers and --queue-size waiting, HTTP 503 "Queue is full";
 - the same login: a Gradio session cookie (the page, gradio_client) or HTTP Basic with an --auth pair.
-Errors in the request are HTTP 400 with {"error": message} (a malformed body: FastAPI's 422).
+Errors in the request, a malformed body too, are HTTP 400 with {"error": one line}.
 `GET /api/health` says whether the server is warm (its default models and the dictionary loaded).
 """
 
@@ -23,7 +23,7 @@ import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from charrnn.errors import CharRNNError
 from charrnn.serve.service import Service
@@ -97,11 +97,28 @@ class TranslateBody(BaseModel):
     num: int = 3
 
 
+def _error(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
 def _answer(fn: Callable[[], dict]) -> dict | JSONResponse:
     try:
         return fn()
     except CharRNNError as e:
-        return JSONResponse({"error": str(e)}, status_code=400)
+        return _error(str(e))
+
+
+async def _body(request: Request, schema: type[BaseModel]) -> BaseModel | JSONResponse:
+    """The request's JSON body as `schema`, or the 400 answer that says in one line what is wrong with it."""
+    try:
+        return schema.model_validate_json(await request.body())
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "json_invalid":
+            return _error(f"the body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
+        where = ".".join(map(str, first["loc"])) or "the body"
+        fields = ", ".join(schema.model_fields)
+        return _error(f"{where}: {first['msg'].lower()} (a JSON object with {fields})")
 
 
 def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
@@ -111,13 +128,17 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     translate_gate = Gate(concurrency["pronounce"] or 1, waiting)
     login = Login(credentials)
 
-    async def complete(body: CompleteBody):
+    async def complete(request: Request):
         """The best completions of the text (as the /complete event, without its HTML)."""
+        if isinstance(body := await _body(request, CompleteBody), JSONResponse):
+            return body
         return await complete_gate.run(_answer, lambda: service.complete(body.model, body.text, body.num,
                                                                          body.until, body.max_len))
 
-    async def translate(body: TranslateBody):
+    async def translate(request: Request):
         """Pronunciations of each word of the text (the /translate event's data)."""
+        if isinstance(body := await _body(request, TranslateBody), JSONResponse):
+            return body
         return await translate_gate.run(_answer, lambda: service.pronounce(body.model, body.text,
                                                                         body.beam, body.num))
 
