@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         warning = access.exposure(args.host, args.port, bool(args.credentials), args.no_auth, args.read_only)
         if warning:
             print(warning, file=sys.stderr, flush=True)
+        if not Path(args.models).is_dir():  # the app still runs (the Train tab fills the menus), but say so
+            print(f"app.py: warning: no models folder at {args.models}: the menus offer only models trained "
+                  "in the Train tab", file=sys.stderr, flush=True)
         access.check_port(args.host, args.port)  # before importing gradio: a taken port says so at once
         from charrnn.web import app  # imports gradio (seconds): only once the flags are good, so --help is quick
 

@@ -221,3 +221,4 @@ def test_an_empty_models_folder_still_works(tmp_path):
     finally:
         app.stop()
     assert app.network_attempts() == []
+    assert f"warning: no models folder at {tmp_path / 'no-models'}" in app.log.read_text()
