@@ -18,17 +18,17 @@ models: shakespeare-model folk-model g2p-model
 
 shakespeare-model:
 	charrnn train shakespeare --out runs/shakespeare-2x512 $(SHAKESPEARE_ARGS)
-	charrnn export runs/shakespeare-2x512 models/shakespeare
+	charrnn export --force runs/shakespeare-2x512 models/shakespeare
 
 folk-model:
 	charrnn corpora build folk
 	charrnn train folk --out runs/folk-2x512 $(FOLK_ARGS)
-	charrnn export runs/folk-2x512 models/folk
+	charrnn export --force runs/folk-2x512 models/folk
 
 g2p-model:
 	charrnn corpora build cmudict
 	charrnn seq2seq train cmudict --out runs/g2p $(G2P_ARGS)
-	charrnn export runs/g2p models/g2p
+	charrnn export --force runs/g2p models/g2p
 	cp corpora/cmudict.LICENSE models/g2p/LICENSE  # CMU's notice travels with what is built from the dictionary
 
 test:

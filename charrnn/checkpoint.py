@@ -132,12 +132,16 @@ def save_weights(run_dir: Path, model: torch.nn.Module, dtype: torch.dtype | Non
     write_tensors(Path(run_dir) / WEIGHTS, tensors, {k: json.dumps(v) for k, v in metadata.items()})
 
 
-def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+def export_model(run_dir: str | Path, dest: str | Path, dtype: torch.dtype = torch.float16,
+                 replace_model: bool = False) -> Path:
     """Copy a run's best weights (in `dtype`, half by default) and config to `dest`: a small model folder
-    that sample/complete/eval/the app load like a run, without the resume state."""
+    that sample/complete/eval/the app load like a run, without the resume state. A model already in
+    `dest` is replaced only with `replace_model`."""
     run_dir, dest = Path(run_dir), Path(dest)
     if dest.resolve() == run_dir.resolve():
         raise CharRNNError("export needs a destination other than the run directory itself")
+    if not replace_model and any((dest / name).exists() for name in (CONFIG, WEIGHTS)):
+        raise CharRNNError(f"{dest} already holds a model; give --force to replace it")
     model, _, run = load_model(run_dir)
     try:
         dest.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ User errors (CharRNNError) print one line and exit 1; argparse errors exit 2; Ct
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import sys
@@ -202,11 +203,12 @@ def _add_export(sub) -> None:
     p.add_argument("dest", help="the model folder to write (created; e.g. models/mine)")
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                    help="the weights' precision (default float16: half the size, the same loss to 4 decimals)")
+    p.add_argument("--force", action="store_true", help="replace a model already in dest")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
-    dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype))
+    dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype), replace_model=args.force)
     run = RunFile.read(dest)
     unit = "token" if run.kind == "seq2seq" else "char"
     print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, {loss_text(run.best_val_loss, unit)}")
@@ -389,8 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that `argv` names, e.g. `seq2seq translate`'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = next((a for a in argv if a in action.choices), None)
+            if chosen is not None:
+                return _command_parser(action.choices[chosen], argv[argv.index(chosen) + 1 :])
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse; an unknown flag is refused by its command's parser (its usage, not the top level's), with the
+    nearest flag that command has."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _command_parser(parser, argv)
+        flags = [o for a in command._actions for o in a.option_strings]
+        flag = next((u for u in unknown if u.startswith("-")), unknown[0]).split("=")[0]
+        near = difflib.get_close_matches(flag, flags, n=1)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {near[0]}?)" if near else ""))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), sys.argv[1:] if argv is None else list(argv))
     try:
         return args.func(args)
     except CharRNNError as e:

@@ -130,3 +130,9 @@ def test_export_makes_a_small_half_precision_model_folder(run, tmp_path):
     assert model.head.weight.dtype == torch.float32
     with pytest.raises(CharRNNError, match="other than the run directory"):
         ckpt.export_model(run, run)
+    before = (dest / ckpt.WEIGHTS).read_bytes()
+    with pytest.raises(CharRNNError, match="already holds a model; give --force"):
+        ckpt.export_model(run, dest, torch.float32)
+    assert (dest / ckpt.WEIGHTS).read_bytes() == before  # nothing already saved is lost
+    ckpt.export_model(run, dest, torch.float32, replace_model=True)
+    assert json.loads((dest / ckpt.CONFIG).read_text())["weights_dtype"] == "float32"

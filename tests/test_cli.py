@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
-from charrnn.cli import build_parser
+from charrnn.cli import build_parser, main
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
@@ -89,6 +89,19 @@ def test_console_script_and_module_help(cli_env, workdir):
     # No command: argparse's usage error, exit 2.
     result = run(cli_env, workdir)
     assert result.returncode == 2 and "usage" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["train", "x.txt", "--out", "o", "--hiden", "5"], "charrnn train: error: unrecognized arguments: --hiden 5 "
+                                                       "(did you mean --hidden?)"),
+    (["seq2seq", "translate", "m", "w", "--bem", "3"], "charrnn seq2seq translate: error: unrecognized arguments: "
+                                                       "--bem 3 (did you mean --beam?)"),
+    (["sample", "m", "extra"], "charrnn sample: error: unrecognized arguments: extra\n")])
+def test_a_mistyped_flag_is_refused_by_its_command_with_the_nearest_flag(capsys, argv, says):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and says in err and "usage: charrnn " + argv[0] in err
 
 
 def test_export_help_describes_its_arguments(capsys):
