@@ -393,6 +393,7 @@ class Trainer:
                    desc=self.out.name)
         losses, interval_chars, interval_time = [], 0, 0.0
         last_record, saved_step = None, self.step
+        begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
                 t0 = time.perf_counter()
@@ -403,7 +404,8 @@ class Trainer:
                 interval_time += dt
                 interval_chars += items
                 if cfg.time_budget and not self.total_steps:  # let tqdm show an ETA for a time budget too
-                    bar.total = max(self.step, int(self.step * cfg.time_budget / self.elapsed))
+                    pace = (self.step - begun_step) / max(self.elapsed - begun_elapsed, 1e-9)
+                    bar.total = self.step + max(0, int(pace * (cfg.time_budget - self.elapsed)))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
