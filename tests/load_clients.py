@@ -71,6 +71,7 @@ def call(url: str, api: str, data: list, timeout: float = 300.0) -> str:
     except (OSError, ValueError) as e:
         return f"error: {type(e).__name__}: {e}"
 
+
 WARM_UP_S = 15.0  # seconds of load before the measured load (see autocomplete_load)
 
 
