@@ -154,3 +154,10 @@ def test_a_budget_too_short_is_one_line_on_the_command_line(small_text, tmp_path
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("charrnn: error: a time budget of 0.05s is too short")
+
+
+def test_longer_budgets_need_fewer_characters_per_parameter():
+    budgets = [30, autosize.REFERENCE_S, 600, 3600]
+    ratios = [autosize.chars_per_param(b) for b in budgets]
+    assert ratios == sorted(ratios, reverse=True) and ratios[1] == autosize.CHARS_PER_PARAM
+    assert autosize.chars_per_param(-5) > 0  # timing longer than the budget: still a number, not a complex one

@@ -4,12 +4,13 @@ The rule, with every constant in the block below:
 
 1. The candidates are LADDER's shapes, walked from the one nearest START_PARAMS up (while they fit)
    or down (until one fits). Each one's training speed on this device (chars/s at its batch) is timed
-   for a fraction of a second on random ids, and cached per device and shape, so only the first run
-   on a machine pays for it (the time is counted in the budget).
-2. A shape fits when the budget lets it read at least CHARS_PER_PARAM characters per parameter
-   (compute) in at least MIN_STEPS steps, and it has at most PARAMS_PER_CHAR parameters per training
-   character (data). The largest shape that fits wins. If none fits, the smallest does, provided it
-   gets MIN_STEPS steps; otherwise the budget is too short and the error says which budget would do.
+   for a few steps on random ids (the median step counts), and cached per device and shape, so only the
+   first run on a machine pays for it (the time is counted in the budget).
+2. A shape fits when the budget lets it read at least chars_per_param(budget) characters per parameter
+   (compute: CHARS_PER_PARAM at REFERENCE_S, fewer for longer budgets) in at least MIN_STEPS steps, and it
+   has at most PARAMS_PER_CHAR parameters per training character (data). The largest shape that fits
+   wins. If none fits, the smallest does, provided it gets MIN_STEPS steps; otherwise the budget is too
+   short and the error says which budget would do.
 3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them);
    the chosen shape's batch is doubled while the doubled batch trains at least FASTER_BATCH times
    faster (a GPU has room to spare, a CPU does not) and still leaves TARGET_STEPS steps in the budget.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
@@ -38,14 +40,17 @@ from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.training.config import TrainConfig
 
 # --- the rule's constants --------------------------------------------------------------------------------
-# From the grid that benchmarks/bench_budget.py measured on tinyshakespeare (README, "Choosing a size"): at
-# 2 minutes on one CPU thread the best point read 7.5 characters per parameter (1x256, 2.6M chars) and the
-# next size up, at ~2, was worse; lr 8e-3 beat 4e-3 at 1x256 and 1x384, and 2e-3 was far worse.
+# From the grid that benchmarks/bench_budget.py measured on tinyshakespeare (README, "Choosing a size"), one CPU
+# thread a run: at 2 minutes the best point (1x256) read ~12 characters per parameter and the next size up, at
+# ~1.6, was worse; at 10 minutes 1x512 (~3.5) beat 1x384 (~5); at 60 minutes 2x512 (~2.2) beat 1x512 (~16).
+# So the characters a parameter needs fall as the budget grows: 4 at 2m, ~2.7 at 10m, ~1.7 at 60m. lr 8e-3
+# beat 4e-3 at 1x256 and 1x384 in 2 minutes, and 2e-3 was far worse.
 LADDER = (  # (layers, hidden, embed), by parameter count
     (1, 64, 16), (1, 128, 32), (1, 192, 64), (1, 256, 64), (1, 384, 64), (1, 512, 64), (2, 512, 64),
     (2, 768, 64), (2, 1024, 64), (3, 1024, 64),
 )
-CHARS_PER_PARAM = 4.0  # training characters the budget must buy per parameter (compute limit)
+CHARS_PER_PARAM, REFERENCE_S = 4.0, 120.0  # training characters per parameter a 2-minute budget must buy
+CHARS_PER_PARAM_FALL = 0.25  # ... times (budget / REFERENCE_S) ** -this for other budgets (compute limit)
 PARAMS_PER_CHAR = 4.0  # parameters per training character at most (data limit: larger ones only memorise)
 BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
 FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
@@ -54,7 +59,8 @@ MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest mo
 LR, LR_WIDTH = 8e-3, 256  # the peak lr up to this width; wider ones get LR * sqrt(LR_WIDTH / hidden)
 DROPOUT = ((5.0, 0.0), (10.0, 0.1), (30.0, 0.2), (math.inf, 0.3))  # (epochs up to, dropout); not measured
 WARMUP_SHARE, MAX_WARMUP = 0.05, 100
-PROBE_S, PROBE_MAX_STEPS = 0.25, 8  # timing one shape: after one untimed step, about this long
+PROBE_S, PROBE_STEPS = 0.25, (3, 8)  # timing one shape: after one untimed step, this long in this many steps;
+# the median step counts, so that a moment of another process's work does not set the speed
 PLAUSIBLE = 1.5  # a shape is timed only if it could fit at this much more than its FLOP-scaled speed
 START_PARAMS = 350_000  # the walk up or down the ladder starts at the shape nearest this size (1x256)
 # The default length of a run given no --time-budget, --epochs or --max-steps: it follows the corpus size.
@@ -143,6 +149,11 @@ def default_budget(chars: int) -> float:
     return min(DEFAULT_MAX_S, max(DEFAULT_MIN_S, round(DEFAULT_S_PER_MCHAR * chars / 1e6)))
 
 
+def chars_per_param(seconds: float) -> float:
+    """Training characters per parameter a budget of `seconds` must buy for a shape to fit (rule 2)."""
+    return CHARS_PER_PARAM * (max(seconds, 1e-3) / REFERENCE_S) ** -CHARS_PER_PARAM_FALL
+
+
 def lr_for(hidden: int) -> float:
     return float(f"{LR * min(1.0, math.sqrt(LR_WIDTH / hidden)):.1g}")  # one significant digit, as one writes it
 
@@ -204,11 +215,14 @@ def measure(cell: str, shape: Shape, vocab: int, device: torch.device) -> float:
         loss.item()  # waits for the device, as the trainer's NaN check does
 
     step()  # the first step allocates and plans kernels
-    n, t0 = 0, time.perf_counter()
-    while n < 1 or (n < PROBE_MAX_STEPS and time.perf_counter() - t0 < PROBE_S):
+    fewest, most = PROBE_STEPS
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < fewest or (len(times) < most and time.perf_counter() - started < PROBE_S):
+        t0 = time.perf_counter()
         step()
-        n += 1
-    return n * shape.batch * shape.seq_len / (time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    return shape.batch * shape.seq_len / statistics.median(times)
 
 
 # --- the rule -------------------------------------------------------------------------------------------
@@ -251,7 +265,7 @@ def _batched(shape: Shape, speed: float, seconds: float, keep: Collection[str], 
 def fits(shape: Shape, speed: float, seconds: float, cell: str, vocab: int, train_chars: int) -> bool:
     """Rule 2: enough characters per parameter, in enough steps, and not too many parameters for the data."""
     chars, params = speed * seconds, shape.params(cell, vocab)
-    return (chars >= CHARS_PER_PARAM * params and chars >= MIN_STEPS * shape.batch * shape.seq_len
+    return (chars >= chars_per_param(seconds) * params and chars >= MIN_STEPS * shape.batch * shape.seq_len
             and params <= PARAMS_PER_CHAR * train_chars)
 
 
@@ -273,7 +287,8 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
                 break
             # Not worth timing if it could not fit even running PLAUSIBLE times faster than its FLOPs suggest.
             guess = picked[1] * picked[0].params(cell, vocab) / params
-            if guess * PLAUSIBLE * (budget - speeds.timing_s) < CHARS_PER_PARAM * params:
+            seconds = budget - speeds.timing_s
+            if guess * PLAUSIBLE * seconds < chars_per_param(seconds) * params:
                 break
         tried[i] = speed = speeds.get(cell, shape, vocab)
         if fits(shape, speed, budget - speeds.timing_s, cell, vocab, train_chars):
