@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
 
 from charrnn import models
 from charrnn.data import Vocab
@@ -84,9 +84,13 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
         raise CharRNNError(f"missing checkpoint file {path}")
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
+        # One open, one read: loading by name (safetensors maps the file by its path more than once) can
+        # meet a checkpoint renamed over it in between and pair one file's header with the other's size.
+        with open(path, "rb") as f:
+            data = f.read()
+        tensors = load(data)
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        metadata = header.get("__metadata__") or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CharRNNError(f"{path} is not a readable safetensors file (truncated or corrupted?): {e}") from None
     return tensors, metadata
