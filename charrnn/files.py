@@ -14,6 +14,17 @@ from charrnn.errors import CharRNNError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+TEMPORARY = ".tmp"  # atomic_path's temporary files are named .NAME.XXXXXXXX.tmp beside NAME
+
+
+def remove_temporaries(directory: Path) -> None:
+    """Remove the temporary files that atomic_path writes killed midway left behind in `directory`.
+
+    Only for a directory whose writer holds it alone (a trainer with its run lock): elsewhere the
+    temporary file may be another process's write in progress."""
+    for tmp in Path(directory).glob(f".*{TEMPORARY}"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -24,7 +35,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     exception the temporary file is removed and `path` is untouched.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

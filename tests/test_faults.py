@@ -73,10 +73,12 @@ def test_kill_9_at_random_moments_then_resume(tmp_path, small_text):
     watch = LoadabilityWatch(run)
     watch.start()
     rng = random.Random(7)
-    proc, kills = train_proc(small_text, "--out", run, *ARGS), []
-    # First during a checkpoint write (a temporary file beside the checkpoint is being written),
-    # then at random moments: in steps, in evaluations, in writes, wherever they fall.
-    for delay in [None, *(rng.uniform(2.0, 4.5) for _ in range(4))]:  # start-up (imports) takes ~2 s
+    command = [small_text, "--out", run, *ARGS, "--resume"]  # a scheduler's way: the very same command, again
+    proc, kills = train_proc(*command), []
+    # First in start-up (imports take ~2 s: nothing is saved yet, so --resume starts the run), then during a
+    # checkpoint write (a temporary file beside the checkpoint is being written), then at random moments:
+    # in steps, in evaluations, in writes, wherever they fall.
+    for delay in [0.5, None, *(rng.uniform(2.0, 4.5) for _ in range(4))]:
         started = time.time()
         if delay is None:
             when = lambda: run.exists() and any(p.name.endswith(".tmp") for p in run.glob(".*"))  # noqa: E731
@@ -84,17 +86,13 @@ def test_kill_9_at_random_moments_then_resume(tmp_path, small_text):
             when = lambda delay=delay, started=started: time.time() - started > delay  # noqa: E731
         if not kill_when(proc, when):
             break
-        if (run / ckpt.LATEST).exists():
-            kills.append(json.loads(ckpt.read_tensors(run / ckpt.LATEST)[1]["trainer"])["step"])
-            proc = train_proc("--out", run, "--resume", "--quiet")
-        else:  # killed before its first checkpoint: start again
-            kills.append(0)
-            shutil.rmtree(run, ignore_errors=True)
-            proc = train_proc(small_text, "--out", run, *ARGS)
+        saved = (run / ckpt.LATEST).exists()
+        kills.append(json.loads(ckpt.read_tensors(run / ckpt.LATEST)[1]["trainer"])["step"] if saved else 0)
+        proc = train_proc(*command)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     watch.stop.set()
     watch.join()
-    assert len(kills) >= 2, "the run finished before it could be interrupted"
+    assert len(kills) >= 3 and kills[0] == 0, f"the run finished before it could be interrupted: {kills}"
     assert watch.failures == [] and watch.checks > 50
     a, b = model_weights(whole), model_weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from charrnn import checkpoint as ckpt
 from charrnn.data import encode_corpus
 from charrnn.errors import CharRNNError
+from charrnn.files import remove_temporaries
 from charrnn.models.rnn import CELLS
 from charrnn.training import autosize
 from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
@@ -167,6 +168,7 @@ class Trainer:
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
             self.lock = RunLock(self.out).acquire()
+            remove_temporaries(self.out)  # a half-written checkpoint of a killed run: no one else writes here
         # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
         self.resumed = resume and (self.out / ckpt.LATEST).is_file()
         self.model = self.task.model
