@@ -15,6 +15,7 @@ import json
 import math
 import platform
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -41,6 +42,7 @@ from charrnn.training.seq2seq import Seq2SeqTask
 from charrnn.training.task import resolve_corpus
 
 METRICS = "metrics.jsonl"
+LOG_BAR_S = 30.0  # how often the progress bar is redrawn when stderr is not a terminal
 
 
 def resolve_device(name: str) -> torch.device:
@@ -391,8 +393,9 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         show = self.progress and self.dist.main
+        # Into a log file or pipe (nohup, a scheduler), a bar redrawn ten times a second is megabytes of lines.
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not show, dynamic_ncols=True,
-                   desc=self.out.name)
+                   desc=self.out.name, mininterval=0.1 if sys.stderr.isatty() else LOG_BAR_S)
         losses, interval_chars, interval_time = [], 0, 0.0
         last_record, saved_step = None, self.step
         begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
