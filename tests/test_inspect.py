@@ -188,6 +188,7 @@ def test_inspect_colours_a_cell_in_the_terminal_and_not_in_a_pipe(tiny_run, tmp_
     ("hello", ["--feature", "bad=(unclosed"], "does not compile"),
     ("hello", ["--feature", "nameonly"], "NAME=REGEX"),
     ("hello \u2603 snow", [], "the text has characters the model does not know: '\u2603'"),
+    ("hello", ["--max-chars", "1"], "--max-chars must be at least 2"),
 ])
 def test_bad_input_gets_one_line(tiny_run, tmp_path, capsys, content, args, message):
     path = tmp_path / "t.txt"
@@ -203,6 +204,14 @@ def test_unknown_skip_drops_what_the_model_does_not_know(tiny_run, tmp_path, cap
     code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--unknown", "skip", "--json", "--threads", "1")
     assert code == 0, err
     assert "".join(c["char"] for c in json.loads(out)["chars"]) == "hello  snow"
+
+
+def test_a_long_text_is_read_up_to_max_chars_and_says_so(tiny_run, small_text, tmp_path, capsys):
+    path = tmp_path / "t.txt"
+    path.write_text(small_text.read_text(encoding="utf-8")[:300], encoding="utf-8")
+    code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--json", "--max-chars", "120", "--threads", "1")
+    assert code == 0 and err == "inspecting the first 120 of 300 characters (--max-chars sets how many)\n"
+    assert "".join(c["char"] for c in json.loads(out)["chars"]) == path.read_text()[:120]
 
 
 def test_a_cell_ref_parses_and_checks():

@@ -9,7 +9,7 @@ from pathlib import Path
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
 from charrnn.inside.render import html_page, terminal
-from charrnn.inside.report import CellRef, Report, inspect_text
+from charrnn.inside.report import MAX_TEXT, CellRef, Report, inspect_text
 
 SHOW_BEST = 3  # best cells per feature whose series the HTML page can colour the text by
 
@@ -27,6 +27,9 @@ def add_inspect(sub, add_inference_args) -> None:
     p.add_argument("--feature", action="append", default=[], metavar="NAME=REGEX",
                    help="a feature of your own: the characters inside the regex's matches; repeatable")
     p.add_argument("--top", type=int, default=10, help="best cells shown for each feature (default 10)")
+    p.add_argument("--max-chars", type=int, default=MAX_TEXT,
+                   help=f"read at most this many characters from the start of the text (default {MAX_TEXT:,}; "
+                        "memory grows with it: every cell of every character is kept)")
 
 
 def _summary(report: Report, top: int) -> str:
@@ -46,6 +49,12 @@ def cmd_inspect(args, model, vocab, run) -> int:
         raise CharRNNError(f"{args.file} is empty")
     if args.top < 1:
         raise CharRNNError(f"--top must be at least 1; got {args.top}")
+    if args.max_chars < 2:
+        raise CharRNNError(f"--max-chars must be at least 2; got {args.max_chars}")
+    if len(text) > args.max_chars:
+        print(f"inspecting the first {args.max_chars:,} of {len(text):,} characters (--max-chars sets how many)",
+              file=sys.stderr)
+        text = text[:args.max_chars]
     cells = [CellRef.parse(spec) for spec in args.cell]
     report = inspect_text(model, vocab, text, args.feature, cells, args.unknown, run.char_counts,
                           show_best=SHOW_BEST if args.html else 0)

@@ -16,7 +16,7 @@ from charrnn.inside.features import text_features
 from charrnn.inside.finder import rank_cells
 from charrnn.models.rnn import CharRNN
 
-MAX_TEXT = 50_000  # characters one inspection reads: the finder holds every h and c of every character
+MAX_TEXT = 50_000  # characters `inspect` reads by default (--max-chars): the finder holds every h and c of each
 TOP_GUESSES = 5
 FINDER_KINDS = ("h", "c")  # the series the finder ranks (the gates are shown, not ranked)
 LN2 = math.log(2)
@@ -100,8 +100,6 @@ def inspect_text(model: CharRNN, vocab: Vocab, text: str, features: Sequence[str
     if len(text) < 2:
         raise CharRNNError(f"the text has {len(text)} character{'s' if len(text) != 1 else ''} the model knows; "
                            "inspect needs at least 2")
-    if len(text) > MAX_TEXT:
-        raise CharRNNError(f"the text has {len(text):,} characters; inspect reads at most {MAX_TEXT:,}")
     ids = torch.from_numpy(vocab.encode(text))
     keep = tuple(dict.fromkeys([*(FINDER_KINDS if find else ()), *(c.kind for c in cells)]))
     acts = record(model, ids, keep)
