@@ -52,7 +52,7 @@ def test_a_longer_budget_buys_a_larger_model_and_a_large_corpus_no_dropout(timed
     assert params == sorted(params) and params[0] < params[-1]
     short = sizes[1]
     assert short.dropout == 0 and short.est_epochs < 3 and short.batch_size == autosize.BATCH
-    lr = f"{autosize.lr_for(short.hidden):.0e}".replace("e-0", "e-")
+    lr = f"{autosize.lr_for(short.layers, short.hidden):.0e}".replace("e-0", "e-")
     assert short.line().startswith(f"auto: LSTM {short.layers}x{short.hidden}, batch 32x64, lr {lr}, dropout 0 for 2m "
                                    "on 1.0M chars (est. ")
 
@@ -80,7 +80,7 @@ def test_explicit_flags_win_and_auto_picks_the_rest(timed, tmp_path):
     choice = pick(600, 1_000_000, tmp_path, keep={"hidden", "lr", "batch_size"}, hidden=96, lr=1e-3, batch_size=8)
     assert (choice.hidden, choice.lr, choice.batch_size, choice.seq_len) == (96, 1e-3, 8, autosize.SEQ_LEN)
     choice = pick(600, 1_000_000, tmp_path, keep={"layers"}, layers=2)
-    assert choice.layers == 2 and choice.lr == autosize.lr_for(choice.hidden) < autosize.LR
+    assert choice.layers == 2 and choice.lr == autosize.lr_for(2, choice.hidden) < autosize.LR
 
 
 def test_a_device_with_room_to_spare_gets_a_bigger_batch(monkeypatch, tmp_path):
@@ -142,7 +142,8 @@ def test_a_size_flag_turns_the_default_auto_off_unless_auto_is_asked_for(timed, 
     assert off["size"] is None and off["auto"] is None and (off["hidden"], off["layers"]) == (24, 2)
     assert train_cli(small_text, "--out", tmp_path / "on", "--size", "auto", "--hidden", "24", *common) == 0
     on = json.loads((tmp_path / "on" / "config.json").read_text())["train"]
-    assert on["size"] == "auto" and on["hidden"] == 24 and on["embed"] == 8 and on["lr"] == autosize.lr_for(24)
+    assert on["size"] == "auto" and on["hidden"] == 24 and on["embed"] == 8
+    assert on["lr"] == autosize.lr_for(on["layers"], 24)
     assert train_cli(small_text, "--out", tmp_path / "tiny", "--size", "tiny", *common) == 0
     tiny = json.loads((tmp_path / "tiny" / "config.json").read_text())["train"]
     assert (tiny["layers"], tiny["hidden"], tiny["embed"]) == (1, 64, 8)  # the preset, --embed on top
@@ -154,6 +155,11 @@ def test_a_budget_too_short_is_one_line_on_the_command_line(small_text, tmp_path
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("charrnn: error: a time budget of 0.05s is too short")
+
+
+def test_wider_and_deeper_shapes_get_a_lower_learning_rate():
+    assert autosize.lr_for(1, 256) == autosize.LR > autosize.lr_for(1, 512) > autosize.lr_for(2, 512)
+    assert autosize.lr_for(2, 512) == 3e-3  # what beat 6e-3 for 2x512 in the 60-minute grid
 
 
 def test_longer_budgets_need_fewer_characters_per_parameter():

@@ -14,7 +14,7 @@ The rule, with every constant in the block below:
 3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them);
    the chosen shape's batch is doubled while the doubled batch trains at least FASTER_BATCH times
    faster (a GPU has room to spare, a CPU does not) and still leaves TARGET_STEPS steps in the budget.
-4. The learning rate is LR, lower for wider models (lr_for); dropout grows with the epochs the budget
+4. The learning rate is LR, lower for wider and deeper models (lr_for); dropout grows with the epochs the budget
    allows (DROPOUT); warmup is a WARMUP_SHARE of the estimated steps, at most the usual 100.
 
 Explicit flags win: the caller names the fields it set (`keep`) and the rule picks only the rest.
@@ -44,7 +44,8 @@ from charrnn.training.config import TrainConfig
 # thread a run: at 2 minutes the best point (1x256) read ~12 characters per parameter and the next size up, at
 # ~1.6, was worse; at 10 minutes 1x512 (~3.5) beat 1x384 (~5); at 60 minutes 2x512 (~2.2) beat 1x512 (~16).
 # So the characters a parameter needs fall as the budget grows: 4 at 2m, ~2.7 at 10m, ~1.7 at 60m. lr 8e-3
-# beat 4e-3 at 1x256 and 1x384 in 2 minutes, and 2e-3 was far worse.
+# beat 4e-3 at 1x256 and 1x384 in 2 minutes, and 2e-3 was far worse; at 60 minutes 2x512 did better at 3e-3
+# than at 6e-3 (0.02-0.04 lower val loss at the same steps), so a second layer halves the lr.
 LADDER = (  # (layers, hidden, embed), by parameter count
     (1, 64, 16), (1, 128, 32), (1, 192, 64), (1, 256, 64), (1, 384, 64), (1, 512, 64), (2, 512, 64),
     (2, 768, 64), (2, 1024, 64), (3, 1024, 64),
@@ -56,7 +57,7 @@ BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
 FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
 TARGET_STEPS = 2000  # ... and leave at least this many steps
 MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest model learns little
-LR, LR_WIDTH = 8e-3, 256  # the peak lr up to this width; wider ones get LR * sqrt(LR_WIDTH / hidden)
+LR, LR_WIDTH = 8e-3, 256  # the peak lr of one layer up to this width: LR * sqrt(LR_WIDTH / hidden) / layers
 DROPOUT = ((5.0, 0.0), (10.0, 0.1), (30.0, 0.2), (math.inf, 0.3))  # (epochs up to, dropout); not measured
 WARMUP_SHARE, MAX_WARMUP = 0.05, 100
 PROBE_S, PROBE_STEPS = 0.25, (3, 8)  # timing one shape: after one untimed step, this long in this many steps;
@@ -154,8 +155,9 @@ def chars_per_param(seconds: float) -> float:
     return CHARS_PER_PARAM * (max(seconds, 1e-3) / REFERENCE_S) ** -CHARS_PER_PARAM_FALL
 
 
-def lr_for(hidden: int) -> float:
-    return float(f"{LR * min(1.0, math.sqrt(LR_WIDTH / hidden)):.1g}")  # one significant digit, as one writes it
+def lr_for(layers: int, hidden: int) -> float:
+    """The peak learning rate of a shape (rule 4), to one significant digit, as one writes it."""
+    return float(f"{LR * min(1.0, math.sqrt(LR_WIDTH / hidden)) / layers:.1g}")
 
 
 def dropout_for(epochs: float) -> float:
@@ -311,7 +313,7 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     epochs = speed * seconds / train_chars
     return Choice(
         cell=cell, layers=shape.layers, hidden=shape.hidden, embed=shape.embed, batch_size=shape.batch,
-        seq_len=shape.seq_len, lr=cfg.lr if "lr" in keep else lr_for(shape.hidden),
+        seq_len=shape.seq_len, lr=cfg.lr if "lr" in keep else lr_for(shape.layers, shape.hidden),
         dropout=cfg.dropout if "dropout" in keep else dropout_for(epochs),
         warmup=cfg.warmup if "warmup" in keep else min(MAX_WARMUP, max(1, round(WARMUP_SHARE * steps))),
         budget_s=budget, train_chars=train_chars, chars_per_s=round(speed, 1), est_epochs=round(epochs, 2),
