@@ -78,7 +78,8 @@ def test_a_budget_too_short_for_any_model_names_the_smallest_that_works(timed, t
 
 def test_explicit_flags_win_and_auto_picks_the_rest(timed, tmp_path):
     choice = pick(600, 1_000_000, tmp_path, keep={"hidden", "lr", "batch_size"}, hidden=96, lr=1e-3, batch_size=8)
-    assert (choice.hidden, choice.lr, choice.batch_size, choice.seq_len) == (96, 1e-3, 8, autosize.SEQ_LEN)
+    seq = autosize.SEQ_LEN if choice.layers == 1 else autosize.DEEP_SEQ_LEN
+    assert (choice.hidden, choice.lr, choice.batch_size, choice.seq_len) == (96, 1e-3, 8, seq)
     choice = pick(600, 1_000_000, tmp_path, keep={"layers"}, layers=2)
     assert choice.layers == 2 and choice.lr == autosize.lr_for(2, choice.hidden) < autosize.LR
 
@@ -155,6 +156,13 @@ def test_a_budget_too_short_is_one_line_on_the_command_line(small_text, tmp_path
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("charrnn: error: a time budget of 0.05s is too short")
+
+
+def test_a_stack_of_layers_trains_on_longer_streams_as_many_characters_a_step(timed, tmp_path):
+    deep = pick(600, 1_000_000, tmp_path, keep={"layers"}, layers=2)
+    assert (deep.batch_size, deep.seq_len) == (autosize.BATCH // 2, autosize.DEEP_SEQ_LEN)
+    fixed = pick(600, 1_000_000, tmp_path, keep={"layers", "seq_len"}, layers=2, seq_len=50)
+    assert (fixed.batch_size, fixed.seq_len) == (autosize.BATCH, 50)
 
 
 def test_wider_and_deeper_shapes_get_a_lower_learning_rate():

@@ -11,7 +11,8 @@ The rule, with every constant in the block below:
    has at most PARAMS_PER_CHAR parameters per training character (data). The largest shape that fits
    wins. If none fits, the smallest does, provided it gets MIN_STEPS steps; otherwise the budget is too
    short and the error says which budget would do.
-3. The batch is BATCH streams of SEQ_LEN characters (fewer streams on a corpus too small for them);
+3. The batch is BATCH streams of SEQ_LEN characters, for two or more layers half as many of DEEP_SEQ_LEN
+   (fewer streams on a corpus too small for them);
    the chosen shape's batch is doubled while the doubled batch trains at least FASTER_BATCH times
    faster (a GPU has room to spare, a CPU does not) and still leaves TARGET_STEPS steps in the budget.
 4. The learning rate is LR, lower for wider and deeper models (lr_for); dropout grows with the epochs the budget
@@ -54,6 +55,8 @@ CHARS_PER_PARAM, REFERENCE_S = 4.0, 120.0  # training characters per parameter a
 CHARS_PER_PARAM_FALL = 0.25  # ... times (budget / REFERENCE_S) ** -this for other budgets (compute limit)
 PARAMS_PER_CHAR = 4.0  # parameters per training character at most (data limit: larger ones only memorise)
 BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
+DEEP_SEQ_LEN = 128  # ... but a stack of layers trains on longer streams, as many characters a step (60m grid:
+CHARS_PER_STEP = BATCH * SEQ_LEN  # 2x512 at 16x128 beat 32x64 by ~0.01 at lr 3e-3)
 FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
 TARGET_STEPS = 2000  # ... and leave at least this many steps
 MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest model learns little
@@ -232,15 +235,21 @@ def measure(cell: str, shape: Shape, vocab: int, device: torch.device) -> float:
 
 def _candidates(cfg: TrainConfig, keep: Collection[str], train_chars: int) -> list[Shape]:
     """LADDER's shapes consistent with the fields the caller fixed, at the starting batch."""
-    seq = cfg.seq_len if "seq_len" in keep else SEQ_LEN
-    batch = cfg.batch_size if "batch_size" in keep else max(1, min(BATCH, train_chars // (seq + 1)))
+    def batch_of(layers: int) -> tuple[int, int]:  # (streams, characters each)
+        if "seq_len" in keep:
+            seq, streams = cfg.seq_len, BATCH
+        else:
+            seq = SEQ_LEN if layers == 1 else DEEP_SEQ_LEN
+            streams = CHARS_PER_STEP // seq
+        return (cfg.batch_size if "batch_size" in keep else max(1, min(streams, train_chars // (seq + 1)))), seq
+
     wanted = [(layers, hidden, embed) for layers, hidden, embed in LADDER
               if ("layers" not in keep or layers == cfg.layers) and ("hidden" not in keep or hidden == cfg.hidden)]
     if not wanted:  # a size the ladder lacks: the given one(s) with the ladder's others, smallest first
         depths = [cfg.layers] if "layers" in keep else sorted({shape[0] for shape in LADDER})
         widths = [cfg.hidden] if "hidden" in keep else sorted({shape[1] for shape in LADDER})
         wanted = [(layers, hidden, min(64, hidden)) for layers in depths for hidden in widths]
-    shapes = sorted((Shape(layers, hidden, embed, batch, seq) for layers, hidden, embed in wanted),
+    shapes = sorted((Shape(layers, hidden, embed, *batch_of(layers)) for layers, hidden, embed in wanted),
                     key=lambda s: s.params(cfg.model, 64))
     if "embed" in keep:
         shapes = [replace(s, embed=cfg.embed) for s in shapes]
