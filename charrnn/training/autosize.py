@@ -55,8 +55,9 @@ CHARS_PER_PARAM, REFERENCE_S = 4.0, 120.0  # training characters per parameter a
 CHARS_PER_PARAM_FALL = 0.25  # ... times (budget / REFERENCE_S) ** -this for other budgets (compute limit)
 PARAMS_PER_CHAR = 4.0  # parameters per training character at most (data limit: larger ones only memorise)
 BATCH, SEQ_LEN = 32, 64  # many small updates beat few large ones in a short run
-DEEP_SEQ_LEN = 128  # ... but a stack of layers trains on longer streams, as many characters a step (60m grid:
-CHARS_PER_STEP = BATCH * SEQ_LEN  # 2x512 at 16x128 beat 32x64 by ~0.01 at lr 3e-3)
+# A stack of layers trains on longer streams, as many characters a step (60m grid: 2x512 at 16x128 beat 32x64
+# by ~0.01 at lr 3e-3).
+DEEP_SEQ_LEN, CHARS_PER_STEP = 128, BATCH * SEQ_LEN
 FASTER_BATCH = 1.5  # a doubled batch must train this much faster (chars/s) to be worth its fewer steps
 TARGET_STEPS = 2000  # ... and leave at least this many steps
 MIN_STEPS = 100  # the fewest steps worth a run: below this even the smallest model learns little
@@ -178,6 +179,10 @@ class Speeds:
         self.machine, self.device = f"{machine}, torch {torch.__version__}", device
         self.timing_s = 0.0  # spent timing, this run
 
+    def left(self, budget: float) -> float:
+        """Seconds of `budget` left for training after the timing done so far in this run."""
+        return budget - self.timing_s
+
     def _read(self) -> dict:
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
@@ -297,12 +302,11 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
             if params > PARAMS_PER_CHAR * train_chars:
                 break
             # Not worth timing if it could not fit even running PLAUSIBLE times faster than its FLOPs suggest.
-            guess = picked[1] * picked[0].params(cell, vocab) / params
-            seconds = budget - speeds.timing_s
+            guess, seconds = picked[1] * picked[0].params(cell, vocab) / params, speeds.left(budget)
             if guess * PLAUSIBLE * seconds < chars_per_param(seconds) * params:
                 break
         tried[i] = speed = speeds.get(cell, shape, vocab)
-        if fits(shape, speed, budget - speeds.timing_s, cell, vocab, train_chars):
+        if fits(shape, speed, speeds.left(budget), cell, vocab, train_chars):
             picked, i = (shape, speed), i + 1
         elif picked is not None or i == 0:
             break
@@ -310,9 +314,8 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
             i -= 1
     if picked is None:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
         picked = (shapes[0], tried[0])
-    picked = _batched(*picked, budget - speeds.timing_s, keep, speeds, cell, vocab, train_chars)
-    shape, speed = picked
-    seconds = budget - speeds.timing_s
+    shape, speed = _batched(*picked, speeds.left(budget), keep, speeds, cell, vocab, train_chars)
+    seconds = speeds.left(budget)
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
     if steps < MIN_STEPS:
         need = math.ceil(speeds.timing_s + MIN_STEPS * shape.batch * shape.seq_len / speed)
