@@ -185,3 +185,43 @@ def test_two_torchrun_processes_follow_one_process(toy):
     assert [r["step"] for r in one] == [r["step"] for r in two] == [20, 40, 60]
     assert [r["val_loss"] for r in two] == pytest.approx([r["val_loss"] for r in one], abs=2e-3)
     assert [r["val_wer"] for r in two] == pytest.approx([r["val_wer"] for r in one], abs=0.02)
+
+
+def charrnn(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m charrnn *args` in a process of its own (the repository first on its path)."""
+    env = dict(os.environ, PYTHONPATH=str(ckpt.Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_skipped_bad_lines_are_counted_in_config_and_said(toy):
+    lines = reversal_pairs(400)
+    bad = ["no tab here", "two\ttabs\there", "\tempty source", "empty target\t", "x\ty\tz"]
+    (toy / "some-bad.tsv").write_text("\n".join(lines[:100] + bad + lines[100:]) + "\n", encoding="utf-8")
+    run = toy / "skip-run"
+    done = charrnn("seq2seq", "train", toy / "some-bad.tsv", "--out", run, *TINY, "--max-steps", "2",
+                   "--skip-bad-lines")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"skipped 5 bad lines of {toy / 'some-bad.tsv'} (--skip-bad-lines)" in done.stderr
+    assert json.loads((run / "config.json").read_text())["extra"]["skipped_lines"] == 5
+
+
+def test_an_empty_val_split_is_refused_and_no_train_loss_is_called_a_val_loss(toy):
+    # Five sources that all hash into train at --val-frac 0.05 (the default): no val pair at all.
+    from charrnn.seq2seq.data import split_of
+    words = [w for w in (f"w{i}" for i in range(500)) if split_of(w, 0.05, 0.05) == "train"]
+    (toy / "no-val.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in words[:40]), encoding="utf-8")
+    refused = charrnn("seq2seq", "train", toy / "no-val.tsv", "--out", toy / "no-val-run", *TINY, "--max-steps", "2")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "falls in the val split" in refused.stderr and "--val-frac 0" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (toy / "no-val-run").exists()
+    # Asked for explicitly, a run without a val split says so, and its best is a train loss, named so.
+    run = toy / "no-val-run"
+    done = charrnn("seq2seq", "train", toy / "no-val.tsv", "--out", run, *TINY, "--max-steps", "4",
+                   "--eval-every", "2", "--val-frac", "0", "--test-frac", "0")
+    assert done.returncode == 0, done.stderr
+    assert "no val split (--val-frac 0): the checkpoint kept is the one with the lowest train loss" in done.stderr
+    assert "best val loss" not in done.stdout and "no val split; best train loss" in done.stdout
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(m["val_loss"] is None and m["train_loss"] > 0 for m in metrics)
+    assert json.loads((run / "config.json").read_text())["best_val_loss"] is None

@@ -82,6 +82,7 @@ class LMTask:
             raise CharRNNError(f"the corpus has {len(corpus.ids):,} characters, too few for a val split "
                                f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
                                f"{cfg.seq_len} it needs at least {need:,}")
+        self.has_val, self.notes = len(self.val_ids) >= 2, []
         self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, dist.rank, dist.world)
         self.batches_per_epoch = self.batches.batches_per_epoch
         self.local_batch = cfg.batch_size // dist.world
@@ -100,7 +101,7 @@ class LMTask:
         return F.cross_entropy(logits.flatten(0, 1), y.flatten()), self.cfg.batch_size * self.cfg.seq_len
 
     def evaluate(self) -> dict:
-        if len(self.val_ids) < 2:
+        if not self.has_val:
             return {"val_loss": None}
         loss, _ = evaluate(self.model, self.val_ids, self.cfg.eval_batch, 256, self.device, self.dist)
         return {"val_loss": loss}

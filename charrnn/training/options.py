@@ -117,8 +117,11 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 
-def loss_text(loss: float | None, unit: str = "char") -> str:
-    """A val loss as the CLI prints it: nats and bits per character (or token), 4 decimals."""
+def loss_text(loss: float | None, unit: str = "char", train_loss: float | None = None) -> str:
+    """A val loss as the CLI prints it: nats and bits per character (or token), 4 decimals (a run without
+    a val split: its best train loss, called that)."""
+    if train_loss is not None:
+        return f"no val split; best train loss {train_loss:.4f} nats/{unit}"
     if loss is None or not math.isfinite(loss):
         return "no evaluation yet"
     return f"best val loss {loss:.4f} nats/{unit} ({loss / math.log(2):.4f} bits/{unit})"
@@ -205,11 +208,13 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
     if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)
+    for note in trainer.notes if trainer.dist.main else ():
+        print(note, file=sys.stderr)
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0
     print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
-          f"{loss_text(result['best_val_loss'], unit)}; run: {cfg.out}")
+          f"{loss_text(result['best_val_loss'], unit, result['best_train_loss'])}; run: {cfg.out}")
     if result["status"] == "interrupted":
         launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
         print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)

@@ -167,6 +167,9 @@ class Trainer:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
         torch.manual_seed(cfg.seed)
         self.task = make_task(cfg, self.dist)  # reads and checks the data before anything is written
+        # What the user should hear before training starts (the CLI prints these lines).
+        self.notes = [*self.task.notes, *([] if self.task.has_val else [
+            f"no val split (--val-frac {cfg.val_frac:g}): the checkpoint kept is the one with the lowest train loss"])]
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
             self.lock = RunLock(self.out).acquire()
@@ -279,10 +282,16 @@ class Trainer:
             machine += f" x {self.dist.world} processes"
         ckpt.RunFile(
             **self.task.run_fields(), train=asdict(self.cfg),
-            best_val_loss=None if math.isinf(self.best_val) else self.best_val, step=self.step,
+            best_val_loss=self._best("val"), step=self.step,
             training_time_s=round(self.elapsed, 1), machine=machine, command=self.command, torch=torch.__version__,
             **extra,
         ).write(self.out)
+
+    def _best(self, split: str) -> float | None:
+        """The best loss so far if it was measured on `split` ("val" or "train": without a val split the
+        best checkpoint is chosen by train loss, never to be reported as a val loss); else None."""
+        measured = "val" if self.task.has_val else "train"
+        return self.best_val if split == measured and math.isfinite(self.best_val) else None
 
     def _save_latest(self) -> None:
         """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
@@ -362,7 +371,7 @@ class Trainer:
             self.bad_evals += 1
         if self.dist.main:
             if improved:
-                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
+                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=self._best("val"))
                 self._write_config(status="running", best_step=self.step)
             ckpt.append_json_line(self.out / METRICS, record)
         # The trainer state goes last: killed before it, a resume starts from the previous one, trims the
@@ -413,7 +422,7 @@ class Trainer:
                     bar.total = self.step + max(0, int(pace * (cfg.time_budget - self.elapsed)))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", **{"val" if self.task.has_val else "best": best},
                                 rate=f"{interval_chars / max(interval_time, 1e-9):,.0f}/s", refresh=False)
                 if self.step % cfg.eval_every == 0:
                     last_record = self._timed_eval(losses, interval_chars, interval_time)
@@ -431,7 +440,8 @@ class Trainer:
         # into interpreter shutdown (a rank that exits holding it can abort: "terminate called ...").
         self.net = self.model
         self.dist.close()
-        return {"status": status, "step": self.step, "best_val_loss": self.best_val, "elapsed": self.elapsed,
+        return {"status": status, "step": self.step, "best_val_loss": self._best("val"),
+                "best_train_loss": self._best("train"), "elapsed": self.elapsed,
                 "last": last_record, "out": str(self.out)}
 
     def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
