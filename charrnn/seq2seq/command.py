@@ -81,6 +81,8 @@ def cmd_translate(args) -> int:
                                          args.unknown)
     seconds = time.perf_counter() - t0
     for source, answer in zip(sources, results, strict=True):
+        for note in answer.notes:
+            print(f"{source}: {note}", file=sys.stderr)
         origin = {"from": answer.origin} if lexicon else {}
         if args.json:
             items = [{"text": o.text, "logprob": round(o.logprob, 5), "ended": o.ended} for o in answer.outputs]

@@ -196,6 +196,9 @@ def attention_svg(attention: dict) -> str:
     return "".join(parts) + "</svg>"
 
 
+DICTIONARY_MARK = ' <span class="in-dictionary" title="the CMU dictionary gives this pronunciation">✓ dictionary</span>'
+
+
 def pronunciations_html(result: dict) -> str:
     """Each word: its N-best pronunciations (ARPAbet, IPA, probability), the dictionary's, the heatmap."""
     blocks = []
@@ -203,14 +206,16 @@ def pronunciations_html(result: dict) -> str:
         rows = "".join(
             f'<tr><td>{i}</td><td class="arpabet">{html.escape(o["arpabet"])}</td>'
             f'<td class="ipa">/{html.escape(o["ipa"])}/</td>'
-            f'<td>{o["prob"]:.1%}</td><td>{"in the dictionary" if o["in_dictionary"] else ""}</td></tr>'
+            f'<td>{o["prob"]:.1%}{DICTIONARY_MARK if o["in_dictionary"] else ""}</td></tr>'
             for i, o in enumerate(word["outputs"], 1))
         known = "".join(f'<li><span class="arpabet">{html.escape(d["arpabet"])}</span> '
                         f'<span class="ipa">/{html.escape(d["ipa"])}/</span> (model: {d["prob"]:.1%})</li>'
                         for d in word["dictionary"])
         dictionary = f"<p>Dictionary:</p><ul>{known}</ul>" if known else "<p>Not in the dictionary.</p>"
         blocks.append(f'<div class="pronounce-word"><h3>{html.escape(word["word"])}</h3>'
-                      f'<table><tr><th>#</th><th>ARPAbet</th><th>IPA</th><th>probability</th><th></th></tr>{rows}'
+                      f'<table><tr><th>#</th><th>ARPAbet</th><th>IPA</th><th>probability</th></tr>{rows}'
                       f'</table>{dictionary}{attention_svg(word["attention"])}</div>')
     timing = f'<p class="timing">{len(result["words"])} words in {result["ms"]:.0f} ms</p>'
-    return f'<div class="pronounce">{timing}{"".join(blocks)}</div>'
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.get("notes", []))
+    notes = f'<ul class="pronounce-notes">{notes}</ul>' if notes else ""
+    return f'<div class="pronounce">{timing}{notes}{"".join(blocks)}</div>'
