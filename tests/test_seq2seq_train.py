@@ -225,3 +225,17 @@ def test_an_empty_val_split_is_refused_and_no_train_loss_is_called_a_val_loss(to
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert metrics and all(m["val_loss"] is None and m["train_loss"] > 0 for m in metrics)
     assert json.loads((run / "config.json").read_text())["best_val_loss"] is None
+
+
+def test_translate_reads_case_accents_and_punctuation_as_the_app_does_and_refuses_digits(tmp_path):
+    g2p = ckpt.Path(__file__).resolve().parents[1] / "models" / "g2p"
+    done = charrnn("seq2seq", "translate", g2p, "Hello,", "café", "--json")
+    assert done.returncode == 0, done.stderr
+    hello, cafe = (json.loads(line) for line in done.stdout.splitlines())
+    assert hello["outputs"][0]["text"].startswith("HH ")  # the H is read, as h, not dropped
+    assert "Hello,: left out punctuation: ," in done.stderr and "café: read é as e" in done.stderr
+    assert cafe["outputs"][0]["text"].startswith("K AE")  # café is read as cafe, not as caf
+    refused = charrnn("seq2seq", "translate", g2p, "123")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == ("charrnn: error: '123' has digits, which this model does not read: write "
+                                      "numbers as words (e.g. 'twenty one' for 21)")
