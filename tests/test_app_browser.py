@@ -178,13 +178,45 @@ def test_generate_streams_text(page):
     assert len(stopped) < len("ROMEO:") + 5000 and "done" not in page.locator("#gen-stats").inner_text()
 
 
-def test_the_beam_width_shows_in_beam_mode_only(page):
-    beam = page.locator("#gen-beam")
-    assert not beam.is_visible()
+DRAWING = ("#gen-temperature", "#gen-top-k", "#gen-top-p", "#gen-seed")  # the controls only sampling uses
+
+
+def drawing_enabled(page) -> list[bool]:
+    return [page.locator(f"{control} input").first.is_enabled() for control in DRAWING]
+
+
+def test_the_beam_width_shows_in_beam_mode_only_and_what_beam_search_ignores_is_disabled(page):
+    beam, note = page.locator("#gen-beam"), page.locator("#gen-mode-note")
+    assert not beam.is_visible() and drawing_enabled(page) == [True] * 4
     page.get_by_label("beam", exact=True).check()
-    beam.wait_for(state="visible", timeout=10_000)
+    beam.wait_for(state="visible", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#gen-mode-note').innerText.includes('does not use')",
+                           timeout=30_000)
+    assert drawing_enabled(page) == [False] * 4
+    assert "does not use temperature, top-k, top-p and seed" in note.inner_text()
     page.get_by_label("sample", exact=True).check()
-    beam.wait_for(state="hidden", timeout=10_000)
+    beam.wait_for(state="hidden", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#gen-mode-note').innerText.trim()", timeout=30_000)
+    assert drawing_enabled(page) == [True] * 4
+
+
+def test_an_error_stays_where_the_tune_would_be_and_the_last_tune_is_not_left_looking_current(page):
+    page.get_by_role("tab", name="Folk tunes").click()
+    page.locator("label:has-text('Seed') input").last.fill("1")
+    page.get_by_role("button", name="Write a tune").click()
+    page.wait_for_function("() => document.querySelector('#folk-findings').innerText.includes('check')",
+                           timeout=60_000)
+    assert "<svg" in page.locator("#sheet").inner_html()
+    page.locator("label:has-text('First bars') textarea, label:has-text('First bars') input").first.fill("K:G |abc|")
+    page.get_by_role("button", name="Write a tune").click()
+    page.wait_for_function("() => document.querySelector('#folk-findings').innerText.includes('Error')",
+                           timeout=30_000)
+    time.sleep(12)  # longer than Gradio's toast lasts
+    for where in ("#sheet", "#folk-findings"):
+        assert "the first bars must be music only" in page.locator(where).inner_text(), where
+    assert "Passed every check" not in page.locator("#folk-findings").inner_text()
+    assert "<svg" not in page.locator("#sheet").inner_html() and "K:" not in page.locator("#folk-abc").inner_text()
+    shot(page, "folk-error")
 
 
 def test_folk_tune_shows_sheet_music_and_audio(page):

@@ -35,7 +35,7 @@ from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
 from charrnn.serve.pronounce import Pronouncer
-from charrnn.serve.registry import LoadedModel, Registry, UnknownModel
+from charrnn.serve.registry import LoadedModel, Registry, UnknownModel, no_model
 
 MAX_LENGTH = 5_000  # characters one generation may produce
 MAX_BEAM_LENGTH = 500
@@ -60,7 +60,9 @@ ANY_TYPE = "any"
 FOLK_TYPES = FOLK_TUNE_TYPES
 # The catalogue's language-model corpora the app may build itself (offline; a download is left to the CLI).
 BUILDABLE = tuple(c.name for c in corpora.CATALOGUE.values() if c.task == "lm" and c.kind == "build")
-NO_MODELS = "No model here yet: train one in the Train tab (or put a model folder in the models folder)."
+NO_MODELS = ("No model here yet: train a text model in the Train tab (at least 5,000 characters of text), or put "
+             "model folders in the models folder. Folk tunes need a model trained on the folk corpus, and "
+             "pronunciation a seq2seq model (`charrnn seq2seq train cmudict`): their tabs say how.")
 
 
 # --- bounds --------------------------------------------------------------------------------------------
@@ -175,15 +177,13 @@ class Service:
         return [{"name": e.name, "label": e.label, "kind": e.kind, "source": e.source, "corpus": e.corpus,
                  "arch": e.arch, "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
 
-    def load(self, name) -> LoadedModel:
-        try:
-            if not name:
-                raise UnknownModel("choose a model first")
-            return self.registry.load(clip(name, 200))
-        except UnknownModel:
-            if not self.registry.entries():
-                raise CharRNNError(NO_MODELS) from None
-            raise
+    def load(self, name, folk: bool | None = None) -> LoadedModel:
+        """The language model called `name`; with folk=True, where no folk model is offered, how to get one."""
+        if not self.registry.offered(folk):
+            raise CharRNNError(no_model("lm", folk))
+        if not name:
+            raise UnknownModel("choose a model first")
+        return self.registry.load(clip(name, 200))
 
     # --- generate -------------------------------------------------------------------------------------
 
@@ -268,7 +268,7 @@ class Service:
         pick(mode, MODES_MUSIC, "mode")
         if tune_type in (None, "", ANY_TYPE):
             tune_type = None
-        lm = self.load(model)
+        lm = self.load(model, folk=True)
         folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name)
         tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, MAX_FOLK_START).strip(),
                              temperature=clamp_float(temperature, 0.05, 2.0, 0.8), seed=seed_or_random(seed),

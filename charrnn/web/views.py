@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from charrnn.decoding.beam import SAMPLING_ONLY, unused_by_beam
 from charrnn.inside import render as inside
 from charrnn.inside.report import CellRef, Report
 from charrnn.serve.service import NO_MODELS, FolkResult, Generation
@@ -74,6 +75,25 @@ def findings_markdown(result: FolkResult) -> str:
     if len(result.findings) > FINDINGS_SHOWN:
         lines.append(f"- … and {len(result.findings) - FINDINGS_SHOWN} more")
     return "\n".join(lines)
+
+
+def mode_note(mode: str) -> str:
+    """Under the Generate tab's decoding choice: which controls the mode leaves unused (they are disabled)."""
+    if mode == "beam":
+        return f"*{unused_by_beam(SAMPLING_ONLY).capitalize()}.*"
+    if mode == "greedy":
+        return ("*Greedy decoding always takes the likeliest character: temperature, top-k, top-p and seed do not "
+                "apply.*")
+    return ""
+
+
+def error_html(message: str) -> str:
+    """An error shown where a result would be (it stays until the next request)."""
+    return f'<p class="result-error" role="alert"><strong>Error:</strong> {html.escape(message)}</p>'
+
+
+def error_markdown(message: str) -> str:
+    return f"**Error:** {message}"
 
 
 def sheet(result: FolkResult) -> str:

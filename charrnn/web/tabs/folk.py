@@ -72,8 +72,15 @@ def build(page: Page) -> None:
         row = gr.Number(visible=False, precision=0, label="Row")  # the clicked row, for folk_show
 
     outputs = [sheet, audio, abc, findings, files, history, table]
-    button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history],
-                 outputs, api_name="folk", **page.workers("folk"))
+
+    def failed(message: str) -> tuple:
+        """The error where the sheet music and the checks would be; no earlier tune's audio, ABC or files."""
+        return views.error_html(message), None, "", views.error_markdown(message), None
+
+    written = button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo,
+                                  history], outputs, api_name="folk", **page.workers("folk"))
+    page.keep_errors(written, failed, outputs[:5])
     # A click picks the row, then folk_show shows it: API clients call folk_show with the row themselves.
-    table.select(pick, None, row, api_visibility="private", queue=False, show_progress="hidden").then(
+    shown = table.select(pick, None, row, api_visibility="private", queue=False, show_progress="hidden").then(
         folk_show, [history, row, tempo], outputs, api_name="folk_show", **page.workers("folk"))
+    page.keep_errors(shown, failed, outputs[:5])

@@ -8,7 +8,7 @@ import gradio as gr
 
 from charrnn.errors import CharRNNError
 from charrnn.serve import service as svc
-from charrnn.serve.jobs import PRESETS
+from charrnn.serve.jobs import MIN_CHARS, PRESETS
 from charrnn.web import views
 from charrnn.web.page import Page, polling, user_errors
 
@@ -68,8 +68,8 @@ def build(page: Page) -> None:
                 builds = [gr.Button(f"Build the {corpus} corpus", size="sm", elem_id=f"build-{corpus}",
                                     visible=corpus in {c["name"] for c in missing}) for corpus in svc.BUILDABLE]
                 built = gr.Markdown(elem_id="train-built", label="Corpus build")
-                upload = gr.File(label=f"Text file (UTF-8, up to {page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES,
-                                 type="filepath", elem_id="train-upload")
+                upload = gr.File(label=f"Text file (UTF-8, {MIN_CHARS:,} characters to {page.max_upload_mb:g} MB)",
+                                 file_types=UPLOAD_TYPES, type="filepath", elem_id="train-upload")
                 name = gr.Textbox(label="Name (optional)", max_length=40, placeholder="letters, digits, - and _")
                 core = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="Core")
                 size = gr.Radio([("auto (best for the budget)", "auto"),
