@@ -82,8 +82,7 @@ def _beam(args, model, vocab, prompt) -> int:
     if not 1 <= args.length <= MAX_BEAM_LENGTH:
         raise CharRNNError(f"beam search --length must be between 1 and {MAX_BEAM_LENGTH:,}; got {args.length}")
     t0 = time.perf_counter()
-    hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num,
-                       stop=args.stop,
+    hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num, stop=args.stop,
                        length_penalty=args.length_penalty)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
