@@ -168,17 +168,19 @@ ANY = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(all
                 st.text(max_size=5), st.lists(st.integers(), max_size=2))
 
 
-@given(ANY, ANY, ANY, ANY, st.integers(1, 300))
-def test_sampling_settings_are_refused_in_one_line_or_give_a_distribution(temperature, top_k, top_p, seed, vocab):
+@given(ANY, ANY, ANY, ANY, ANY, st.integers(1, 300))
+def test_sampling_settings_are_refused_in_one_line_or_give_a_distribution(temperature, top_k, top_p, seed, penalty,
+                                                                          vocab):
     tried("SamplingSettings")
     try:
-        chosen = SamplingSettings(temperature, top_k, top_p, seed=seed).validate(vocab)
+        chosen = SamplingSettings(temperature, top_k, top_p, seed=seed, repetition_penalty=penalty).validate(vocab)
     except CharRNNError as e:
         one_line(e)
         return
-    logits = torch.randn(vocab, generator=torch.Generator().manual_seed(0))
+    logits = torch.randn(1, vocab, generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(vocab, (1, 5), generator=torch.Generator().manual_seed(1))  # the text so far
     for processor in chosen.processors:
-        logits = processor(logits)
+        logits = processor(ids, logits)
     if not chosen.greedy:
         probs = torch.softmax(logits, -1)
         assert torch.isfinite(probs).all() and math.isclose(float(probs.sum()), 1.0, rel_tol=1e-4)
