@@ -13,6 +13,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.models.seq2seq import Seq2SeqExtra
 from charrnn.runfile import FORMAT_VERSION, CorpusInfo, RunFile
 
 from conftest import REPO
@@ -64,10 +65,22 @@ def test_version_2_round_trips(tiny_run, tmp_path):
     run.write(tmp_path)
     assert RunFile.read(tmp_path) == run
     assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((tiny_run / ckpt.CONFIG).read_text())
-    with_extra = replace(run, extra={"target_vocab": ["AH0", "B", "<eos>"]}, weights_dtype="float16")
-    with_extra.write(tmp_path)
-    assert RunFile.read(tmp_path) == with_extra
+    exported = replace(run, weights_dtype="float16")
+    exported.write(tmp_path)
+    assert RunFile.read(tmp_path) == exported
     assert "extra" not in run.to_dict() and "weights_dtype" not in run.to_dict()  # written only when there
+    with pytest.raises(TypeError, match="a lm run file has no extra fields"):
+        replace(run, extra=RunFile.read(REPO / "models" / "g2p").extra)
+
+
+def test_the_shipped_seq2seq_model_round_trips_with_its_typed_extra(tmp_path):
+    shipped = REPO / "models" / "g2p"
+    run = RunFile.read(shipped)
+    assert isinstance(run.extra, Seq2SeqExtra) and run.extra.target_tokens == "space"
+    assert run.extra.target_vocab[:3] == ["<pad>", "<s>", "</s>"] and len(run.extra.source_vocab) == 28
+    run.write(tmp_path)
+    assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((shipped / ckpt.CONFIG).read_text())
+    assert RunFile.read(tmp_path) == run
 
 
 def _edit(obj: dict, path: str, value) -> dict:
