@@ -182,6 +182,10 @@ class UnsupportedFormat(ValueError):
 
 
 def _from_version_1(obj: dict) -> dict:
-    """A version 1 object as version 2: an LM whose cell was `model.model`."""
+    """A version 1 object as version 2: an LM whose cell was `model.model` (and, in the first runs, before
+    the corpus catalogue, whose corpus had no catalogue name)."""
     model = {("cell" if k == "model" else k): v for k, v in dict(obj["model"]).items()}
-    return {**obj, "kind": "lm", "model": model, "format_version": FORMAT_VERSION}
+    corpus = obj.get("corpus")
+    if isinstance(corpus, dict):
+        corpus = {"name": None, **corpus}
+    return {**obj, "kind": "lm", "model": model, "corpus": corpus, "format_version": FORMAT_VERSION}

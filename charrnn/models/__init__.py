@@ -25,7 +25,7 @@ class Kind:
     """Everything charrnn knows about one model kind."""
 
     name: str  # config.json's "kind": "lm", "seq2seq"
-    title: str  # for messages: "a language model"
+    title: str  # for messages, after "a": "language model"
     commands: str  # the commands that use such a model, for the message that refuses it elsewhere
     config: type  # a dataclass whose fields are config.json's "model" (the network's arguments)
     network: type[nn.Module]  # built as network(config)
@@ -60,7 +60,7 @@ def expect(found: str, wanted: str, where: str) -> None:
     """A CharRNNError unless a model of kind `found` (at `where`) is of kind `wanted`."""
     if found != wanted:
         have = lookup(found)
-        raise CharRNNError(f"{where} is {have.title}, not {lookup(wanted).title}; use {have.commands}")
+        raise CharRNNError(f"{where} is a {have.title}, not a {lookup(wanted).title}; use {have.commands}")
 
 
 def build(kind: str, model_args: dict) -> nn.Module:

@@ -226,6 +226,6 @@ def warm_up(model: CharRNN) -> None:
         model.read(one, state)
 
 
-register(Kind("lm", "a language model", "charrnn sample, complete, eval or inspect", ModelConfig, CharRNN,
+register(Kind("lm", "language model", "charrnn sample, complete, eval or inspect", ModelConfig, CharRNN,
               unit="char", warm_up=warm_up, train_config="charrnn.training.config:TrainConfig",
               task="charrnn.training.lm:LMTask"))

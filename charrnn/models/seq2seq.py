@@ -262,6 +262,6 @@ def warm_up(model: Seq2Seq) -> None:
         model.start(torch.ones(1, 2, dtype=torch.long, device=model.device), torch.tensor([2]))
 
 
-register(Kind("seq2seq", "a seq2seq model", "charrnn seq2seq translate or eval", Seq2SeqConfig, Seq2Seq,
+register(Kind("seq2seq", "seq2seq model", "charrnn seq2seq translate or eval", Seq2SeqConfig, Seq2Seq,
               unit="token", warm_up=warm_up, train_config="charrnn.training.config:Seq2SeqTrainConfig",
               task="charrnn.training.seq2seq:Seq2SeqTask", extra=Seq2SeqExtra))
