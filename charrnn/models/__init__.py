@@ -6,6 +6,8 @@ Layering: this package sits near the ground floor (run files and checkpoints bui
 while a kind's training arguments and task live in charrnn.training, above it. So the record names those
 two as "module:name" references, plain data as packaging's entry points are, and charrnn.training
 resolves them (training/config.py): nothing here imports training, and a new kind is still one record.
+(A registry of kinds above training would hold the task directly, but then run files and checkpoints,
+which sit below training, could not build a network from a kind's name without reaching up to it.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ class Kind:
     warm_up: Callable[[nn.Module], None]  # builds the step weights and warms the kernels before a first request
     train_config: str  # "module:name" of its training arguments' dataclass (charrnn.training)
     task: str  # "module:name" of its training task, built as task(train config, Dist) (charrnn.training)
-    extra: type | None = None  # a dataclass of what its run file records beyond RunFile's own fields, or None
+    # What its run file records beyond RunFile's own fields (config.json's "extra"), or None: a dataclass with
+    # from_dict(obj) (keys it does not know left out) and check(config) (ValueError unless it fits the network).
+    extra: type | None = None
 
     def __post_init__(self):
         if self.unit not in UNITS:
