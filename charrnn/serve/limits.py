@@ -83,7 +83,7 @@ def clamp_float(value: Any, lo: float, hi: float, default: float) -> float:
         return default
     if not math.isfinite(number):
         return default
-    return max(lo, min(hi, number))
+    return float(max(lo, min(hi, number)))
 
 
 def clamp_int(value: Any, lo: int, hi: int, default: int) -> int:
