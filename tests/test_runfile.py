@@ -77,6 +77,11 @@ def test_version_2_round_trips(tiny_run, tmp_path):
         replace(run, extra=RunFile.read(REPO / "models" / "g2p").extra)
 
 
+def test_a_kind_without_extra_fields_ignores_an_extra_object():
+    obj = json.loads((REPO / "models" / "shakespeare" / ckpt.CONFIG).read_text())
+    assert RunFile.from_dict({**obj, "extra": {"note": "from a later charrnn"}}).extra is None
+
+
 def test_the_shipped_seq2seq_model_round_trips_with_its_typed_extra(tmp_path):
     shipped = REPO / "models" / "g2p"
     run = RunFile.read(shipped)
