@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from charrnn import corpora
-from charrnn.decoding.beam import beam_search
+from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
@@ -42,7 +42,7 @@ INSPECT_BEST = 3  # the finder's best cells per feature offered in the tab's men
 MAX_HISTORY = 50  # tunes kept in a session's history
 KEEP_FILES = 100  # folders of tune files kept on disk (the newest)
 MODES = ("sample", "greedy", "beam")
-UNTILS = ("word", "phrase", "line")
+UNTILS = tuple(UNTIL)  # where a completion may end: decoding/beam.py's ends
 METERS = ("6/8", "2/2", "2/4", "4/4", "3/4", "9/8", "3/8", "6/4", "12/8", "3/2")
 TONICS = ("C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B")
 MODES_MUSIC = ("major", "minor", "dorian", "mixolydian", "lydian", "phrygian", "locrian")

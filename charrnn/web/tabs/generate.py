@@ -31,6 +31,7 @@ def build(page: Page) -> None:
                 temperature = slider(limits.TEMPERATURE, 0.05, label="Temperature",
                                      info="0 is greedy; higher is wilder")
                 with gr.Row():
+                    # (the service takes any k up to the model's vocabulary; the slider offers the useful ones)
                     top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k", info="0 = off")
                     top_p = slider(limits.TOP_P, 0.01, label="Top-p", info="1 = off")
                 with gr.Row():
