@@ -72,7 +72,8 @@ def test_a_path_to_a_real_model_is_not_a_name(folders):
 def test_empty_or_missing_folders(tmp_path):
     reg = Registry(tmp_path / "nothing-here", tmp_path / "nor-here")
     assert reg.entries() == [] and reg.default() is None
-    with pytest.raises(UnknownModel, match="no model 'shakespeare': the models folder holds no text model: train one in the Train tab"):
+    with pytest.raises(UnknownModel, match="no model 'shakespeare': the models folder holds no text model: train one "
+                                           "in the Train tab"):
         reg.entry("shakespeare")
     with pytest.raises(UnknownModel, match="the Train tab trains language models only: train one with `charrnn "
                                            "seq2seq train cmudict"):
