@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from charrnn import corpora
+from charrnn import corpora, threads
 from charrnn.checkpoint import export_model, load_model
 from charrnn.data import read_text, split_ids
 from charrnn.decoding.beam import beam_search, complete
@@ -56,16 +56,16 @@ def _add_inference_args(p, device: str = "cpu") -> None:
     p.add_argument("--device", choices=DEVICES, default=device, help=f"default {device}")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
-                        "thread; every core for beam search, completion, eval and inspect, which work on several rows)")
+                        "thread; for beam search, completion, eval and inspect, which work on several rows, the "
+                        "cores no other process is using)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _load(args):
-    if args.threads is None:
-        batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
-        args.threads = torch.get_num_threads() if batched else 1
-    torch.set_num_threads(args.threads)
+    watch = threads.CoreWatch()  # looks at the machine while the model loads
     model, vocab, run = load_model(args.model_dir, resolve_device(args.device))
+    batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
+    args.threads = threads.use(threads.Work.BATCH if batched else threads.Work.STEP, args.threads, watch)
     if run.kind != "lm":
         raise CharRNNError(f"{args.model_dir} is a {run.kind} model, not a language model; use charrnn {run.kind} "
                            "translate or eval")
@@ -311,7 +311,7 @@ def _add_folk(sub) -> None:
     p.add_argument("--tempo", type=finite_float, default=DEFAULT_TEMPO,
                    help=f"quarter notes per minute, in every meter, for --midi and --wav (default {DEFAULT_TEMPO:g})")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default 1: one character at a time)")
     p.set_defaults(func=cmd_folk)
 
 

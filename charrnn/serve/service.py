@@ -19,9 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from charrnn import corpora
+from charrnn import corpora, threads
 from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import beam_search
 from charrnn.decoding.interface import Decodable
@@ -93,9 +91,8 @@ def pick(value, allowed: tuple[str, ...], what: str) -> str:
 
 
 def inference_threads() -> None:
-    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.serve.jobs)."""
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    """Each request runs on one thread (charrnn.threads' STEP work: concurrent requests are the app's parallelism)."""
+    threads.use(threads.Work.STEP)
 
 
 def seed_or_random(seed) -> int:

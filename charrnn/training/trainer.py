@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
+from charrnn import threads
 from charrnn.data import encode_corpus
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
@@ -145,8 +146,7 @@ class Trainer:
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
         self._check_args(cfg)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        self.threads = threads.Follow(cfg.threads)  # also the speed probe's count (--size auto)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
@@ -401,6 +401,7 @@ class Trainer:
         begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
+                self.threads.check()
                 t0 = time.perf_counter()
                 loss, items = self.train_step()
                 losses.append(loss)
