@@ -119,11 +119,13 @@ class Follow:
         self.fixed = bool(requested or env_threads())
         self._watch = CoreWatch()
         self.threads = use(Work.BATCH, requested, self._watch)
+        self.changes = 0  # how often the count changed (a speed measured across a change is of neither count)
         self._next = time.monotonic() + CHECK_S
 
     def check(self) -> int:
         """Cheap between checks (one clock read); at a check, follows the cores other processes left free."""
         if not self.fixed and time.monotonic() >= self._next:
-            self.threads = use(Work.BATCH, watch=self._watch)
-            self._next = time.monotonic() + CHECK_S
+            now = use(Work.BATCH, watch=self._watch)
+            self.changes += now != self.threads
+            self.threads, self._next = now, time.monotonic() + CHECK_S
         return self.threads

@@ -36,7 +36,7 @@ from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
 from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
 from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
-from charrnn.training.lm import LMTask
+from charrnn.training.lm import LMTask, check_split
 from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
 from charrnn.training.seq2seq import Seq2SeqTask
@@ -151,6 +151,7 @@ class Trainer:
         self.device = self.dist.device
         self.lock: RunLock | None = None
         self.auto: autosize.Choice | None = None  # what --size auto chose in this process, if it did
+        self.speeds: autosize.Speeds | None = None  # ... and the speed cache it chose from (see _heal_speeds)
         try:
             self._setup(resume, keep)
         except BaseException:
@@ -200,9 +201,10 @@ class Trainer:
         choice = None
         if self.dist.main:
             corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
-            train_ids, _, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-            speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
-            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
+            train_ids, val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
+            check_split(cfg, len(corpus.ids), len(val_ids))  # the corpus's errors come before sizing's
+            self.speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
+            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), self.speeds)
         self.auto = self.dist.share(choice)
         return autosize.apply(cfg, self.auto)
 
@@ -438,8 +440,18 @@ class Trainer:
     def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
         t0 = time.perf_counter()
         record = self._evaluate_and_save(sum(losses) / len(losses), chars / max(seconds, 1e-9))
+        self._heal_speeds(chars / max(seconds, 1e-9))
         self.elapsed += time.perf_counter() - t0
         return record
+
+    def _heal_speeds(self, chars_per_s: float) -> None:
+        """Correct the speed cache that --size auto chose from with this run's own speed (one process, still on
+        the thread count the shapes were timed at)."""
+        if self.speeds is None or self.dist.enabled or self.threads.changes:
+            return
+        cfg = self.cfg
+        shape = autosize.Shape(cfg.layers, cfg.hidden, cfg.embed, cfg.batch_size, cfg.seq_len)
+        self.speeds.correct(cfg.model, shape, len(self.task.corpus.vocab), chars_per_s)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
