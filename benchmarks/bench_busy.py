@@ -5,10 +5,11 @@
 For each path, in turn and `--rounds` times: its speed with the thread policy (charrnn/threads.py) as the
 command would choose it, then with a busy process beside it (a spinning Python process at the same
 priority, started before the policy looks, as a browser or a second job would be), then beside it on
-`--threads 1`, then beside it on every core (what torch does unasked). Each measure works for `--seconds`.
-Each piece of work is small (a few seconds at the collapsed speeds) so that the run ends. The table gives the medians and the ratios the issue sets targets for: busy/quiet >= 0.7 and busy/one-thread
->= 1. The shipped models: shakespeare (LSTM 2x512), folk, g2p. Other processes on the machine count too:
-say what else ran.
+`--threads 1`, then beside it on every core (what torch does unasked). Each measure works for `--seconds`;
+each piece of work is small (seconds at the collapsed speeds) so that the run ends. The table gives the
+medians and the ratios the issue sets targets for: busy/quiet >= 0.7 and busy/one-thread >= 1. The
+shipped models: shakespeare (LSTM 2x512), folk, g2p. Other processes on the machine count too: say what
+else ran.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def paths() -> dict[str, tuple[threads.Work, str, Callable[[float], float]]]:
         "folk": (threads.Work.STEP, "chars/s", every(folk_tune)),
         "complete": (threads.Work.BATCH, "completions/s", every(completions)),
         "sample --beam 5": (threads.Work.BATCH, "chars/s", every(beam)),
-        "eval": (threads.Work.BATCH, "chars/s", every(lambda: evaluate(lm, vocab.encode(held_out[:8192]), 32, 256, CPU)[1])),
+        "eval": (threads.Work.BATCH, "chars/s",
+                 every(lambda: evaluate(lm, vocab.encode(held_out[:8192]), 32, 256, CPU)[1])),
         "inspect": (threads.Work.BATCH, "chars/s",
                     every(lambda: len(inspect_text(lm, vocab, held_out[:500], unknown="skip").text))),
         "translate (g2p, beam 5)": (threads.Work.BATCH, "words/s",
