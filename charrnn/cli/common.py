@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from charrnn import threads
+from charrnn import models, threads
 from charrnn.checkpoint import load_model
 from charrnn.devices import DEVICES, resolve_device
 from charrnn.errors import CharRNNError
@@ -56,9 +56,7 @@ def load_lm(args: argparse.Namespace):
     count (charrnn/threads.py) unless --threads is given, and the step in args.precision."""
     watch = threads.CoreWatch()  # looks at the machine while the model loads
     model, vocab, run = load_model(args.model_dir, resolve_device(args.device))
-    if run.kind != "lm":
-        raise CharRNNError(f"{args.model_dir} is a {run.kind} model, not a language model; use charrnn {run.kind} "
-                           "translate or eval")
+    models.expect(run.kind, "lm", args.model_dir)
     batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
     args.threads = threads.use(threads.Work.BATCH if batched else threads.Work.STEP, args.threads, watch)
     try:
