@@ -120,6 +120,54 @@ def test_autocomplete_suggests_and_accepts(page):
     assert not page.locator("#ac-popup .ac-pop.ac-open").count()
 
 
+def type_and_see_completions(page) -> list[tuple[str, str]]:
+    """On the Autocomplete tab: type a prefix, wait for its completions; the requests (URL, body) meanwhile."""
+    asked: list[tuple[str, str]] = []
+    page.on("request", lambda r: asked.append((r.url, r.post_data or "")))
+    page.get_by_role("tab", name="Autocomplete").click()
+    box = page.locator("#ac-input textarea")
+    box.click()
+    box.press_sequentially("To be, or not to b", delay=40)
+    page.wait_for_function("() => window.__acShown && window.__acShown.len === 18 && window.__acShown.n > 0",
+                           timeout=20_000)
+    assert popup_items(page)
+    return asked
+
+
+def test_typing_takes_the_json_path_not_gradios_queue(page, server):
+    asked = type_and_see_completions(page)
+    assert sum(url == server.url + "api/page/complete" for url, _ in asked) >= 1
+    assert not [url for url, body in asked if "gradio_api" in url and "To be" in body]  # the text never queues
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory, tiny_run):
+    """The app with a login and --read-only, as a public demo would run."""
+    models = models_folder(tmp_path_factory, tiny_run, "browser-locked-models")
+    work = tmp_path_factory.mktemp("browser-locked")
+    app = AppServer(models, work / "runs", work, "--auth", "ada:lovelace", "--read-only")
+    yield app
+    app.stop()
+
+
+def test_autocomplete_works_behind_the_login(browser, locked):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(locked.url)
+    page.locator("input[type=password]").wait_for(timeout=60_000)
+    page.locator("input[type=text]").first.fill("ada")
+    page.locator("input[type=password]").fill("lovelace")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#gen-output textarea", timeout=60_000)
+    asked = type_and_see_completions(page)
+    assert any(url.endswith("api/page/complete") for url, _ in asked)
+    context.close()
+    stranger = browser.new_context()  # the route itself: no cookie, no answer
+    answer = stranger.request.post(locked.url + "api/page/complete", data={"model": "shakespeare", "text": "To b"})
+    assert answer.status == 401
+    stranger.close()
+
+
 def test_autocomplete_latency_in_the_browser(page):
     """From the last keystroke to its completions on screen: for each of the PREFIXES, its last 8 characters
     are typed at KEY_DELAY_MS a key (so a request is usually in flight when the last key is pressed)."""

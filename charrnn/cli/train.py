@@ -103,7 +103,8 @@ def add_train_flags(p: argparse.ArgumentParser, d: BaseTrainConfig, what: str) -
         g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
     g = p.add_argument_group("machine")
     g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
-    g.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's choice)")
+    g.add_argument("--threads", type=positive_int, help="CPU threads (default: the cores no other process is "
+                                                            "using, looked at again every few seconds)")
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 

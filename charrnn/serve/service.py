@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from charrnn import corpora
+from charrnn import corpora, threads
 from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
@@ -56,9 +54,8 @@ NO_MODELS = (f"No model here yet: train a text model in the Train tab (at least 
 
 
 def inference_threads() -> None:
-    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.serve.jobs)."""
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    """Each request runs on one thread (charrnn.threads' STEP work: concurrent requests are the app's parallelism)."""
+    threads.use(threads.Work.STEP)
 
 
 # --- results ---------------------------------------------------------------------------------------------

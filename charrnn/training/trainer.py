@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
-from charrnn import models
+from charrnn import models, threads
 from charrnn.data import encode_corpus
 from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
@@ -36,6 +36,7 @@ from charrnn.training.config import BaseTrainConfig, TrainConfig, resolve
 from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
 from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
+from charrnn.training.lm import check_split
 from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
 from charrnn.training.task import resolve_corpus
@@ -130,12 +131,12 @@ class Trainer:
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
         cfg.check()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        self.threads = threads.Follow(cfg.threads)  # also the speed probe's count (--size auto)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
         self.auto: autosize.Choice | None = None  # what --size auto chose in this process, if it did
+        self.speeds: autosize.Speeds | None = None  # ... and the speed cache it chose from (see _heal_speeds)
         try:
             self._setup(resume, keep)
         except BaseException:
@@ -186,9 +187,10 @@ class Trainer:
         choice = None
         if self.dist.main:
             corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
-            train_ids, _, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-            speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
-            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
+            train_ids, val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
+            check_split(cfg, len(corpus.ids), len(val_ids))  # the corpus's errors come before sizing's
+            self.speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
+            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), self.speeds)
         self.auto = self.dist.share(choice)
         return autosize.apply(cfg, self.auto)
 
@@ -369,6 +371,7 @@ class Trainer:
         begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
+                self.threads.check()
                 t0 = time.perf_counter()
                 loss, items = self.train_step()
                 losses.append(loss)
@@ -406,8 +409,18 @@ class Trainer:
     def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
         t0 = time.perf_counter()
         record = self._evaluate_and_save(sum(losses) / len(losses), chars / max(seconds, 1e-9))
+        self._heal_speeds(chars / max(seconds, 1e-9))
         self.elapsed += time.perf_counter() - t0
         return record
+
+    def _heal_speeds(self, chars_per_s: float) -> None:
+        """Correct the speed cache that --size auto chose from with this run's own speed (one process, still on
+        the thread count the shapes were timed at)."""
+        if self.speeds is None or self.dist.enabled or self.threads.changes:
+            return
+        cfg = self.cfg
+        shape = autosize.Shape(cfg.layers, cfg.hidden, cfg.embed, cfg.batch_size, cfg.seq_len)
+        self.speeds.correct(cfg.model, shape, len(self.task.corpus.vocab), chars_per_s)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
