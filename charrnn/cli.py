@@ -23,6 +23,7 @@ from charrnn.data import read_text, split_ids
 from charrnn.decoding.beam import beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
 from charrnn.errors import CharRNNError
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
@@ -31,6 +32,7 @@ from charrnn.folk.render import DEFAULT_TEMPO
 from charrnn.inside.command import add_inspect, cmd_inspect
 from charrnn.runfile import RunFile
 from charrnn.seq2seq import command as seq2seq_command
+from charrnn.training.adapt import AdaptSettings, adapted, dynamic_eval
 from charrnn.training.config import TrainConfig
 from charrnn.training.lm import evaluate
 from charrnn.training.options import DEVICES, add_train_flags, finite_float, loss_text, positive_int, run_training
@@ -58,6 +60,27 @@ def _add_inference_args(p, device: str = "cpu") -> None:
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
                         "thread; every core for beam search, completion, eval and inspect, which work on several rows)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_adapt_args(p, what: str) -> None:
+    p.add_argument("--adapt", action="store_true", help=what)
+    p.add_argument("--adapt-lr", type=finite_float, default=AdaptSettings.lr,
+                   help=f"with --adapt: SGD rate of each step (default {AdaptSettings.lr})")
+    p.add_argument("--adapt-decay", type=finite_float, default=AdaptSettings.decay,
+                   help=f"with --adapt: pull toward the trained weights each step (default {AdaptSettings.decay})")
+    p.add_argument("--adapt-segment", type=positive_int, default=AdaptSettings.segment,
+                   help=f"with --adapt: characters per step (default {AdaptSettings.segment})")
+
+
+def _adapt_settings(args) -> AdaptSettings:
+    return AdaptSettings(args.adapt_lr, args.adapt_decay, args.adapt_segment)
+
+
+def _adapted(args, model, vocab, prime: str):
+    """The model, or with --adapt a copy that learned from the prime (dynamic evaluation)."""
+    if not args.adapt:
+        return model
+    return adapted(model, vocab.encode, vocab.known(prime, args.unknown, "the prime"), _adapt_settings(args))
 
 
 def _load(args):
@@ -91,12 +114,14 @@ def _add_sample(sub) -> None:
     p.add_argument("--beam", type=positive_int, help="beam search with this width instead of sampling")
     p.add_argument("--length-penalty", type=finite_float, default=1.0,
                    help="beam ranking: logprob / length**this (default 1.0)")
+    _add_adapt_args(p, "first learn from the prime (one SGD step per segment: dynamic evaluation)")
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args) -> int:
     prime = read_text(args.prime_file) if args.prime_file else args.prime
     model, vocab, run = _load(args)
+    model = _adapted(args, model, vocab, prime)
     prompt = prepare_prompt(model, vocab, prime, args.unknown, run.char_counts)
     if args.beam:
         return _beam(args, model, vocab, prompt)
@@ -156,6 +181,10 @@ def _add_complete(sub) -> None:
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
     p.add_argument("--max-len", type=positive_int, default=30, help="longest completion (default 30)")
     p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
+    p.add_argument("--phrases", choices=PHRASES, default="separate",
+                   help="with --until word: also a phrase of several words when the model is confident, beside "
+                        "the words (separate), in place of the last (together), or none (default separate)")
+    _add_adapt_args(p, "first learn from the prefix (one SGD step per segment: dynamic evaluation)")
     p.set_defaults(func=cmd_complete)
 
 
@@ -166,18 +195,23 @@ def cmd_complete(args) -> int:
         raise CharRNNError("give the prefix, or --prefix-file, but not both")
     prefix = read_text(args.prefix_file) if args.prefix_file else args.prefix
     model, vocab, run = _load(args)
+    model = _adapted(args, model, vocab, prefix)
     t0 = time.perf_counter()
     prompt = prepare_prompt(model, vocab, prefix, args.unknown, run.char_counts)
     found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
+    if args.until == "word":
+        found = with_phrase(model, vocab, prompt, found, SuggestSettings(args.num, phrases=args.phrases))
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
-        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended} for c in found]
+        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended,
+                  "kind": getattr(c, "kind", args.until), "space": getattr(c, "space", False)} for c in found]
         print(json.dumps({"prefix": prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
     else:
         shown = prefix if len(prefix) <= 80 else "\u2026" + prefix[-79:]  # the end of a long prefix
         for c in found:
             cut = "" if c.ended else f"  (cut off at --max-len {args.max_len})"
-            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}")
+            kind = "  (phrase)" if getattr(c, "kind", "") == "phrase" else ""
+            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}{kind}")
         print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
     return 0
 
@@ -191,6 +225,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--seq-len", type=positive_int, default=256, help="characters per forward call (default 256)")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="evaluate on this part of the file, cut as the model's training cut its corpus (default all)")
+    _add_adapt_args(p, "also dynamic evaluation: read the text in one stream, a step on each segment after scoring "
+                       "it; reports the static and the adapted loss (--batch-size and --seq-len do not apply)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -232,15 +268,25 @@ def cmd_eval(args) -> int:
     # On a terminal only (tqdm's disable=None), and on stderr: stdout stays the result (--json: one object).
     with tqdm(total=max(0, len(text) - 1), unit="char", unit_scale=True, desc="eval", file=sys.stderr,
               disable=None, leave=False) as bar:
-        loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
-                           progress=bar.update)
+        if args.adapt:
+            ids = torch.from_numpy(vocab.encode(text)).long()
+            loss, adapted_loss, n = dynamic_eval(model, ids, _adapt_settings(args), progress=bar.update)
+        else:
+            loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
+                               progress=bar.update)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
               "file": args.file, "split": args.split, "model": args.model_dir,
               "seconds": round(time.perf_counter() - t0, 3)}
+    if args.adapt:
+        result.update(adapted_loss=adapted_loss, adapted_bpc=adapted_loss / math.log(2), gain=loss - adapted_loss,
+                      adapt=vars(_adapt_settings(args)))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(f"{loss:.4f} nats/char  {result['bpc']:.4f} bits/char  over {n:,} characters of {args.file}")
+        if args.adapt:
+            print(f"{adapted_loss:.4f} nats/char  {result['adapted_bpc']:.4f} bits/char  adapted (dynamic evaluation, "
+                  f"lr {args.adapt_lr}, decay {args.adapt_decay}): {result['gain']:+.4f} nats/char better")
     return 0
 
 

@@ -1,9 +1,9 @@
 """JSON routes beside Gradio's: the cheap path for API clients that call often (a page of typists, a script).
 
-`POST /api/complete` and `POST /api/translate` take the same arguments, by name, as the Gradio events of
-the same API names (`/complete`, `/translate`) and answer the service's own dicts. They skip Gradio's
-queue and its per-call session, which cost ~12 ms of server CPU per call and, with 50 clients, most of
-the machine. What Gradio's queue gives, they keep:
+`POST /api/complete`, `POST /api/forget` and `POST /api/translate` take the same arguments, by name, as the
+Gradio events of the same API names (`/complete`, `/forget`, `/translate`) and answer the service's own
+dicts. They skip Gradio's queue and its per-call session, which cost ~12 ms of server CPU per call and,
+with 50 clients, most of the machine. What Gradio's queue gives, they keep:
 - the same workers: each route runs on the worker count its event has in app.CONCURRENCY;
 - the same refusal: beyond those workers and --queue-size waiting, HTTP 503 "Queue is full";
 - the same login: a Gradio session cookie (the page, gradio_client) or HTTP Basic with an --auth pair.
@@ -88,6 +88,14 @@ class CompleteBody(BaseModel):
     num: int = 3
     until: str = "word"
     max_len: int = 30
+    phrases: str = "separate"
+    phrase_prob: float = 0.5
+    adapt: bool = False
+    session: str = ""
+
+
+class ForgetBody(BaseModel):
+    session: str
 
 
 class TranslateBody(BaseModel):
@@ -132,8 +140,15 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
         """The best completions of the text (as the /complete event, without its HTML)."""
         if isinstance(body := await _body(request, CompleteBody), JSONResponse):
             return body
-        return await complete_gate.run(_answer, lambda: service.complete(body.model, body.text, body.num,
-                                                                         body.until, body.max_len))
+        return await complete_gate.run(_answer, lambda: service.complete(
+            body.model, body.text, body.num, body.until, body.max_len, body.phrases, body.phrase_prob, body.adapt,
+            body.session))
+
+    async def forget(request: Request):
+        """Drop what the session's adapted models learned."""
+        if isinstance(body := await _body(request, ForgetBody), JSONResponse):
+            return body
+        return await complete_gate.run(_answer, lambda: service.forget(body.session))
 
     async def translate(request: Request):
         """Pronunciations of each word of the text (the /translate event's data)."""
@@ -150,4 +165,5 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     guarded = {"dependencies": [Depends(login)]}
     return [APIRoute("/api/health", health, methods=["GET"], **guarded),
             APIRoute("/api/complete", complete, methods=["POST"], **guarded),
+            APIRoute("/api/forget", forget, methods=["POST"], **guarded),
             APIRoute("/api/translate", translate, methods=["POST"], **guarded)]

@@ -19,9 +19,16 @@ def build(page: Page) -> None:
     service = page.service
 
     @user_errors
-    def complete(model, text, num, until, max_len):
+    def complete(model, text, num, until, max_len, phrases, phrase_prob, auto_space, adapt, session):
         """The best completions of the text: {text_len, tail, ms, cache, status, completions: [{text, pct, ...}]}."""
-        return views.completions(service.complete(model, text, num, until, max_len))
+        answer = service.complete(model, text, num, until, max_len, "separate" if phrases else "off", phrase_prob,
+                                  adapt, session)
+        return views.completions({**answer, "auto_space": bool(auto_space)}), answer.get("session", session)
+
+    @user_errors
+    def forget(session):
+        service.forget(session)
+        return views.AC_EMPTY
 
     with gr.Tab("Autocomplete", id="autocomplete"):
         with gr.Row():
@@ -29,14 +36,27 @@ def build(page: Page) -> None:
             until = gr.Radio(list(svc.UNTILS), value="word", label="Complete to the end of")
             num = gr.Slider(1, 5, value=3, step=1, label="Completions")
             max_len = gr.Slider(1, 60, value=30, step=1, label="Longest completion")
+        with gr.Row():
+            phrases = gr.Checkbox(value=True, label="Suggest a phrase when the model is confident")
+            phrase_prob = gr.Slider(0.05, 1.0, value=0.5, step=0.05,
+                                    label="Phrase: each further word at least this likely")
+            auto_space = gr.Checkbox(value=True, label="Type a space after an accepted word")
+            adapt = gr.Checkbox(value=False, label="Learn from my text (this session only, kept in memory)")
+            forget_button = gr.Button("Forget what it learned", size="sm", scale=0)
         text = gr.Textbox(label="Type here", lines=10, max_lines=20, elem_id="ac-input",
                           placeholder="Start typing, e.g. 'To be, or not to b' - completions appear "
                                       "beside the cursor; Tab accepts the highlighted one.")
         popup = gr.HTML(value=views.AC_EMPTY, elem_id="ac-popup", label="Completions",
                         html_template=views.AC_TEMPLATE, js_on_load=START_JS)
-        gr.Markdown("Each pause in your typing asks the model for the likeliest ends of the current word "
-                    "(beam search); the percentages are their probabilities given the text so far.",
-                    elem_id="ac-help")
+        session = gr.State("")  # the key of this page's adapted model (serve/adaptation.py issues it)
+        gr.Markdown("Each pause in your typing asks the model for the likeliest ends of the current word, or "
+                    "the next words at a word start (beam search); the percentages are their probabilities "
+                    "given the text so far. With *Learn from my text* the model takes a small training step on "
+                    "every 64 characters you type or paste (dynamic evaluation), in a copy of its own for this "
+                    "page: your names and words come up sooner. Nothing is saved.", elem_id="ac-help")
 
-    text.input(complete, [model, text, num, until, max_len], popup, api_name="complete", trigger_mode="always_last",
-               show_progress="hidden", **page.workers("autocomplete"))
+    inputs = [model, text, num, until, max_len, phrases, phrase_prob, auto_space, adapt, session]
+    text.input(complete, inputs, [popup, session],
+               api_name="complete", trigger_mode="always_last", show_progress="hidden", **page.workers("autocomplete"))
+    forget_button.click(forget, session, popup, api_name="forget", show_progress="hidden",
+                        **page.workers("autocomplete"))
