@@ -48,7 +48,7 @@ def test_learning_lowers_the_loss_of_repeated_text_and_leaves_the_model_alone(lm
     model, vocab, _ = lm
     before = weights(model)
     static, adapted, _ = dynamic_eval(model, ids_of(vocab, NAME * 12), AdaptSettings(0.1, 0.0, 32))
-    assert adapted < static - 0.1
+    assert adapted < static - 0.05
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
