@@ -59,7 +59,7 @@ def test_follow_learns_whole_segments_once_and_restarts_at_an_edit(lm):
     assert adapter.follow(NAME[:16], encode) == 0  # a segment needs the character after it too
     assert adapter.follow(NAME, encode) == 2 and adapter.learned == NAME[:32]
     assert adapter.follow(NAME, encode) == 0  # nothing new
-    edited = NAME[:20] + "X" * 40
+    edited = NAME[:20] + "x" * 40
     assert adapter.follow(edited, encode) == 2 and adapter.learned == edited[:52]
     assert adapter.follow(NAME * 10, encode, limit=64) == 3  # a long paste: its last 64 characters
     assert adapter.steps == 7
