@@ -195,8 +195,8 @@ class Service:
     # --- autocomplete ---------------------------------------------------------------------------------
 
     def complete(self, model, text="", num=limits.COMPLETIONS.default, until="word",
-                 max_len=limits.COMPLETION_LENGTH.default, phrases="separate", phrase_prob=0.5, adapt=False,
-                 session="") -> dict:
+                 max_len=limits.COMPLETION_LENGTH.default, phrases="separate",
+                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="") -> dict:
         """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict.
 
         To the end of a word, a phrase of several words comes too when the model is confident (`phrases`:

@@ -90,7 +90,7 @@ class CompleteBody(BaseModel):
     until: str = "word"
     max_len: int = limits.COMPLETION_LENGTH.default
     phrases: str = "separate"
-    phrase_prob: float = 0.5
+    phrase_prob: float = limits.PHRASE_PROB.default
     adapt: bool = False
     session: str = ""
 

@@ -40,8 +40,7 @@ def build(page: Page) -> None:
             max_len = slider(limits.COMPLETION_LENGTH, 1, label="Longest completion")
         with gr.Row():
             phrases = gr.Checkbox(value=True, label="Suggest a phrase when the model is confident")
-            phrase_prob = gr.Slider(0.05, 1.0, value=0.5, step=0.05,
-                                    label="Phrase: each further word at least this likely")
+            phrase_prob = slider(limits.PHRASE_PROB, 0.01, label="Phrase: each further word at least this likely")
             auto_space = gr.Checkbox(value=True, label="Type a space after an accepted word")
             adapt = gr.Checkbox(value=False, label="Learn from my text (this session only, kept in memory)")
             forget_button = gr.Button("Forget what it learned", size="sm", scale=0)
