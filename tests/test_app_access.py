@@ -276,3 +276,25 @@ def test_a_malformed_json_body_is_a_400_with_one_line(demo, body, says):
     assert caught.value.code == 400
     error = json.loads(caught.value.read())["error"]
     assert says in error and "\n" not in error, error
+
+
+def post_json(url: str, data: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(data).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_the_json_route_adapts_per_session_and_forgets(demo):
+    """/api/complete with "adapt": the server issues the session key; /api/forget drops what it learned."""
+    url = demo.url + "api/complete"
+    first = post_json(url, {"model": "shakespeare", "text": "To be, or not to b", "adapt": True})
+    key = first["session"]
+    assert len(key) >= 20 and first["learned_chars"] == 0
+    assert all({"kind", "space"} <= set(c) for c in first["completions"])
+    again = post_json(url, {"model": "shakespeare", "text": "To be, or not to be " * 10, "adapt": True,
+                            "session": key})
+    assert again["session"] == key
+    assert post_json(url, {"model": "shakespeare", "text": "x", "adapt": True, "session": "mine"})["session"] != "mine"
+    assert "session" not in post_json(url, {"model": "shakespeare", "text": "To be"})  # no adaptation asked
+    assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 1}
+    assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 0}

@@ -86,6 +86,41 @@ def popup_items(page) -> list[str]:
     return page.locator("#ac-popup .ac-pop.ac-open .ac-item:not([hidden]) .ac-rest").all_inner_texts()
 
 
+def spaced(page) -> list[str]:
+    """For each completion shown: the space that accepting it also types (auto-space), or ''."""
+    return [" " if b.get_attribute("data-space") == "1" else ""
+            for b in page.locator("#ac-popup .ac-pop.ac-open .ac-item:not([hidden])").all()]
+
+
+def wait_for_popup(page) -> None:
+    page.wait_for_function(
+        "() => window.__acShown && window.__acShown.len === document.querySelector('#ac-input textarea').value.length"
+        " && window.__acShown.n > 0", timeout=20_000)
+
+
+def test_autocomplete_next_words_phrases_and_auto_space(page):
+    """At a word start the page offers next words and a phrase; Tab types a word and its space, and
+    punctuation typed right after takes the space's place."""
+    page.get_by_role("tab", name="Autocomplete").click()
+    threshold = page.get_by_label("number input for Phrase: each further word at least this likely")
+    threshold.fill("0.05")  # the tiny test model is seldom sure of a next word
+    threshold.press("Enter")
+    box = page.locator("#ac-input textarea")
+    box.click()
+    box.press_sequentially("ROMEO:\nI will ", delay=40)
+    wait_for_popup(page)
+    kinds = [b.get_attribute("class") for b in page.locator("#ac-popup .ac-pop.ac-open .ac-item:not([hidden])").all()]
+    items = popup_items(page)
+    assert sum("ac-word" in k for k in kinds) >= 2 and all(items)  # next words, at a word start
+    assert "ac-phrase" in kinds[-1] and " " in items[-1].strip()  # and a phrase of several words, last
+    shot(page, "autocomplete-phrase")
+    page.evaluate("() => { const b = document.querySelector('#ac-popup .ac-word'); b.dataset.space = '1'; }")
+    box.press("Tab")
+    assert box.input_value() == "ROMEO:\nI will " + items[0] + " "  # the word and its space
+    box.press(",")
+    assert box.input_value() == "ROMEO:\nI will " + items[0] + ","  # the comma took the space's place
+
+
 def test_autocomplete_suggests_and_accepts(page):
     page.get_by_role("tab", name="Autocomplete").click()
     box = page.locator("#ac-input textarea")
@@ -101,17 +136,18 @@ def test_autocomplete_suggests_and_accepts(page):
     area = box.bounding_box()
     assert area["y"] < popup["y"] < area["y"] + area["height"]  # beside the cursor, inside the box's area
     shot(page, "autocomplete")
-    box.press("Tab")  # accepts the highlighted (first) completion
-    assert box.input_value() == "To be, or not to b" + items[0]
+    spaces = spaced(page)
+    box.press("Tab")  # accepts the highlighted (first) completion, and the space after it if the model expects one
+    assert box.input_value() == "To be, or not to b" + items[0] + spaces[0]
     # more typing, then a click on the last completion shown
     box.press_sequentially(", that is the q", delay=40)
     page.wait_for_function(
         "() => window.__acShown && window.__acShown.len === document.querySelector('#ac-input textarea').value.length"
         " && window.__acShown.n > 0", timeout=20_000)
-    items = popup_items(page)
+    items, spaces = popup_items(page), spaced(page)
     before = box.input_value()
     page.locator("#ac-popup .ac-open .ac-item:not([hidden])").last.click()
-    assert box.input_value() == before + items[-1]
+    assert box.input_value() == before + items[-1] + spaces[-1]
     # Backspace asks again (Gradio's .input needs a keypress, which Backspace does not make)
     box.press("Backspace")
     page.wait_for_function("() => window.__acShown && window.__acShown.t > window.__acInputT && window.__acShown.len"

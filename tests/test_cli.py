@@ -219,9 +219,9 @@ def test_complete_json(cli, tiny_run, tiny):
     wall_ms = (time.perf_counter() - t0) * 1000
     assert set(data) == {"prefix", "completions", "ms"}
     assert data["prefix"] == prefix and 0 < data["ms"] < wall_ms  # the search's time, within the command's
-    items = data["completions"]
-    assert 1 <= len(items) <= 3
-    assert all(set(c) == {"text", "logprob", "prob", "ended"} for c in items)
+    assert all(set(c) == {"text", "logprob", "prob", "ended", "kind", "space"} for c in data["completions"])
+    items = [c for c in data["completions"] if c["kind"] == "word"]  # a phrase may follow them
+    assert 1 <= len(items) <= 3 and len(data["completions"]) - len(items) <= 1
     assert all(0 < c["prob"] <= 1 and c["text"] and not set(c["text"]) & WORD_END for c in items)
     assert [c["prob"] for c in items] == sorted((c["prob"] for c in items), reverse=True)
     expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3)

@@ -10,6 +10,7 @@ from charrnn.checkpoint import load_model
 from charrnn.devices import DEVICES, resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import PRECISIONS
+from charrnn.training.adapt import AdaptSettings, adapted
 from charrnn.training.config import parse_duration
 
 
@@ -49,6 +50,28 @@ def add_inference_args(p: argparse.ArgumentParser, device: str = "cpu") -> None:
                         "oneDNN; faster where it has AVX512-BF16, the same held-out loss to 4 decimals, other samples "
                         "for a seed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_adapt_args(p: argparse.ArgumentParser, what: str) -> None:
+    """--adapt (dynamic evaluation, training/adapt.py) and its rate, decay and segment."""
+    p.add_argument("--adapt", action="store_true", help=what)
+    p.add_argument("--adapt-lr", type=finite_float, default=AdaptSettings.lr,
+                   help=f"with --adapt: SGD rate of each step (default {AdaptSettings.lr})")
+    p.add_argument("--adapt-decay", type=finite_float, default=AdaptSettings.decay,
+                   help=f"with --adapt: pull toward the trained weights each step (default {AdaptSettings.decay})")
+    p.add_argument("--adapt-segment", type=positive_int, default=AdaptSettings.segment,
+                   help=f"with --adapt: characters per step (default {AdaptSettings.segment})")
+
+
+def adapt_settings(args: argparse.Namespace) -> AdaptSettings:
+    return AdaptSettings(args.adapt_lr, args.adapt_decay, args.adapt_segment)
+
+
+def adapted_lm(args: argparse.Namespace, model, vocab, prime: str):
+    """The model, or with --adapt a copy that learned from the prime (dynamic evaluation)."""
+    if not args.adapt:
+        return model
+    return adapted(model, vocab.encode, vocab.known(prime, args.unknown, "the prime"), adapt_settings(args))
 
 
 def load_lm(args: argparse.Namespace):

@@ -6,10 +6,11 @@ import json
 import sys
 import time
 
-from charrnn.cli.common import add_inference_args, load_lm, positive_int
+from charrnn.cli.common import adapted_lm, add_adapt_args, add_inference_args, load_lm, positive_int
 from charrnn.data import read_text
 from charrnn.decoding.beam import complete
 from charrnn.decoding.sampling import prepare_prompt
+from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
 from charrnn.errors import CharRNNError
 
 MAX_COMPLETION_LENGTH = 1_000  # characters `complete --max-len` may ask for
@@ -24,6 +25,10 @@ def add_parser(sub) -> None:
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
     p.add_argument("--max-len", type=positive_int, default=30, help="longest completion (default 30)")
     p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
+    p.add_argument("--phrases", choices=PHRASES, default="separate",
+                   help="with --until word: also a phrase of several words when the model is confident, beside "
+                        "the words (separate), in place of the last (together), or none (default separate)")
+    add_adapt_args(p, "first learn from the prefix (one SGD step per segment: dynamic evaluation)")
     p.set_defaults(func=cmd_complete)
 
 
@@ -34,17 +39,22 @@ def cmd_complete(args) -> int:
         raise CharRNNError("give the prefix, or --prefix-file, but not both")
     prefix = read_text(args.prefix_file) if args.prefix_file else args.prefix
     model, vocab, run = load_lm(args)
+    model = adapted_lm(args, model, vocab, prefix)
     t0 = time.perf_counter()
     prompt = prepare_prompt(model, vocab, prefix, args.unknown, run.char_counts)
     found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
+    if args.until == "word":
+        found = with_phrase(model, vocab, prompt, found, SuggestSettings(args.num, phrases=args.phrases))
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
-        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended} for c in found]
+        items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended,
+                  "kind": getattr(c, "kind", args.until), "space": getattr(c, "space", False)} for c in found]
         print(json.dumps({"prefix": prefix, "completions": items, "ms": round(ms, 1)}, ensure_ascii=False))
     else:
         shown = prefix if len(prefix) <= 80 else "\u2026" + prefix[-79:]  # the end of a long prefix
         for c in found:
             cut = "" if c.ended else f"  (cut off at --max-len {args.max_len})"
-            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}")
+            kind = "  (phrase)" if getattr(c, "kind", "") == "phrase" else ""
+            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}{kind}")
         print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
     return 0

@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from charrnn.cli.common import add_inference_args, load_lm, positive_int
+from charrnn.cli.common import adapt_settings, add_adapt_args, add_inference_args, load_lm, positive_int
 from charrnn.data import read_text, split_ids
 from charrnn.errors import CharRNNError
+from charrnn.training.adapt import dynamic_eval
 from charrnn.training.lm import evaluate
 
 
@@ -25,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seq-len", type=positive_int, default=256, help="characters per forward call (default 256)")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="evaluate on this part of the file, cut as the model's training cut its corpus (default all)")
+    add_adapt_args(p, "also dynamic evaluation: read the text in one stream, a step on each segment after scoring "
+                      "it; reports the static and the adapted loss (--batch-size and --seq-len do not apply)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -47,13 +51,23 @@ def cmd_eval(args) -> int:
     # On a terminal only (tqdm's disable=None), and on stderr: stdout stays the result (--json: one object).
     with tqdm(total=max(0, len(text) - 1), unit="char", unit_scale=True, desc="eval", file=sys.stderr,
               disable=None, leave=False) as bar:
-        loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
-                           progress=bar.update)
+        if args.adapt:
+            ids = torch.from_numpy(vocab.encode(text)).long()
+            loss, adapted_loss, n = dynamic_eval(model, ids, adapt_settings(args), progress=bar.update)
+        else:
+            loss, n = evaluate(model, vocab.encode(text), args.batch_size, args.seq_len, model.device,
+                               progress=bar.update)
     result = {"loss": loss, "bpc": loss / math.log(2), "chars": n, "perplexity": math.exp(loss),
               "file": args.file, "split": args.split, "model": args.model_dir,
               "seconds": round(time.perf_counter() - t0, 3)}
+    if args.adapt:
+        result.update(adapted_loss=adapted_loss, adapted_bpc=adapted_loss / math.log(2), gain=loss - adapted_loss,
+                      adapt=vars(adapt_settings(args)))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(f"{loss:.4f} nats/char  {result['bpc']:.4f} bits/char  over {n:,} characters of {args.file}")
+        if args.adapt:
+            print(f"{adapted_loss:.4f} nats/char  {result['adapted_bpc']:.4f} bits/char  adapted (dynamic evaluation, "
+                  f"lr {args.adapt_lr}, decay {args.adapt_decay}): {result['gain']:+.4f} nats/char better")
     return 0

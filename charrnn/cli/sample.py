@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import torch
 
-from charrnn.cli.common import add_inference_args, finite_float, load_lm, positive_int
+from charrnn.cli.common import adapted_lm, add_adapt_args, add_inference_args, finite_float, load_lm, positive_int
 from charrnn.data import read_text
 from charrnn.decoding.beam import beam_search
 from charrnn.decoding.processors import SamplingSettings
@@ -40,12 +40,14 @@ def add_parser(sub) -> None:
     p.add_argument("--beam", type=positive_int, help="beam search with this width instead of sampling")
     p.add_argument("--length-penalty", type=finite_float, default=1.0,
                    help="beam ranking: logprob / length**this (default 1.0)")
+    add_adapt_args(p, "first learn from the prime (one SGD step per segment: dynamic evaluation)")
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args) -> int:
     prime = read_text(args.prime_file) if args.prime_file else args.prime
     model, vocab, run = load_lm(args)
+    model = adapted_lm(args, model, vocab, prime)
     prompt = prepare_prompt(model, vocab, prime, args.unknown, run.char_counts)
     if args.beam:
         return _beam(args, model, vocab, prompt)

@@ -63,6 +63,7 @@ class Completion:
     text: str  # what to append to the prefix (without the character that ends the word)
     logprob: float
     ended: bool = True  # False if cut off at max_len before the word/phrase/line ended
+    end: str = ""  # the likeliest character to follow it (one of those that end it; "" when cut off)
 
     @property
     def prob(self) -> float:
@@ -98,11 +99,14 @@ def complete_all(model: Decodable, vocab: Vocab, prompts: Sequence[Prompt], num:
 
 def _merged(vocab: Vocab, hyps: list[search.Hypothesis], ends: set[str], num: int) -> list[Completion]:
     merged: dict[tuple[str, bool], float] = {}
+    end: dict[tuple[str, bool], tuple[float, str]] = {}  # each text's likeliest ending character
     for h in hyps:
         text = vocab.decode(h.tokens)
         ended = text[-1] in ends
         key = (text[:-1] if ended else text, ended)
         if key[0].strip():
             merged[key] = float(np.logaddexp(merged.get(key, -math.inf), h.logprob))
+            if ended and h.logprob > end.get(key, (-math.inf, ""))[0]:
+                end[key] = (h.logprob, text[-1])
     best = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:num]
-    return [Completion(text, lp, ended) for (text, ended), lp in best]
+    return [Completion(text, lp, ended, end.get((text, ended), (0.0, ""))[1]) for (text, ended), lp in best]

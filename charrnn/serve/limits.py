@@ -43,6 +43,7 @@ MAX_SEED = 2**31 - 1
 # --- autocomplete (the Autocomplete tab, /complete, POST /api/complete) -----------------------------------
 COMPLETIONS = Range(1, 10, 3)  # completions one request may ask for
 COMPLETION_LENGTH = Range(1, 60, 30)  # characters of the longest completion
+PHRASE_PROB = Range(0.01, 1.0, 0.5)  # each further word of a phrase at least this likely (decoding/suggest.py)
 MAX_COMPLETE_TEXT = 10_000  # characters of text kept from a request (the last ones); the model reads far fewer
 
 # --- pronunciation (the Pronounce tab, /translate, POST /api/translate) -----------------------------------

@@ -8,6 +8,7 @@ Errors the user can fix are CharRNNErrors; the app shows their message.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -21,12 +22,14 @@ from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import check_tune
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
 from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve import limits
+from charrnn.serve.adaptation import Sessions
 from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
@@ -108,7 +111,8 @@ class Service:
     """Everything the app offers, bounded and thread-safe; one instance per server."""
 
     def __init__(self, registry: Registry, jobs: JobManager, autocompleter: Autocompleter | None = None,
-                 files_dir: str | Path | None = None, batcher: Batcher | None = None):
+                 files_dir: str | Path | None = None, batcher: Batcher | None = None,
+                 sessions: Sessions | None = None):
         self.registry = registry
         self.jobs = jobs
         self.autocompleter = autocompleter or Autocompleter()
@@ -118,6 +122,7 @@ class Service:
         self._counter = 0
         self._counter_lock = threading.Lock()
         self._build_lock = threading.Lock()
+        self.sessions = sessions or Sessions()  # the adapted models of the sessions that asked for one
         self.warm = threading.Event()  # set once the server has loaded what its first requests need
 
     # --- models ---------------------------------------------------------------------------------------
@@ -187,19 +192,50 @@ class Service:
     # --- autocomplete ---------------------------------------------------------------------------------
 
     def complete(self, model, text="", num=limits.COMPLETIONS.default, until="word",
-                 max_len=limits.COMPLETION_LENGTH.default) -> dict:
-        """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict."""
+                 max_len=limits.COMPLETION_LENGTH.default, phrases="separate",
+                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="") -> dict:
+        """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict.
+
+        To the end of a word, a phrase of several words comes too when the model is confident (`phrases`:
+        separate, together or off; each further word at least `phrase_prob` likely; decoding/suggest.py).
+        With `adapt`, the session's own copy of the model answers and learns from the text
+        (serve/adaptation.py); `session` is the key an earlier answer gave (answer["session"]), and an
+        unknown or empty one starts a new session.
+        """
         inference_threads()
         until = pick(until, UNTILS, "until")
+        phrases = pick(phrases, PHRASES, "phrases")
         text = "" if text is None else str(text)
+        num = limits.COMPLETIONS.clamp_int(num)
         lm = self.load(model)
-        # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
-        # character or two on from a cached state, too little to be worth waiting for company.
-        result = self.autocompleter.complete(lm.model, lm.vocab, text, num, until, max_len, char_counts=lm.char_counts,
-                                             together=self.batcher.together)
-        answer = result.to_dict(tail=text[-32:])
+        adapter = None
+        if adapt:
+            session = str(session or "")
+            if not self.sessions.held(session):
+                session = self.sessions.new_key()
+            adapter = self.sessions.adapter(session, lm.model)
+        decoder = adapter.model if adapter else lm.model
+        with adapter.lock if adapter else contextlib.nullcontext():  # no learning step while it answers
+            # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
+            # character or two on from a cached state, too little to be worth waiting for company.
+            result = self.autocompleter.complete(decoder, lm.vocab, text, num, until, max_len,
+                                                 char_counts=lm.char_counts, together=self.batcher.together)
+            answer = result.to_dict(tail=text[-32:])
+            known = lm.vocab.known(text[-limits.MAX_COMPLETE_TEXT:], "skip")
+            if until == "word":
+                prompt, _ = self.autocompleter.prompt(decoder, lm.vocab, known, lm.char_counts)  # cached just now
+                settings = SuggestSettings(num, phrases=phrases, phrase_prob=limits.PHRASE_PROB.clamp(phrase_prob))
+                shown = with_phrase(decoder, lm.vocab, prompt, result.completions, settings)
+                answer["completions"] = [s.to_dict() for s in shown]
+        if adapter:
+            self.sessions.learn(adapter, known, lm.vocab)
+            answer["session"], answer["learned_chars"] = session, len(adapter.learned)
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer
+
+    def forget(self, session="") -> dict:
+        """Drop what the session's models learned (the next request with `adapt` starts afresh)."""
+        return {"forgotten": self.sessions.forget(str(session or ""))}
 
     # --- pronunciation --------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """JSON routes beside Gradio's: the cheap path for API clients that call often (a page of typists, a script).
 
-`POST /api/complete` and `POST /api/translate` take the same arguments, by name, as the Gradio events of
-the same API names (`/complete`, `/translate`) and answer the service's own dicts. They skip Gradio's
-queue and its per-call session, which cost ~12 ms of server CPU per call and, with 50 clients, most of
-the machine. What Gradio's queue gives, they keep:
+`POST /api/complete`, `POST /api/forget` and `POST /api/translate` take the same arguments, by name, as the
+Gradio events of the same API names (`/complete`, `/forget`, `/translate`) and answer the service's own
+dicts. They skip Gradio's queue and its per-call session, which cost ~12 ms of server CPU per call and,
+with 50 clients, most of the machine. What Gradio's queue gives, they keep:
 - the same workers: each route runs on the worker count its event has in app.CONCURRENCY;
 - the same refusal: beyond those workers and --queue-size waiting, HTTP 503 "Queue is full";
 - the same login: a Gradio session cookie (the page, gradio_client) or HTTP Basic with an --auth pair.
@@ -104,6 +104,15 @@ class CompleteBody(BaseModel):
     num: int = limits.COMPLETIONS.default
     until: str = "word"
     max_len: int = limits.COMPLETION_LENGTH.default
+    phrases: str = "separate"
+    phrase_prob: float = limits.PHRASE_PROB.default
+    adapt: bool = False
+    session: str = ""
+    auto_space: bool = True  # the page's: whether accepting a word types the space after it
+
+
+class ForgetBody(BaseModel):
+    session: str
 
 
 class TranslateBody(BaseModel):
@@ -144,19 +153,27 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     translate_gate = Gate(concurrency["pronounce"] or 1, waiting)
     login = Login(credentials)
 
-    async def completions(request: Request, shown: Callable[[dict], dict]):
+    async def completions(request: Request, shown: Callable[[CompleteBody, dict], dict]):
         if isinstance(body := await _body(request, CompleteBody), JSONResponse):
             return body
-        return await complete_gate.run(_answer, lambda: shown(service.complete(body.model, body.text, body.num,
-                                                                               body.until, body.max_len)))
+        return await complete_gate.run(_answer, lambda: shown(body, service.complete(
+            body.model, body.text, body.num, body.until, body.max_len, body.phrases, body.phrase_prob, body.adapt,
+            body.session)))
 
     async def complete(request: Request):
         """The best completions of the text (as the /complete event, without its HTML)."""
-        return await completions(request, lambda answer: answer)
+        return await completions(request, lambda body, answer: answer)
 
     async def page_complete(request: Request):
         """What the Autocomplete tab's popup shows for the text: the page's own path, as cheap as /api/complete."""
-        return await completions(request, views.completions)
+        return await completions(request, lambda body, answer: views.completions({**answer,
+                                                                                   "auto_space": body.auto_space}))
+
+    async def forget(request: Request):
+        """Drop what the session's adapted models learned."""
+        if isinstance(body := await _body(request, ForgetBody), JSONResponse):
+            return body
+        return await complete_gate.run(_answer, lambda: service.forget(body.session))
 
     async def translate(request: Request):
         """Pronunciations of each word of the text (the /translate event's data)."""
@@ -174,4 +191,5 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     return [APIRoute("/api/health", health, methods=["GET"], **guarded),
             APIRoute("/api/complete", complete, methods=["POST"], **guarded),
             APIRoute("/api/page/complete", page_complete, methods=["POST"], **guarded),
+            APIRoute("/api/forget", forget, methods=["POST"], **guarded),
             APIRoute("/api/translate", translate, methods=["POST"], **guarded)]

@@ -20,7 +20,8 @@ from charrnn.serve.service import NO_MODELS, FolkResult, Generation
 # places it beside the caret and keeps only the completions that still fit what has been typed since.
 AC_TEMPLATE = """
 <div class="ac-pop" data-len="{{value.text_len}}">
-{{#each value.completions}}<button type="button" class="ac-item" data-text="{{this.text}}"
+{{#each value.completions}}<button type="button" class="ac-item ac-{{this.kind}}" data-text="{{this.text}}"
+data-space="{{#if this.space}}1{{/if}}"
 ><span class="ac-typed"></span><span class="ac-rest">{{this.text}}</span><span class="ac-p">{{this.pct}}</span
 ></button>{{/each}}
 <div class="ac-foot">Tab or click accepts · ↑↓ choose · Esc hides · {{value.ms}} ms</div>

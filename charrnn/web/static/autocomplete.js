@@ -1,5 +1,7 @@
 // The autocomplete box: completions float beside the caret; Tab or a click accepts one, Up/Down choose,
-// Escape hides them. Gradio's Textbox fires `.input` on keypress only, so edits that make none (Backspace,
+// Escape hides them. With auto-space (the answer's auto_space), accepting a word the model expects a space
+// after types that space too; punctuation or Enter typed right after it replaces the space, as phone
+// keyboards do. Gradio's Textbox fires `.input` on keypress only, so edits that make none (Backspace,
 // paste, an accepted completion) get a synthetic keypress to ask for new completions.
 // The popup's gr.HTML calls this from its js_on_load with Gradio's `element`, `props` and `watch`
 // (charrnn/web/tabs/autocomplete.py); the page loads this file from the app itself (charrnn/web/app.py).
@@ -9,7 +11,8 @@
 window.charrnnAutocomplete = function (element, props, watch) {
   const area = () => document.querySelector('#ac-input textarea');
   const cps = (s) => Array.from(s || '');
-  let selected = 0, dismissed = null, sawKey = false;
+  let selected = 0, dismissed = null, sawKey = false, spaced = null;  // spaced: the text after an auto-space
+  const SMART = ['.', ',', ';', ':', '!', '?', 'Enter'];
   const state = () => props.value || {};
   function extra() {
     const t = area(), d = state();
@@ -63,7 +66,9 @@ window.charrnnAutocomplete = function (element, props, watch) {
   function accept(b) {
     const t = area(); if (!t || !b) return;
     t.focus();
-    t.value = t.value + b.querySelector('.ac-rest').textContent;
+    const space = !!state().auto_space && b.dataset.space === '1';
+    t.value = t.value + b.querySelector('.ac-rest').textContent + (space ? ' ' : '');
+    spaced = space ? t.value : null;
     t.selectionStart = t.selectionEnd = t.value.length;
     t.dispatchEvent(new Event('input', {bubbles: true}));
     refresh();
@@ -95,15 +100,29 @@ window.charrnnAutocomplete = function (element, props, watch) {
   async function send(body) {
     if (asking) { waiting = body; return; }
     asking = true;
-    const d = await answer(body);
+    const d = await keep(body);
     props.value = d;
     const k = ++answers;
     setTimeout(() => { if (shownAnswers < k) shown(); }, 0);  // where `watch` does not see a value set here
     asking = false;
     if (waiting) { const next = waiting; waiting = null; send(next); }
   }
-  window.charrnnAutocompleteAsk = (model, text, num, until, maxLen) =>
-    send({model: model || '', text: text || '', num: num, until: until, max_len: maxLen});
+  let session = '';  // the key of this page's adapted model, as the answers give it (serve/adaptation.py)
+  async function keep(body) {
+    const d = await answer(body);
+    if (d.session) session = d.session;
+    return d;
+  }
+  window.charrnnAutocompleteAsk = (model, text, num, until, maxLen, phrases, phraseProb, autoSpace, adapt) =>
+    send({model: model || '', text: text || '', num: num, until: until, max_len: maxLen,
+          phrases: phrases ? 'separate' : 'off', phrase_prob: phraseProb, auto_space: !!autoSpace,
+          adapt: !!adapt, session: session});
+  window.charrnnAutocompleteForget = async () => {
+    if (!session) return;
+    await fetch(new URL('api/forget', document.baseURI), {method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json'}, body: JSON.stringify({session: session})}).catch(() => null);
+    props.value = {text_len: -1, completions: [], status: 'forgot what it learned from your text'};
+  };
   if (!window.__acInstalled) {
     window.__acInstalled = true;
     document.addEventListener('keypress', (e) => {
@@ -117,6 +136,11 @@ window.charrnnAutocomplete = function (element, props, watch) {
     }, true);
     document.addEventListener('keydown', (e) => {
       const t = area(); if (e.target !== t) return;
+      if (spaced !== null && t.value === spaced && SMART.includes(e.key)) {
+        t.value = t.value.slice(0, -1);  // the punctuation takes the auto-space's place
+        t.selectionStart = t.selectionEnd = t.value.length;
+      }
+      if (e.key !== 'Tab') spaced = null;
       const items = visible(), open = element.querySelector('.ac-pop.ac-open');
       if (!open || !items.length) return;
       if (e.key === 'Tab' && !e.shiftKey) { e.preventDefault(); accept(items[selected]); }
