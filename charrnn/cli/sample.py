@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--temperature", type=finite_float, default=0.8, help="0 = greedy (default 0.8)")
     p.add_argument("--top-k", type=int, help="sample from the k most likely characters")
     p.add_argument("--top-p", type=finite_float, help="nucleus sampling: the smallest set with this much probability")
+    p.add_argument("--repetition-penalty", type=finite_float, default=1.0,
+                   help="above 1, characters already generated are less likely (default 1: none)")
     p.add_argument("--num", type=positive_int, default=1,
                    help="how many samples (with --beam: how many of the best beams; the beam widens to fit)")
     p.add_argument("--seed", type=int, help="sample i uses seed + i: same seed, same text")
@@ -47,7 +49,8 @@ def cmd_sample(args) -> int:
     prompt = prepare_prompt(model, vocab, prime, args.unknown, run.char_counts)
     if args.beam:
         return _beam(args, model, vocab, prompt)
-    settings = SamplingSettings(args.temperature, args.top_k, args.top_p, stop=tuple(args.stop)).validate(len(vocab))
+    settings = SamplingSettings(args.temperature, args.top_k, args.top_p, stop=tuple(args.stop),
+                                repetition_penalty=args.repetition_penalty).validate(len(vocab))
     base_seed = args.seed if args.seed is not None else int(torch.seed() % 2**31)
     samples, t0, chars = [], time.perf_counter(), 0
     for i in range(args.num):
@@ -78,10 +81,8 @@ def _beam(args, model, vocab, prompt) -> int:
         raise CharRNNError(f"--beam must be between 1 and the vocabulary size {len(vocab)}; got {args.beam}")
     if not 1 <= args.length <= MAX_BEAM_LENGTH:
         raise CharRNNError(f"beam search --length must be between 1 and {MAX_BEAM_LENGTH:,}; got {args.length}")
-    stops = [s for s in args.stop if s]
     t0 = time.perf_counter()
-    hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num,
-                       stop=(lambda text: any(text.endswith(s) for s in stops)) if stops else None,
+    hyps = beam_search(model, vocab, prompt, args.beam, args.length, args.num, stop=args.stop,
                        length_penalty=args.length_penalty)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
