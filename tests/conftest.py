@@ -12,7 +12,8 @@ from helpers import SHAKESPEARE, require
 from charrnn.data import Vocab
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.models.rnn import CharRNN
-from charrnn.training.trainer import TrainConfig, train
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import train
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
-from charrnn.runfile import FORMAT_VERSION, CorpusInfo, RunFile
+from charrnn.runfile import CONFIG, FORMAT_VERSION, CorpusInfo, RunFile
 
 from conftest import REPO
 
@@ -32,7 +32,7 @@ def as_version_1(obj: dict) -> dict:
 
 
 def test_a_trained_run_writes_version_2(tiny_run):
-    obj = json.loads((tiny_run / ckpt.CONFIG).read_text())
+    obj = json.loads((tiny_run / CONFIG).read_text())
     assert obj["format_version"] == FORMAT_VERSION == 2
     assert obj["kind"] == "lm" and obj["model"]["cell"] == "lstm" and "model" not in obj["model"]
     assert obj["train"]["model"] == "lstm"  # the training arguments keep the --model flag's name
@@ -41,7 +41,7 @@ def test_a_trained_run_writes_version_2(tiny_run):
 def test_version_1_run_loads_and_writes_the_same_text(run, tmp_path):
     model, vocab, new = ckpt.load_model(run)
     old_dir = shutil.copytree(run, tmp_path / "old")
-    (old_dir / ckpt.CONFIG).write_text(json.dumps(as_version_1(json.loads((run / ckpt.CONFIG).read_text()))))
+    (old_dir / CONFIG).write_text(json.dumps(as_version_1(json.loads((run / CONFIG).read_text()))))
     old_model, old_vocab, old = ckpt.load_model(old_dir)
     assert old == new and old_vocab.chars == vocab.chars
     settings = SamplingSettings(0.9, seed=4)
@@ -63,7 +63,7 @@ def test_version_2_round_trips(tiny_run, tmp_path):
     run = RunFile.read(tiny_run)
     run.write(tmp_path)
     assert RunFile.read(tmp_path) == run
-    assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((tiny_run / ckpt.CONFIG).read_text())
+    assert json.loads((tmp_path / CONFIG).read_text()) == json.loads((tiny_run / CONFIG).read_text())
     with_extra = replace(run, extra={"target_vocab": ["AH0", "B", "<eos>"]}, weights_dtype="float16")
     with_extra.write(tmp_path)
     assert RunFile.read(tmp_path) == with_extra
@@ -99,7 +99,7 @@ def _edit(obj: dict, path: str, value) -> dict:
     ("corpus.sha256", KeyError, "malformed: .*sha256"),
 ])
 def test_malformed_run_files_get_one_line_errors(run, path, value, message):
-    config = run / ckpt.CONFIG
+    config = run / CONFIG
     config.write_text(json.dumps(_edit(json.loads(config.read_text()), path, value)))
     with pytest.raises(CharRNNError, match=message) as caught:
         ckpt.load_model(run)
@@ -107,7 +107,7 @@ def test_malformed_run_files_get_one_line_errors(run, path, value, message):
 
 
 def test_version_1_errors_too(run):
-    config = run / ckpt.CONFIG
+    config = run / CONFIG
     old = as_version_1(json.loads(config.read_text()))
     old["model"]["model"] = "transformer"
     config.write_text(json.dumps(old))

@@ -147,7 +147,7 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
         else:
             seq2seq_defaults(given)
         cfg = cls(**given)
-    command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "charrnn " + " ".join(shlex.quote(a) for a in args.argv)
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
     if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)

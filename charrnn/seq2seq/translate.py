@@ -86,9 +86,11 @@ class Answer:
 class Translator:
     """A trained seq2seq model with its vocabularies: text in, text out."""
 
-    def __init__(self, model: Seq2Seq, run: RunFile):
+    def __init__(self, model: Seq2Seq, run: RunFile, name: str = "the model"):
+        """`name` says which model in an error (its path)."""
         if run.kind != "seq2seq":
-            raise CharRNNError(f"this is a {run.kind} model, not a seq2seq one; use charrnn sample or complete")
+            what = "a language model" if run.kind == "lm" else f"a {run.kind} model"
+            raise CharRNNError(f"{name} is {what}, not a seq2seq one; use charrnn sample or complete")
         self.model, self.run = model, run
         extra = run.extra
         self.source_vocab, self.target_vocab = TokenVocab(extra["source_vocab"]), TokenVocab(extra["target_vocab"])
@@ -98,7 +100,7 @@ class Translator:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:
         model, _, run = load_model(path, device)
-        return cls(model, run)
+        return cls(model, run, str(path))
 
     def encode(self, source: str, unknown: str = "error") -> list[int]:
         """A source's ids; unknown tokens are an error, or with unknown="skip" are left out."""

@@ -22,9 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from charrnn import corpora
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.training.autosize import PRESETS, SIZES
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import Trainer
 
 CORES = tuple(CELLS)  # the recurrent cells a job may train (the page calls them cores)
 MIN_BUDGET_S, MAX_BUDGET_S = 5.0, 3600.0
@@ -168,9 +173,6 @@ class JobManager:
 
         Raises Busy if a job runs, CharRNNError for a bad request. Bounds: time_budget 5 s .. 1 h.
         """
-        from charrnn import corpora
-        from charrnn.training.trainer import TrainConfig
-
         if model not in CORES:
             raise CharRNNError(f"core must be one of {', '.join(CORES)}; got {str(model)[:20]!r}")
         if size not in SIZES:
@@ -260,10 +262,6 @@ class JobManager:
     # --- the thread -----------------------------------------------------------------------------------
 
     def _run(self, job: TrainingJob, cfg) -> None:
-        import torch
-
-        from charrnn.training.trainer import Trainer
-
         try:
             torch.set_num_threads(self.threads)  # this thread only (see the module's docstring)
             if job.stop_requested:

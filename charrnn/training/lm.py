@@ -13,6 +13,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.data import StreamBatcher, encode_corpus
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, detach_state
+from charrnn.runfile import CorpusInfo
 from charrnn.training.config import TrainConfig
 from charrnn.training.distributed import Dist
 from charrnn.training.task import resolve_corpus
@@ -79,7 +80,8 @@ class LMTask:
             # Enough for one training batch and 2 val characters, after the val and test shares.
             need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
                                  2 / cfg.val_frac))
-            raise CharRNNError(f"the corpus has {len(corpus.ids):,} characters, too few for a val split "
+            n = len(corpus.ids)
+            raise CharRNNError(f"the corpus has {n:,} character{'s' if n != 1 else ''}, too few for a val split "
                                f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
                                f"{cfg.seq_len} it needs at least {need:,}")
         self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, dist.rank, dist.world)
@@ -121,4 +123,4 @@ class LMTask:
         corpus = self.corpus
         return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
                 "char_counts": corpus.counts,
-                "corpus": ckpt.CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}
+                "corpus": CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}

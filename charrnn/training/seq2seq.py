@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint as ckpt
 from charrnn import corpora
 from charrnn.files import sha256_file
 from charrnn.models.seq2seq import PAD, Seq2Seq
+from charrnn.runfile import CorpusInfo
 from charrnn.seq2seq.data import (
     SOURCE_SPECIALS,
     TARGET_SPECIALS,
@@ -112,6 +112,6 @@ class Seq2SeqTask:
         extra = {"source_vocab": self.source_vocab.tokens, "target_vocab": self.target_vocab.tokens,
                  "source_tokens": self.cfg.source_tokens, "target_tokens": self.cfg.target_tokens,
                  "max_ratio": round(self.max_ratio, 4), "pairs": self.pairs, "skipped_lines": self.skipped}
-        corpus = ckpt.CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
+        corpus = CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
         return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
 

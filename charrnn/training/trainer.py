@@ -31,13 +31,11 @@ from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
 from charrnn.models.rnn import CELLS
+from charrnn.runfile import CONFIG
 from charrnn.training import autosize
 from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
-from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
-from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
 from charrnn.training.lm import LMTask
-from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
 from charrnn.training.seq2seq import Seq2SeqTask
 from charrnn.training.task import resolve_corpus
@@ -144,7 +142,7 @@ class Trainer:
 
     def _setup(self, resume: bool, keep: Collection[str]) -> None:
         cfg = self.cfg
-        if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
+        if not resume and ((self.out / CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
         if cfg.size == "auto" and cfg.auto is None:  # a resumed run keeps the choice it recorded
             self.cfg = cfg = self._auto_size(cfg, keep)
@@ -154,7 +152,7 @@ class Trainer:
         self.task = make_task(cfg, self.dist)  # reads and checks the data before anything is written
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
-            self.lock = RunLock(self.out).acquire()
+            self.lock = RunLock(self.out, self.command).acquire()
             remove_temporaries(self.out)  # a half-written checkpoint of a killed run: no one else writes here
         # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
         self.resumed = resume and (self.out / ckpt.LATEST).is_file()

@@ -3,7 +3,8 @@
 `--auth USER:PASSWORD` (repeatable) and `--auth-file FILE` become Gradio's own login (`launch(auth=...)`),
 which guards the page, the API and the file routes. An address other than loopback without credentials
 is refused unless `--no-auth` says so. A port already in use is one line naming it, not a traceback.
-`ReadOnlyUploads` is the ASGI middleware that refuses uploads in `--read-only` mode.
+`ReadOnlyUploads` is the ASGI middleware that refuses uploads in `--read-only` mode. `stay_offline` is what
+the launcher sets in its environment before it imports gradio.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ DEFAULT_PORT = 7860
 PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's own variable: the app honours it as its default port
 LOOPBACK_NAMES = ("localhost",)
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")  # Gradio's routes that take files
+# Read by gradio and huggingface_hub when they are imported: no analytics, no telemetry, no hub requests.
+OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "DO_NOT_TRACK": "1"}
+
+
+def stay_offline() -> None:
+    """Turn Gradio's analytics and the Hugging Face hub's telemetry off in this process's environment (a
+    variable the user set wins, but analytics stay off); for the launcher, before gradio is imported."""
+    for name, value in OFFLINE.items():
+        if name == "GRADIO_ANALYTICS_ENABLED":
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
 
 
 def default_port() -> str:
