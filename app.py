@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.serve.limits import MAX_UPLOAD_MB
 from charrnn.web import access
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_MODELS = REPO / "models"
-MAX_UPLOAD_MB = 20
 MAX_SESSIONS = 256  # each holds ~150 KB of Gradio state; see --max-sessions
 
 

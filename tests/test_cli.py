@@ -399,7 +399,7 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
         "time-budget-5x": ([*train, small_text, "--out", d / "o4", "--time-budget", "5x"], 2, "5x"),
         # The wording names what is wrong, and where.
         "translate-a-language-model": (["seq2seq", "translate", tiny_run, "word"], 1,
-                                       f"{tiny_run} is a language model, not a seq2seq one"),
+                                       f"{tiny_run} is a language model, not a seq2seq"),
         "translate-a-blank-file": (["seq2seq", "translate", REPO / "models" / "g2p", "--file", d / "blank.txt"], 1,
                                    f"{d / 'blank.txt'} has no sources to translate: every line is blank"),
         "translate-nothing": (["seq2seq", "translate", REPO / "models" / "g2p"], "usage",

@@ -12,7 +12,8 @@ from helpers import REPO, require
 
 from charrnn.errors import CharRNNError
 from charrnn.serve.jobs import JobManager
-from charrnn.serve.pronounce import MAX_WORDS, Pronouncer, words_of
+from charrnn.serve.limits import MAX_WORDS
+from charrnn.serve.pronounce import Pronouncer, words_of
 from charrnn.serve.registry import Registry, UnknownModel
 from charrnn.serve.service import Service
 from charrnn.web.views import pronunciations_html

@@ -71,8 +71,10 @@ def test_a_path_to_a_real_model_is_not_a_name(folders):
 def test_empty_or_missing_folders(tmp_path):
     reg = Registry(tmp_path / "nothing-here", tmp_path / "nor-here")
     assert reg.entries() == [] and reg.default() is None
-    with pytest.raises(UnknownModel, match="train one in the Train tab"):
+    with pytest.raises(UnknownModel, match="no model 'shakespeare': the models folder holds no language model$"):
         reg.entry("shakespeare")
+    with pytest.raises(UnknownModel, match="holds no seq2seq model$"):
+        reg.entry("g2p", kind="seq2seq")
 
 
 def test_hidden_runs_are_not_offered(folders):

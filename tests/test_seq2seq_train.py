@@ -93,7 +93,7 @@ def test_translate_prints_n_best_json_in_input_order(dates_run, toy, capsys):
     (["translate", "{run}"], "nothing to translate"),
     (["translate", "{run}", "1 May 2001", "--beam", "100"], "beam width must be between 1 and 64"),
     (["eval", "{run}", "{toy}/missing.tsv"], "cannot read"),
-    (["translate", "models/shakespeare", "x"], "not a seq2seq one"),
+    (["translate", "models/shakespeare", "x"], "shakespeare is a language model, not a seq2seq model; use charrnn"),
     (["train", "{toy}/bad.tsv", "--out", "{toy}/bad-run"], "bad.tsv:2: "),
 ])
 def test_bad_input_is_one_line_and_exit_1(dates_run, toy, capsys, argv, message):
@@ -125,7 +125,7 @@ def test_unknown_symbols_can_be_skipped(dates_run, capsys):
 def test_the_run_file_records_the_kind_and_vocabularies(dates_run):
     run = ckpt.read_config(dates_run)
     assert run.kind == "seq2seq" and run.model["attention"] == "general" and run.vocab == []
-    assert run.extra["target_vocab"][:3] == ["<pad>", "<s>", "</s>"] and "M" in run.extra["source_vocab"]
+    assert run.extra.target_vocab[:3] == ["<pad>", "<s>", "</s>"] and "M" in run.extra.source_vocab
     assert run.train["source_tokens"] == "chars" and run.status == "finished"
 
 

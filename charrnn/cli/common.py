@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
+from charrnn import models
 from charrnn.checkpoint import load_model
 from charrnn.devices import DEVICES, resolve_device
 from charrnn.errors import CharRNNError
@@ -93,9 +94,7 @@ def load_lm(args: argparse.Namespace):
         args.threads = torch.get_num_threads() if batched else 1
     torch.set_num_threads(args.threads)
     model, vocab, run = load_model(args.model_dir, resolve_device(args.device))
-    if run.kind != "lm":
-        raise CharRNNError(f"{args.model_dir} is a {run.kind} model, not a language model; use charrnn {run.kind} "
-                           "translate or eval")
+    models.expect(run.kind, "lm", args.model_dir)
     return model, vocab, run
 
 

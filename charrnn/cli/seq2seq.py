@@ -18,7 +18,8 @@ from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.metrics import score
 from charrnn.seq2seq.translate import MAX_BEAM, Translator
-from charrnn.training.config import Seq2SeqTrainConfig
+from charrnn.training.config import train_config
+from charrnn.training.defaults import seq2seq_defaults
 
 
 def add_parser(sub) -> None:
@@ -29,8 +30,8 @@ def add_parser(sub) -> None:
                          description="Train an encoder-decoder with attention on a TSV file of source<TAB>target "
                                      "pairs. Flags not given take the defaults shown, or, with --resume, the values "
                                      "the run was started with.", argument_default=argparse.SUPPRESS)
-    add_train_flags(t, Seq2SeqTrainConfig(), "a TSV file of source<TAB>target lines")
-    t.set_defaults(func=lambda args: run_training(args, Seq2SeqTrainConfig, "token"))
+    add_train_flags(t, train_config("seq2seq")(), "a TSV file of source<TAB>target lines")
+    t.set_defaults(func=lambda args: run_training(args, "seq2seq", "seq2seq train", seq2seq_defaults))
 
     tr = verbs.add_parser("translate", help="the N best outputs of each source")
     _decoding_args(tr)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.models import register
+from charrnn.models import Kind, register
 
 # An LSTM state is (h, c), a GRU/RNN state is h; each tensor is (layers, batch, hidden) as nn.LSTM uses.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -217,4 +217,15 @@ def detach_state(state: State) -> State:
     return state.detach()
 
 
-register("lm", ModelConfig, CharRNN)
+def warm_up(model: CharRNN) -> None:
+    """Build the step weights and run the step and the fused read once, before a first request needs them."""
+    with torch.inference_mode():
+        one = torch.ones(1, 2, dtype=torch.long, device=model.device)
+        state = model.init_state(1)
+        model.step(one[0, :1], state)
+        model.read(one, state)
+
+
+register(Kind("lm", "language model", "charrnn sample, complete, eval or inspect", ModelConfig, CharRNN,
+              unit="char", warm_up=warm_up, train_config="charrnn.training.config:TrainConfig",
+              task="charrnn.training.lm:LMTask"))

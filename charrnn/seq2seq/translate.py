@@ -15,12 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charrnn import models
 from charrnn.checkpoint import load_model
 from charrnn.decoding.interface import Stepper
 from charrnn.decoding.search import Hypothesis, beam_search, greedy_search
 from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
-from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq
+from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq, Seq2SeqExtra
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TokenVocab, detokenize, make_batch, max_output_len, pad, tokenize
 
@@ -86,16 +87,14 @@ class Answer:
 class Translator:
     """A trained seq2seq model with its vocabularies: text in, text out."""
 
-    def __init__(self, model: Seq2Seq, run: RunFile, name: str = "the model"):
-        """`name` says which model in an error (its path)."""
-        if run.kind != "seq2seq":
-            what = "a language model" if run.kind == "lm" else f"a {run.kind} model"
-            raise CharRNNError(f"{name} is {what}, not a seq2seq one; use charrnn sample or complete")
+    def __init__(self, model: Seq2Seq, run: RunFile, where: str = "this model"):
+        """`where` names the model in the error for a run of another kind."""
+        models.expect(run.kind, "seq2seq", where)
         self.model, self.run = model, run
-        extra = run.extra
-        self.source_vocab, self.target_vocab = TokenVocab(extra["source_vocab"]), TokenVocab(extra["target_vocab"])
-        self.source_tokens, self.target_tokens = extra["source_tokens"], extra["target_tokens"]
-        self.max_ratio = float(extra["max_ratio"])
+        extra: Seq2SeqExtra = run.extra
+        self.source_vocab, self.target_vocab = TokenVocab(extra.source_vocab), TokenVocab(extra.target_vocab)
+        self.source_tokens, self.target_tokens = extra.source_tokens, extra.target_tokens
+        self.max_ratio = float(extra.max_ratio)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:

@@ -18,20 +18,16 @@ from contextlib import nullcontext
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, is_phoneme
 from charrnn.seq2seq.translate import Translator
+from charrnn.serve import limits
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.registry import Registry
 
-MAX_WORDS = 40  # per request
-MAX_WORD = 40  # letters of one word
-MAX_TEXT = 2_000  # characters of text read
-MAX_BEAM = 8
-MAX_NUM = 5
 WORD = re.compile(r"[a-z][a-z']*")
 
 
 def words_of(text: str) -> list[str]:
     """The distinct words (letters a-z and apostrophes, lower-cased) of a text, in order."""
-    return list(dict.fromkeys(WORD.findall(str(text)[:MAX_TEXT].lower())))
+    return list(dict.fromkeys(WORD.findall(str(text)[:limits.MAX_PRONOUNCE_TEXT].lower())))
 
 
 def ipa(phonemes: tuple[str, ...]) -> str:
@@ -58,20 +54,21 @@ class Pronouncer:
         return self._lexicon
 
     def translator(self, name: str) -> Translator:
-        loaded = self.registry.load(str(name)[:200], kind="seq2seq")
+        loaded = self.registry.load(limits.clip(name, limits.MAX_NAME_TEXT), kind="seq2seq")
         if loaded.model not in self._translators:
             self._translators[loaded.model] = Translator(loaded.model, loaded.config)
         return self._translators[loaded.model]
 
-    def pronounce(self, model: str, text: str, beam: int = 5, num: int = 3) -> dict:
+    def pronounce(self, model: str, text: str, beam: int = limits.PRONOUNCE_BEAM.default,
+                  num: int = limits.PRONOUNCE_NUM.default) -> dict:
         """{"words": [{"word", "outputs": [{"arpabet", "ipa", "prob", "logprob"}], "dictionary": [...],
         "attention": {"letters", "phonemes", "weights"}}], "ms", "model"}."""
         t0 = time.perf_counter()
-        words = [w[:MAX_WORD] for w in words_of(text)][:MAX_WORDS]
+        words = [w[:limits.MAX_WORD] for w in words_of(text)][:limits.MAX_WORDS]
         if not words:
             raise CharRNNError("type one or more words (letters a-z)")
-        num = max(1, min(int(num), MAX_NUM))
-        beam = max(num, min(int(beam), MAX_BEAM))
+        num = limits.PRONOUNCE_NUM.clamp_int(num)
+        beam = max(num, limits.PRONOUNCE_BEAM.clamp_int(beam))
         translator = self.translator(model)
         encoded = translator.begin(words, unknown="skip")  # once, for the search and the scoring pass
         with self.batcher.session(translator.model) if self.batcher else nullcontext() as session:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from charrnn import models
 from charrnn.checkpoint import WEIGHTS, load_model
 from charrnn.data import Vocab
 from charrnn.decoding.interface import Decodable
@@ -192,10 +193,8 @@ class Registry:
                 if entry.name == name:
                     return entry
         shown = repr(name)[:80]
-        if not offered:
-            what = "models folder holds no seq2seq model" if kind == "seq2seq" else \
-                "models folder is empty; train one in the Train tab"
-            raise UnknownModel(f"no model {shown}: the {what}")
+        if not offered:  # (the service says how to add one when the folders hold no model at all)
+            raise UnknownModel(f"no model {shown}: the models folder holds no {models.lookup(kind).title}")
         raise UnknownModel(f"no model {shown}; choose one of: {', '.join(e.name for e in offered)}")
 
     def signature(self) -> tuple:
@@ -241,14 +240,7 @@ class Registry:
         model, vocab, cfg = load_model(entry.path, self.device)
         # The file may have been replaced between describe() and now: record what was actually read.
         fresh = describe(entry.path, entry.name, entry.source) or entry
-        with torch.inference_mode():  # build the step weights and warm the kernels once, here
-            one = torch.ones(1, 2, dtype=torch.long, device=model.device)
-            if entry.kind == "seq2seq":
-                model.start(one, torch.tensor([2]))
-            else:
-                state = model.init_state(1)
-                model.step(one[0, :1], state)
-                model.read(one, state)
+        models.lookup(entry.kind).warm_up(model)  # once, here, rather than in a first request
         return LoadedModel(fresh, model, vocab, cfg)
 
     def loaded_names(self) -> list[str]:

@@ -64,8 +64,6 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int
 class LMTask:
     """What the trainer needs of a language-model run: data, model, loss, evaluation, carried state."""
 
-    kind, rate_key = "lm", "chars_per_s"
-
     def __init__(self, cfg: TrainConfig, dist: Dist):
         self.cfg, self.dist, self.device = cfg, dist, dist.device
         if not dist.main:  # rank 0 fetches and encodes the corpus first; the others find it cached
@@ -121,6 +119,6 @@ class LMTask:
 
     def run_fields(self) -> dict:
         corpus = self.corpus
-        return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
+        return {"model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
                 "char_counts": corpus.counts,
                 "corpus": CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}

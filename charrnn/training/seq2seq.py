@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from charrnn import corpora
 from charrnn.files import sha256_file
-from charrnn.models.seq2seq import PAD, Seq2Seq
+from charrnn.models.seq2seq import PAD, Seq2Seq, Seq2SeqExtra
 from charrnn.runfile import CorpusInfo
 from charrnn.seq2seq.data import (
     SOURCE_SPECIALS,
@@ -44,8 +44,6 @@ def load_splits(cfg: Seq2SeqTrainConfig) -> tuple[str | None, dict[str, Pairs]]:
 
 
 class Seq2SeqTask:
-    kind, rate_key = "seq2seq", "tokens_per_s"
-
     def __init__(self, cfg: Seq2SeqTrainConfig, dist: Dist):
         self.cfg, self.dist, self.device = cfg, dist, dist.device
         self.corpus_name, splits = load_splits(cfg)
@@ -109,9 +107,8 @@ class Seq2SeqTask:
         pass
 
     def run_fields(self) -> dict:
-        extra = {"source_vocab": self.source_vocab.tokens, "target_vocab": self.target_vocab.tokens,
-                 "source_tokens": self.cfg.source_tokens, "target_tokens": self.cfg.target_tokens,
-                 "max_ratio": round(self.max_ratio, 4), "pairs": self.pairs, "skipped_lines": self.skipped}
+        extra = Seq2SeqExtra(self.source_vocab.tokens, self.target_vocab.tokens, self.cfg.source_tokens,
+                             self.cfg.target_tokens, round(self.max_ratio, 4), self.pairs, self.skipped)
         corpus = CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
-        return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
+        return {"model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
 

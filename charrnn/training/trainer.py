@@ -26,18 +26,16 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
+from charrnn import models
 from charrnn.data import encode_corpus
 from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
-from charrnn.models.rnn import CELLS
 from charrnn.runfile import CONFIG
 from charrnn.training import autosize
-from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
+from charrnn.training.config import BaseTrainConfig, TrainConfig, resolve
 from charrnn.training.distributed import Dist
-from charrnn.training.lm import LMTask
 from charrnn.training.lock import RunLock
-from charrnn.training.seq2seq import Seq2SeqTask
 from charrnn.training.task import resolve_corpus
 
 METRICS = "metrics.jsonl"
@@ -55,9 +53,10 @@ def machine_description(device: torch.device) -> str:
     return f"{device.type}: {cpu}, threads={torch.get_num_threads()}"
 
 
-def make_task(cfg: TrainConfig, dist: Dist) -> LMTask | Seq2SeqTask:
-    """The task a config describes: its data loaded, its model built (on dist's device)."""
-    return Seq2SeqTask(cfg, dist) if isinstance(cfg, Seq2SeqTrainConfig) else LMTask(cfg, dist)
+def make_task(cfg: BaseTrainConfig, dist: Dist):
+    """The task a config describes (its kind's, models.Kind.task): its data loaded, its model built (on
+    dist's device)."""
+    return resolve(models.lookup(cfg.kind).task)(cfg, dist)
 
 
 STOP_REASONS = (None, "finished", "time budget reached", "interrupted")  # agreed across ranks: the last wins
@@ -118,16 +117,17 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
 class Trainer:
     """One training run in one run directory. `run()` trains until a stop condition and returns a summary."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+    def __init__(self, cfg: BaseTrainConfig, resume: bool = False, progress: bool = True,
                  on_eval: Callable[[dict], int | None] | None = None, command: str | None = None,
                  keep: Collection[str] = ()):
         """on_eval sees each evaluation's record (on rank 0) and may return a new --eval-every, in steps
         (single-process runs only: other ranks would not learn of it). With cfg.size "auto", `keep` names
         the fields the caller set itself, which auto leaves as they are."""
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
+        self.kind = models.lookup(cfg.kind)
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
-        self._check_args(cfg)
+        cfg.check()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.dist = Dist.from_env(resolve_device(cfg.device))
@@ -144,7 +144,7 @@ class Trainer:
         cfg = self.cfg
         if not resume and ((self.out / CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
-        if cfg.size == "auto" and cfg.auto is None:  # a resumed run keeps the choice it recorded
+        if cfg.auto_size_pending:
             self.cfg = cfg = self._auto_size(cfg, keep)
         if cfg.batch_size % self.dist.world:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
@@ -178,8 +178,6 @@ class Trainer:
 
     def _auto_size(self, cfg: TrainConfig, keep: Collection[str]) -> TrainConfig:
         """cfg with --size auto's choice (rank 0 times and chooses; every rank trains what it chose)."""
-        if isinstance(cfg, Seq2SeqTrainConfig):
-            raise CharRNNError("--size auto is for language models; give seq2seq sizes explicitly")
         choice = None
         if self.dist.main:
             corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
@@ -188,30 +186,6 @@ class Trainer:
             choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
         self.auto = self.dist.share(choice)
         return autosize.apply(cfg, self.auto)
-
-    @staticmethod
-    def _check_args(cfg: TrainConfig) -> None:
-        positive = ("layers", "hidden", "embed", "batch_size", "seq_len", "eval_every", "eval_batch")
-        for name in positive:
-            if getattr(cfg, name) < 1:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
-        checks = [
-            (cfg.model in CELLS, f"--model must be {', '.join(CELLS)} (got {cfg.model!r})"),
-            (cfg.optimizer in ("adamw", "rmsprop"), f"--optimizer must be adamw or rmsprop (got {cfg.optimizer!r})"),
-            (0 <= cfg.dropout < 1, "--dropout must be in [0, 1)"),
-            (math.isfinite(cfg.lr) and cfg.lr > 0, "--lr must be a positive number"),
-            (0 <= cfg.val_frac < 1 and 0 <= cfg.test_frac < 1 and cfg.val_frac + cfg.test_frac < 1,
-             "--val-frac and --test-frac must be in [0, 1) and leave some text for training"),
-            (cfg.max_steps is None or cfg.max_steps >= 0, "--max-steps must not be negative"),
-            (cfg.epochs is None or cfg.epochs > 0, "--epochs must be positive"),
-            (cfg.time_budget is None or cfg.time_budget > 0, "--time-budget must be positive"),
-            (cfg.patience is None or cfg.patience >= 1, "--patience must be at least 1"),
-            (cfg.grad_clip >= 0 and cfg.warmup >= 0, "--grad-clip and --warmup must not be negative"),
-            (0 <= cfg.min_lr_frac <= 1, "--min-lr-frac must be in [0, 1]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise CharRNNError(message)
 
     def _total_steps(self) -> int | None:
         """Steps until --max-steps or --epochs, whichever comes first (None if only a time budget)."""
@@ -261,7 +235,7 @@ class Trainer:
         if self.dist.enabled:
             machine += f" x {self.dist.world} processes"
         ckpt.RunFile(
-            **self.task.run_fields(), train=asdict(self.cfg),
+            kind=self.kind.name, **self.task.run_fields(), train=asdict(self.cfg),
             best_val_loss=None if math.isinf(self.best_val) else self.best_val, step=self.step,
             training_time_s=round(self.elapsed, 1), machine=machine, command=self.command, torch=torch.__version__,
             **extra,
@@ -336,7 +310,7 @@ class Trainer:
         record = {"step": self.step, "epoch": round(self.step / self.task.batches_per_epoch, 3),
                   "train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
                   **{k: round(v, 5) for k, v in metrics.items() if k != "val_loss"},
-                  "lr": self.lr_at(self.step, self.elapsed), self.task.rate_key: round(chars_per_s),
+                  "lr": self.lr_at(self.step, self.elapsed), f"{self.kind.unit}s_per_s": round(chars_per_s),
                   "elapsed": round(self.elapsed, 2)}
         improved = score < self.best_val
         if improved:

@@ -19,11 +19,11 @@ import gradio as gr
 import torch
 from starlette.middleware import Middleware
 
-from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
 from charrnn.folk import render
 from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve import memory
+from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service

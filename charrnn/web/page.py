@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from charrnn.errors import CharRNNError
+from charrnn.serve.limits import Range
 from charrnn.serve.service import Service
 from charrnn.web import views
 
@@ -47,6 +48,11 @@ def user_errors(fn: Callable) -> Callable:
             raise error(e) from None
 
     return call
+
+
+def slider(bound: Range, step: float, **kwargs) -> gr.Slider:
+    """A slider over a request bound (serve/limits.py), starting at its default."""
+    return gr.Slider(bound.lo, bound.hi, value=bound.default, step=step, **kwargs)
 
 
 def polling(snapshot: dict) -> gr.Timer:

@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve.service import Service
 
 QUEUE_FULL = "Queue is full. Please try again later."  # Gradio's own words for its full queue
@@ -85,16 +86,16 @@ class Login:
 class CompleteBody(BaseModel):
     model: str
     text: str = ""
-    num: int = 3
+    num: int = limits.COMPLETIONS.default
     until: str = "word"
-    max_len: int = 30
+    max_len: int = limits.COMPLETION_LENGTH.default
 
 
 class TranslateBody(BaseModel):
     model: str
     text: str
-    beam: int = 5
-    num: int = 3
+    beam: int = limits.PRONOUNCE_BEAM.default
+    num: int = limits.PRONOUNCE_NUM.default
 
 
 def _error(message: str) -> JSONResponse:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.web import views
-from charrnn.web.page import Page, user_errors
+from charrnn.web.page import Page, slider, user_errors
 
 # static/autocomplete.js comes in through the page's <head>, which may still be loading when the popup
 # mounts: wait for it, then hand it Gradio's element, props and watch.
@@ -27,8 +28,9 @@ def build(page: Page) -> None:
         with gr.Row():
             model = page.model_menu(False, "shakespeare", scale=2)
             until = gr.Radio(list(svc.UNTILS), value="word", label="Complete to the end of")
-            num = gr.Slider(1, 5, value=3, step=1, label="Completions")
-            max_len = gr.Slider(1, 60, value=30, step=1, label="Longest completion")
+            # the popup has room for 5 of the COMPLETIONS.hi an API client may ask for
+            num = gr.Slider(limits.COMPLETIONS.lo, 5, value=limits.COMPLETIONS.default, step=1, label="Completions")
+            max_len = slider(limits.COMPLETION_LENGTH, 1, label="Longest completion")
         text = gr.Textbox(label="Type here", lines=10, max_lines=20, elem_id="ac-input",
                           placeholder="Start typing, e.g. 'To be, or not to b' - completions appear "
                                       "beside the cursor; Tab accepts the highlighted one.")

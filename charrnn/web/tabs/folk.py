@@ -5,9 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.web import views
-from charrnn.web.page import Page, user_errors
+from charrnn.web.page import Page, slider, user_errors
 
 
 def build(page: Page) -> None:
@@ -45,15 +46,15 @@ def build(page: Page) -> None:
                 with gr.Row():
                     tonic = gr.Dropdown(list(svc.TONICS), value="D", label="Key")
                     mode = gr.Dropdown(list(svc.MODES_MUSIC), value="major", label="Mode")
-                start = gr.Textbox(label="First bars (optional)", max_length=svc.MAX_FOLK_START,
+                start = gr.Textbox(label="First bars (optional)", max_length=limits.MAX_FOLK_START,
                                    placeholder="e.g. |:A2B c2d|")
-                temperature = gr.Slider(0.05, 2, value=0.8, step=0.05, label="Temperature")
+                temperature = slider(limits.FOLK_TEMPERATURE, 0.05, label="Temperature")
                 with gr.Row():
                     seed = gr.Number(-1, label="Seed", info="-1 = random", precision=0, minimum=-1,
-                                     maximum=svc.MAX_SEED)
-                    candidates = gr.Slider(1, svc.MAX_FOLK_CANDIDATES, value=4, step=1,
+                                     maximum=limits.MAX_SEED)
+                    candidates = slider(limits.FOLK_CANDIDATES, 1,
                                            label="Candidates", info="the best that passes is kept")
-                tempo = gr.Slider(40, 240, value=120, step=5, label="Tempo (quarter notes a minute)")
+                tempo = slider(limits.TEMPO, 5, label="Tempo (quarter notes a minute)")
                 button = gr.Button("Write a tune", variant="primary")
             with gr.Column(scale=2):
                 sheet = gr.HTML(elem_id="sheet", label="Sheet music", value=views.SHEET_EMPTY, js_on_load=None)
