@@ -243,8 +243,9 @@ def test_eval_json_on_the_training_text(cli, tiny_run, tiny, small_text):
     assert data["loss"] == pytest.approx(loss, rel=1e-4)
 
 
-def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
-    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+def on_a_terminal(env: dict[str, str], cwd: Path, *args, stream: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run `python -m charrnn *args` with `stream` ("stdout" or "stderr") on a pseudo-terminal 100 columns wide
+    and the other piped; the result, and what the terminal was shown."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
     shown = bytearray()
@@ -257,13 +258,20 @@ def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_e
     reader = threading.Thread(target=read_terminal)
     reader.start()
     try:
-        result = subprocess.run([sys.executable, "-m", "charrnn", "eval", str(tiny_run), str(small_text), "--json",
-                                 "--batch-size", "4", "--seq-len", "64"], stdout=subprocess.PIPE, stderr=terminal,
-                                env=cli_env, cwd=workdir, timeout=TIMEOUT)
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: terminal}
+        result = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], **pipes, env=env, cwd=cwd,
+                                timeout=TIMEOUT)
     finally:
         os.close(terminal)
         reader.join(10)
         os.close(controller)
+    return result, bytes(shown)
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
+    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+    result, shown = on_a_terminal(cli_env, workdir, "eval", tiny_run, small_text, "--json", "--batch-size", 4,
+                                  "--seq-len", 64, stream="stderr")
     assert result.returncode == 0
     assert isinstance(json.loads(result.stdout), dict)  # stdout is one JSON object, nothing else
     assert re.search(rb"eval: +\d+%\|.*char", shown), bytes(shown[-300:])
@@ -526,26 +534,11 @@ def test_inspect_shows_surprise_and_the_guesses_on_a_terminal_and_in_a_pipe(cli,
     assert "\x1b" not in piped and "the most surprising characters, with the model's guesses" in piped
     found = re.findall(r"line (\d+), column (\d+): (\".+?\") ([\d.]+) bits; ", piped)
     assert len(found) == 5
-    for line, column, char, _ in found:  # each names its character where it is in the text
-        assert path.read_text().splitlines()[int(line) - 1][int(column) - 1] == json.loads(char)
-    controller, terminal = pty.openpty()
-    shown = bytearray()
-
-    def read_terminal() -> None:
-        with contextlib.suppress(OSError):
-            while chunk := os.read(controller, 1 << 16):
-                shown.extend(chunk)
-
-    reader = threading.Thread(target=read_terminal)
-    reader.start()
-    try:
-        result = subprocess.run([sys.executable, "-m", "charrnn", "inspect", str(tiny_run), str(path), "--threads",
-                                 "1"], stdout=terminal, stderr=subprocess.PIPE, env=cli_env, cwd=workdir,
-                                timeout=TIMEOUT)
-    finally:
-        os.close(terminal)
-        reader.join(10)
-        os.close(controller)
+    lines = path.read_text().split("\n")
+    for line, column, char, _ in found:  # each names its character where it is in the text (a newline too)
+        at = sum(len(text) + 1 for text in lines[: int(line) - 1]) + int(column) - 1
+        assert path.read_text()[at] == json.loads(char)
+    result, shown = on_a_terminal(cli_env, workdir, "inspect", tiny_run, path, "--threads", 1, stream="stdout")
     assert result.returncode == 0, result.stderr
     text = shown.decode()
     assert "surprisal, bits:" in text and "the most surprising characters" in text
