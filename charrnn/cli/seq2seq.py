@@ -7,8 +7,7 @@ import json
 import sys
 import time
 
-import torch
-
+from charrnn import threads
 from charrnn.cli.common import BadValue, add_encoding, finite_float, positive_int
 from charrnn.cli.train import add_train_flags, run_training
 from charrnn.data import read_text
@@ -60,14 +59,15 @@ def _decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unknown", choices=["error", "skip"], default="error",
                    help="what to do with source symbols the model does not know")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: every core)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: the cores no other process is using)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
 def _load(args) -> Translator:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return Translator.load(args.model_dir, resolve_device(args.device))
+    watch = threads.CoreWatch()  # looks at the machine while the model loads
+    translator = Translator.load(args.model_dir, resolve_device(args.device))
+    args.threads = threads.use(threads.Work.BATCH, args.threads, watch)
+    return translator
 
 
 def cmd_translate(args) -> int:
@@ -86,6 +86,8 @@ def cmd_translate(args) -> int:
                                          args.unknown)
     seconds = time.perf_counter() - t0
     for source, answer in zip(sources, results, strict=True):
+        for note in answer.notes:
+            print(f"{source}: {note}", file=sys.stderr)
         origin = {"from": answer.origin} if lexicon else {}
         if args.json:
             items = [{"text": o.text, "logprob": round(o.logprob, 5), "ended": o.ended} for o in answer.outputs]

@@ -103,7 +103,8 @@ def add_train_flags(p: argparse.ArgumentParser, d: BaseTrainConfig, what: str) -
         g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
     g = p.add_argument_group("machine")
     g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
-    g.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's choice)")
+    g.add_argument("--threads", type=positive_int, help="CPU threads (default: the cores no other process is "
+                                                            "using, looked at again every few seconds)")
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 
@@ -155,11 +156,13 @@ def run_training(args: argparse.Namespace, kind: str, verb: str,
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
     if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)
+    for note in trainer.notes if trainer.dist.main else ():
+        print(note, file=sys.stderr)
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0
     print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
-          f"{loss_text(result['best_val_loss'], unit)}; run: {cfg.out}")
+          f"{loss_text(result['best_val_loss'], unit, result['best_train_loss'])}; run: {cfg.out}")
     if result["status"] == "interrupted":
         launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
         print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)

@@ -163,7 +163,7 @@ class Seq2Seq(StepWeights, nn.Module):
         return CharRNN.reorder(begun.hidden, rows), Memory(*(t.index_select(0, rows) for t in begun.memory))
 
     def _build_step_weights(self) -> list[tuple]:
-        return stack_weights(self.target_embed, self.decoder, self.cfg.cell)
+        return stack_weights(self.target_embed, self.decoder, self.cfg.cell, self.step_precision)
 
     def step(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """Advance one target token: ids (R,) -> logits (R, V). Eval mode, under inference_mode.

@@ -274,7 +274,7 @@ class JobManager:
             job.result = trainer.run()
             status = job.result["status"]
             best = job.result["best_val_loss"]
-            best_text = f"; best val loss {best:.4f} nats/char" if math.isfinite(best) else ""
+            best_text = f"; best val loss {best:.4f} nats/char" if best is not None else ""
             saved = (job.run_dir / "model.safetensors").is_file()
             job.message = (f"{status} at step {job.result['step']} after {job.result['elapsed']:.0f}s{best_text}. "
                            + (f"The model 'trained/{job.name}' is now in the model menus." if saved else

@@ -27,6 +27,7 @@ from charrnn.data import Vocab
 from charrnn.decoding.interface import Decodable
 from charrnn.errors import CharRNNError
 from charrnn.runfile import CONFIG, RunFile
+from charrnn.serve.limits import MIN_UPLOAD_CHARS
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
@@ -193,8 +194,8 @@ class Registry:
                 if entry.name == name:
                     return entry
         shown = repr(name)[:80]
-        if not offered:  # (the service says how to add one when the folders hold no model at all)
-            raise UnknownModel(f"no model {shown}: the models folder holds no {models.lookup(kind).title}")
+        if not offered:
+            raise UnknownModel(f"no model {shown}: {no_model(kind)}")
         raise UnknownModel(f"no model {shown}; choose one of: {', '.join(e.name for e in offered)}")
 
     def signature(self) -> tuple:
@@ -250,6 +251,18 @@ class Registry:
     def forget(self, name: str) -> None:
         with self._lock:
             self._cache.pop(name, None)
+
+
+def no_model(kind: str = "lm", folk: bool | None = None) -> str:
+    """What to say where the app has no model of `kind` (folk: a folk tune model), and how to get one."""
+    if kind == "seq2seq":
+        return ("the models folder holds no pronunciation (seq2seq) model, and the Train tab trains language "
+                "models only: train one with `charrnn seq2seq train cmudict --out models/g2p --time-budget 1h`")
+    if folk:
+        return ("the models folder holds no folk tune model: in the Train tab, build the folk corpus and train on "
+                "it (or `charrnn train folk --out models/folk --time-budget 1h`)")
+    return (f"the models folder holds no text model: train one in the Train tab (at least {MIN_UPLOAD_CHARS:,} "
+            "characters of text), or put a model folder in the models folder")
 
 
 def default_runs_dir(models_dir: str | Path) -> Path:

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from charrnn import corpora
+from charrnn import corpora, threads
 from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
@@ -35,7 +33,7 @@ from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
 from charrnn.serve.limits import clip, pick
 from charrnn.serve.pronounce import Pronouncer
-from charrnn.serve.registry import LoadedModel, Registry, UnknownModel
+from charrnn.serve.registry import LoadedModel, Registry, UnknownModel, no_model
 
 STREAM_EVERY_S = 0.05  # a streaming generation yields at most this often ...
 STREAM_MIN_CHARS = 8  # ... and only once this many new characters are there
@@ -51,13 +49,14 @@ ANY_TYPE = "any"
 FOLK_TYPES = FOLK_TUNE_TYPES
 # The catalogue's language-model corpora the app may build itself (offline; a download is left to the CLI).
 BUILDABLE = tuple(c.name for c in corpora.CATALOGUE.values() if c.task == "lm" and c.kind == "build")
-NO_MODELS = "No model here yet: train one in the Train tab (or put a model folder in the models folder)."
+NO_MODELS = (f"No model here yet: train a text model in the Train tab (at least {limits.MIN_UPLOAD_CHARS:,} "
+             "characters of text), or put model folders in the models folder. Folk tunes need a model trained on the "
+             "folk corpus, and pronunciation a seq2seq model (`charrnn seq2seq train cmudict`): their tabs say how.")
 
 
 def inference_threads() -> None:
-    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.serve.jobs)."""
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    """Each request runs on one thread (charrnn.threads' STEP work: concurrent requests are the app's parallelism)."""
+    threads.use(threads.Work.STEP)
 
 
 # --- results ---------------------------------------------------------------------------------------------
@@ -129,15 +128,13 @@ class Service:
         return [{"name": e.name, "label": e.label, "kind": e.kind, "source": e.source, "corpus": e.corpus,
                  "arch": e.arch, "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
 
-    def load(self, name) -> LoadedModel:
-        try:
-            if not name:
-                raise UnknownModel("choose a model first")
-            return self.registry.load(clip(name, limits.MAX_NAME_TEXT))
-        except UnknownModel:
-            if not self.registry.entries():
-                raise CharRNNError(NO_MODELS) from None
-            raise
+    def load(self, name, folk: bool | None = None) -> LoadedModel:
+        """The language model called `name`; with folk=True, where no folk model is offered, how to get one."""
+        if not self.registry.offered(folk):
+            raise CharRNNError(no_model("lm", folk))
+        if not name:
+            raise UnknownModel("choose a model first")
+        return self.registry.load(clip(name, limits.MAX_NAME_TEXT))
 
     # --- generate -------------------------------------------------------------------------------------
 
@@ -224,7 +221,7 @@ class Service:
         pick(mode, MODES_MUSIC, "mode")
         if tune_type in (None, "", ANY_TYPE):
             tune_type = None
-        lm = self.load(model)
+        lm = self.load(model, folk=True)
         folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name)
         tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, limits.MAX_FOLK_START).strip(),
                              temperature=limits.FOLK_TEMPERATURE.clamp(temperature),

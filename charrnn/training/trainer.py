@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
-from charrnn import models
+from charrnn import models, threads
 from charrnn.data import encode_corpus
 from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
@@ -35,6 +35,7 @@ from charrnn.runfile import CONFIG
 from charrnn.training import autosize
 from charrnn.training.config import BaseTrainConfig, TrainConfig, resolve
 from charrnn.training.distributed import Dist
+from charrnn.training.lm import check_split
 from charrnn.training.lock import RunLock
 from charrnn.training.task import resolve_corpus
 
@@ -128,12 +129,12 @@ class Trainer:
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
         cfg.check()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        self.threads = threads.Follow(cfg.threads)  # also the speed probe's count (--size auto)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
         self.auto: autosize.Choice | None = None  # what --size auto chose in this process, if it did
+        self.speeds: autosize.Speeds | None = None  # ... and the speed cache it chose from (see _heal_speeds)
         try:
             self._setup(resume, keep)
         except BaseException:
@@ -150,6 +151,9 @@ class Trainer:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
         torch.manual_seed(cfg.seed)
         self.task = make_task(cfg, self.dist)  # reads and checks the data before anything is written
+        # What the user should hear before training starts (the CLI prints these lines).
+        self.notes = [*self.task.notes, *([] if self.task.has_val else [
+            f"no val split (--val-frac {cfg.val_frac:g}): the checkpoint kept is the one with the lowest train loss"])]
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
             self.lock = RunLock(self.out, self.command).acquire()
@@ -181,9 +185,10 @@ class Trainer:
         choice = None
         if self.dist.main:
             corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
-            train_ids, _, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-            speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
-            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
+            train_ids, val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
+            check_split(cfg, len(corpus.ids), len(val_ids))  # the corpus's errors come before sizing's
+            self.speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
+            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), self.speeds)
         self.auto = self.dist.share(choice)
         return autosize.apply(cfg, self.auto)
 
@@ -236,10 +241,16 @@ class Trainer:
             machine += f" x {self.dist.world} processes"
         ckpt.RunFile(
             kind=self.kind.name, **self.task.run_fields(), train=asdict(self.cfg),
-            best_val_loss=None if math.isinf(self.best_val) else self.best_val, step=self.step,
+            best_val_loss=self._best("val"), step=self.step,
             training_time_s=round(self.elapsed, 1), machine=machine, command=self.command, torch=torch.__version__,
             **extra,
         ).write(self.out)
+
+    def _best(self, split: str) -> float | None:
+        """The best loss so far if it was measured on `split` ("val" or "train": without a val split the
+        best checkpoint is chosen by train loss, never to be reported as a val loss); else None."""
+        measured = "val" if self.task.has_val else "train"
+        return self.best_val if split == measured and math.isfinite(self.best_val) else None
 
     def _save_latest(self) -> None:
         """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
@@ -319,7 +330,7 @@ class Trainer:
             self.bad_evals += 1
         if self.dist.main:
             if improved:
-                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
+                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=self._best("val"))
                 self._write_config(status="running", best_step=self.step)
             ckpt.append_json_line(self.out / METRICS, record)
         # The trainer state goes last: killed before it, a resume starts from the previous one, trims the
@@ -358,6 +369,7 @@ class Trainer:
         begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
+                self.threads.check()
                 t0 = time.perf_counter()
                 loss, items = self.train_step()
                 losses.append(loss)
@@ -370,7 +382,7 @@ class Trainer:
                     bar.total = self.step + max(0, int(pace * (cfg.time_budget - self.elapsed)))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", **{"val" if self.task.has_val else "best": best},
                                 rate=f"{interval_chars / max(interval_time, 1e-9):,.0f}/s", refresh=False)
                 if self.step % cfg.eval_every == 0:
                     last_record = self._timed_eval(losses, interval_chars, interval_time)
@@ -388,14 +400,25 @@ class Trainer:
         # into interpreter shutdown (a rank that exits holding it can abort: "terminate called ...").
         self.net = self.model
         self.dist.close()
-        return {"status": status, "step": self.step, "best_val_loss": self.best_val, "elapsed": self.elapsed,
+        return {"status": status, "step": self.step, "best_val_loss": self._best("val"),
+                "best_train_loss": self._best("train"), "elapsed": self.elapsed,
                 "last": last_record, "out": str(self.out)}
 
     def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
         t0 = time.perf_counter()
         record = self._evaluate_and_save(sum(losses) / len(losses), chars / max(seconds, 1e-9))
+        self._heal_speeds(chars / max(seconds, 1e-9))
         self.elapsed += time.perf_counter() - t0
         return record
+
+    def _heal_speeds(self, chars_per_s: float) -> None:
+        """Correct the speed cache that --size auto chose from with this run's own speed (one process, still on
+        the thread count the shapes were timed at)."""
+        if self.speeds is None or self.dist.enabled or self.threads.changes:
+            return
+        cfg = self.cfg
+        shape = autosize.Shape(cfg.layers, cfg.hidden, cfg.embed, cfg.batch_size, cfg.seq_len)
+        self.speeds.correct(cfg.model, shape, len(self.task.corpus.vocab), chars_per_s)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,

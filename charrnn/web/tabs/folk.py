@@ -12,7 +12,7 @@ from charrnn.web.page import Page, slider, user_errors
 
 
 def build(page: Page) -> None:
-    """Lay out the Folk tunes tab and wire its events (API: folk, folk_show)."""
+    """Lay out the Folk tunes tab and wire its events (API: folk, folk_show(row, tempo))."""
     service = page.service
 
     def show(result: svc.FolkResult, history: list) -> tuple:
@@ -26,14 +26,18 @@ def build(page: Page) -> None:
         record = {**result.summary(), "meter": meter, "key": f"{tonic} {mode}", "type": tune_type, "tempo": tempo}
         return show(result, [*(history or []), record][-svc.MAX_HISTORY:])
 
+    def pick(evt: gr.SelectData) -> int:
+        """The history row that was clicked (the page's step before folk_show)."""
+        return evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+
     @user_errors
-    def folk_show(history, tempo, evt: gr.SelectData):
-        """Show a tune of the session's history again (the row that was clicked)."""
+    def folk_show(history, row, tempo):
+        """Show the tune of row `row` (from 0, oldest first) of the session's history again, at `tempo`."""
         history = history or []
-        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        if not isinstance(index, int) or not 0 <= index < len(history):
-            raise CharRNNError("no such tune in this session's history")
-        return show(service.rerender(history[index], tempo), history)
+        if not isinstance(row, int | float) or not 0 <= row < len(history) or row != int(row):
+            tunes = f"rows 0 to {len(history) - 1}" if history else "none yet: write one with /folk first"
+            raise CharRNNError(f"no tune {row} in this session's history ({tunes})")
+        return show(service.rerender(history[int(row)], tempo), history)
 
     with gr.Tab("Folk tunes", id="folk"):
         history = gr.State([])
@@ -66,8 +70,18 @@ def build(page: Page) -> None:
                                     interactive=False, scale=2)
         table = gr.Dataframe(headers=views.HISTORY_HEADERS, label="This session's tunes (click one to show it again)",
                              interactive=False, wrap=True)
+        row = gr.Number(visible=False, precision=0, label="Row")  # the clicked row, for folk_show
 
     outputs = [sheet, audio, abc, findings, files, history, table]
-    button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history],
-                 outputs, api_name="folk", **page.workers("folk"))
-    table.select(folk_show, [history, tempo], outputs, api_name="folk_show", **page.workers("folk"))
+
+    def failed(message: str) -> tuple:
+        """The error where the sheet music and the checks would be; no earlier tune's audio, ABC or files."""
+        return views.error_html(message), None, "", views.error_markdown(message), None
+
+    written = button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo,
+                                  history], outputs, api_name="folk", **page.workers("folk"))
+    page.keep_errors(written, failed, outputs[:5])
+    # A click picks the row, then folk_show shows it: API clients call folk_show with the row themselves.
+    shown = table.select(pick, None, row, api_visibility="private", queue=False, show_progress="hidden").then(
+        folk_show, [history, row, tempo], outputs, api_name="folk_show", **page.workers("folk"))
+    page.keep_errors(shown, failed, outputs[:5])

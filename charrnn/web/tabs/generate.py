@@ -28,17 +28,18 @@ def build(page: Page) -> None:
                                 info="sample: draw each character; greedy: always the likeliest; "
                                      "beam: the likeliest whole text")
                 length = slider(limits.LENGTH, 1, label="Length (characters)")
-                temperature = slider(limits.TEMPERATURE, 0.05, label="Temperature",
+                temperature = slider(limits.TEMPERATURE, 0.05, label="Temperature", elem_id="gen-temperature",
                                      info="0 is greedy; higher is wilder")
                 with gr.Row():
                     # (the service takes any k up to the model's vocabulary; the slider offers the useful ones)
-                    top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k", info="0 = off")
-                    top_p = slider(limits.TOP_P, 0.01, label="Top-p", info="1 = off")
+                    top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k", info="0 = off", elem_id="gen-top-k")
+                    top_p = slider(limits.TOP_P, 0.01, label="Top-p", info="1 = off", elem_id="gen-top-p")
                 with gr.Row():
                     seed = gr.Number(-1, label="Seed", info="-1 = random", precision=0, minimum=-1,
-                                     maximum=limits.MAX_SEED)
+                                     maximum=limits.MAX_SEED, elem_id="gen-seed")
                     beam = slider(limits.BEAM, 1, label="Beam width", visible=False,
                                   elem_id="gen-beam")  # shown in beam mode only
+                mode_note = gr.Markdown(views.mode_note("sample"), elem_id="gen-mode-note")
             with gr.Column(scale=2):
                 prime = gr.Textbox(label="Prime text", value="ROMEO:", lines=2, max_length=limits.MAX_PRIME,
                                    placeholder="The text the model continues (may be empty)")
@@ -49,8 +50,12 @@ def build(page: Page) -> None:
                                     autoscroll=True, interactive=False, buttons=["copy"])
                 stats = gr.Markdown(elem_id="gen-stats", label="Statistics")
 
-    mode.change(lambda chosen: gr.Slider(visible=chosen == "beam"), mode, beam, api_name=False, queue=False,
-                show_progress="hidden")
+    drawing = [temperature, top_k, top_p, seed]  # what only sampling uses: greedy and beam search draw nothing
+    mode.change(lambda chosen: (gr.Slider(visible=chosen == "beam"),
+                                *[gr.update(interactive=chosen == "sample") for _ in drawing],
+                                views.mode_note(chosen)),
+                mode, [beam, *drawing, mode_note], api_name=False, queue=False, show_progress="hidden")
     event = button.click(generate, [model, prime, length, mode, temperature, top_k, top_p, seed, beam],
                          [output, stats], api_name="generate", show_progress="minimal", **page.workers("generate"))
+    page.keep_errors(event, lambda message: ("", views.error_markdown(message)), [output, stats])
     stop.click(None, None, None, cancels=[event], api_name="generate_stop", queue=False)

@@ -58,8 +58,12 @@ def build(page: Page) -> None:
         plot = gr.HTML(elem_id="inside-plot", label="Gate saturation")
 
     last.click(None, None, text, js=LAST_SAMPLE_JS, queue=False)
-    button.click(inspect, [model, text], [summary, coloured, best, plot], api_name="inspect",
-                 **page.workers("inspect"))
-    best.input(recolour, [model, text, best], coloured, api_name="inspect_cell", **page.workers("inspect"))
-    show.click(recolour, [model, text, free], coloured, api_name=False, **page.workers("inspect"))
-    free.submit(recolour, [model, text, free], coloured, api_name=False, **page.workers("inspect"))
+    looked = button.click(inspect, [model, text], [summary, coloured, best, plot], api_name="inspect",
+                          **page.workers("inspect"))
+    page.keep_errors(looked, lambda message: (views.error_markdown(message), views.error_html(message), ""),
+                     [summary, coloured, plot])
+    workers = page.workers("inspect")
+    for event in (best.input(recolour, [model, text, best], coloured, api_name="inspect_cell", **workers),
+                  show.click(recolour, [model, text, free], coloured, api_name=False, **workers),
+                  free.submit(recolour, [model, text, free], coloured, api_name=False, **workers)):
+        page.keep_errors(event, lambda message: (views.error_html(message),), [coloured])

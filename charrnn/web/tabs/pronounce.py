@@ -32,5 +32,10 @@ def build(page: Page) -> None:
         gr.Markdown("The model reads the letters and writes ARPAbet phonemes (stress: 1 primary, 2 secondary, "
                     "0 none); the heatmap shows which letters each phoneme attended to.")
     inputs, outputs = [model, text, beam, num], [shown, data]
-    go.click(translate, inputs, outputs, api_name="translate", **page.workers("pronounce"))
-    text.submit(translate, inputs, outputs, api_name=False, **page.workers("pronounce"))
+
+    def failed(message: str) -> tuple:
+        return views.error_html(message), None
+
+    for event in (go.click(translate, inputs, outputs, api_name="translate", **page.workers("pronounce")),
+                  text.submit(translate, inputs, outputs, api_name=False, **page.workers("pronounce"))):
+        page.keep_errors(event, failed, outputs)

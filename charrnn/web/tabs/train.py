@@ -69,8 +69,9 @@ def build(page: Page) -> None:
                 builds = [gr.Button(f"Build the {corpus} corpus", size="sm", elem_id=f"build-{corpus}",
                                     visible=corpus in {c["name"] for c in missing}) for corpus in svc.BUILDABLE]
                 built = gr.Markdown(elem_id="train-built", label="Corpus build")
-                upload = gr.File(label=f"Text file (UTF-8, up to {page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES,
-                                 type="filepath", elem_id="train-upload")
+                upload = gr.File(label=f"Text file (UTF-8, {limits.MIN_UPLOAD_CHARS:,} characters to "
+                                       f"{page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES, type="filepath",
+                                 elem_id="train-upload")
                 name = gr.Textbox(label="Name (optional)", max_length=limits.MAX_RUN_NAME,
                                   placeholder="letters, digits, - and _")
                 core = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="Core")
