@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"app.py: warning: no models folder at {args.models}: the menus offer only models trained "
                   "in the Train tab", file=sys.stderr, flush=True)
         access.check_port(args.host, args.port)  # before importing gradio: a taken port says so at once
+        access.stay_offline()
         from charrnn.web import app  # imports gradio (seconds): only once the flags are good, so --help is quick
 
         return app.serve(args, started)

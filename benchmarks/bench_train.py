@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import interleaved, table
-from charrnn.training.trainer import TrainConfig, Trainer, evaluate
+from charrnn.training.config import TrainConfig
+from charrnn.training.lm import evaluate
+from charrnn.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

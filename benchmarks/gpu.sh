@@ -24,7 +24,8 @@ python - "$CORPUS" cuda 512x64x128 1024x128x128 <<'PY' 2>&1 | tee "$OUT/train.tx
 import sys, tempfile, time
 import torch, torch.nn.functional as F
 from charrnn.training.config import TrainConfig
-from charrnn.training.trainer import Trainer, evaluate
+from charrnn.training.lm import evaluate
+from charrnn.training.trainer import Trainer
 corpus, dev, shapes = sys.argv[1], torch.device(sys.argv[2]), sys.argv[3:]
 def sync():
     if dev.type == "cuda":

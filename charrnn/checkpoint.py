@@ -20,11 +20,7 @@ from charrnn import models
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path, write_failed
-from charrnn.files import write_json as write_json  # re-exported: callers import the format's names from here
-from charrnn.runfile import CONFIG as CONFIG
-from charrnn.runfile import FORMAT_VERSION as FORMAT_VERSION
-from charrnn.runfile import WEIGHTS, RunFile
-from charrnn.runfile import CorpusInfo as CorpusInfo
+from charrnn.runfile import CONFIG, WEIGHTS, RunFile
 
 LATEST = "latest.safetensors"
 

@@ -155,6 +155,8 @@ def default_cache_dir() -> Path:
 def encode_corpus(path: str | Path, cache_dir: str | Path | None = None, encoding: str = "utf-8") -> EncodedCorpus:
     """Encode a text file (or reuse its cached encoding) and memory-map the ids."""
     path = Path(path)
+    if path.is_dir():
+        raise CharRNNError(f"{path} is a directory, not a corpus file")
     if not path.is_file():
         raise CharRNNError(f"corpus file not found: {path}")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()

@@ -14,7 +14,8 @@ from hypothesis import settings
 from charrnn.data import Vocab
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.models.rnn import CharRNN
-from charrnn.training.trainer import TrainConfig, train
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import train
 
 # Property tests: in CI (and by default) a fixed number of examples from a fixed seed, the same inputs every
 # run; HYPOTHESIS_PROFILE=thorough tries ten times as many, freshly random each time.

@@ -62,6 +62,7 @@ def random_model(root: Path, template: Path, name: str = "big", hidden: int = 51
     import torch
 
     from charrnn import checkpoint as ckpt
+    from charrnn.files import write_json
     from charrnn.models.rnn import CharRNN, ModelConfig
 
     out = root / name
@@ -72,7 +73,7 @@ def random_model(root: Path, template: Path, name: str = "big", hidden: int = 51
         config["best_val_loss"] = None
         torch.manual_seed(0)
         ckpt.save_weights(out, CharRNN(ModelConfig(**config["model"])))
-        ckpt.write_json(out / "config.json", config)
+        write_json(out / "config.json", config)
     return out
 
 

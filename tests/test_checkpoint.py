@@ -11,6 +11,8 @@ import torch
 
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
+from charrnn.files import write_json
+from charrnn.runfile import CONFIG
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def test_loads_a_trained_run(run):
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     target = tmp_path / "f.json"
-    ckpt.write_json(target, {"v": 1})
+    write_json(target, {"v": 1})
     with pytest.raises(RuntimeError), ckpt.atomic_path(target) as tmp:
         tmp.write_text("half a fi")
         raise RuntimeError("killed mid-write")
@@ -97,8 +99,8 @@ def test_half_precision_weights_load_as_float32(run):
     (lambda run: (run / ckpt.WEIGHTS).write_bytes((run / ckpt.WEIGHTS).read_bytes()[:1000]), "truncated or corrupted"),
     (lambda run: (run / ckpt.WEIGHTS).write_bytes(b"\x00" * 64), "truncated or corrupted"),
     (lambda run: (run / ckpt.WEIGHTS).unlink(), "missing checkpoint file"),
-    (lambda run: (run / ckpt.CONFIG).write_text("{not json"), "not valid JSON"),
-    (lambda run: (run / ckpt.CONFIG).unlink(), "not a charrnn run directory"),
+    (lambda run: (run / CONFIG).write_text("{not json"), "not valid JSON"),
+    (lambda run: (run / CONFIG).unlink(), "not a charrnn run directory"),
     (lambda run: edit_config(run, format_version=99), "format_version"),
     (lambda run: edit_config(run, vocab=["a", "a"]), "malformed"),
     (lambda run: edit_config(run, model={"vocab_size": 3}), "malformed"),
@@ -111,11 +113,11 @@ def test_broken_checkpoints_get_clear_errors(run, damage, message):
 
 
 def edit_config(run, model_hidden=None, **changes):
-    cfg = json.loads((run / ckpt.CONFIG).read_text())
+    cfg = json.loads((run / CONFIG).read_text())
     cfg.update(changes)
     if model_hidden:
         cfg["model"]["hidden"] = model_hidden
-    (run / ckpt.CONFIG).write_text(json.dumps(cfg))
+    (run / CONFIG).write_text(json.dumps(cfg))
 
 
 def test_nan_weights_are_refused(run):
@@ -149,13 +151,13 @@ def test_pickled_code_never_runs(run, tmp_path):
 
 def test_export_makes_a_small_half_precision_model_folder(run, tmp_path):
     dest = ckpt.export_model(run, tmp_path / "shipped")
-    assert sorted(p.name for p in dest.iterdir()) == [ckpt.CONFIG, ckpt.WEIGHTS]
+    assert sorted(p.name for p in dest.iterdir()) == [CONFIG, ckpt.WEIGHTS]
     umask = os.umask(0)
     os.umask(umask)
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in dest.iterdir())  # not mkstemp's 0600
     tensors, meta = ckpt.read_tensors(dest / ckpt.WEIGHTS)
     assert all(t.dtype == torch.float16 for t in tensors.values())
-    cfg = json.loads((dest / ckpt.CONFIG).read_text())
+    cfg = json.loads((dest / CONFIG).read_text())
     assert cfg["weights_dtype"] == "float16" and cfg["size_bytes"] == (dest / ckpt.WEIGHTS).stat().st_size
     assert cfg["parameters"] == sum(t.numel() for t in tensors.values())
     assert json.loads(meta["val_loss"]) == pytest.approx(cfg["best_val_loss"])
@@ -169,4 +171,4 @@ def test_export_makes_a_small_half_precision_model_folder(run, tmp_path):
         ckpt.export_model(run, dest, torch.float32)
     assert (dest / ckpt.WEIGHTS).read_bytes() == before  # nothing already saved is lost
     ckpt.export_model(run, dest, torch.float32, replace_model=True)
-    assert json.loads((dest / ckpt.CONFIG).read_text())["weights_dtype"] == "float32"
+    assert json.loads((dest / CONFIG).read_text())["weights_dtype"] == "float32"

@@ -31,7 +31,7 @@ from charrnn.cli import build_parser, main
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
-from charrnn.training.trainer import evaluate
+from charrnn.training.lm import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
@@ -124,8 +124,9 @@ def test_sample_seeded_json_plain_and_stream_agree(cli, tiny_run):
     assert len(texts) == 3 and all(len(t) == 60 for t in texts)
     assert len(set(texts)) == 3  # different seeds, different text
     # The same seed in other processes, printed plainly and streamed: the same samples, the same bytes.
-    plain = cli(*base)
-    assert plain.stdout == "\n\n".join("ROMEO:" + t for t in texts) + "\n"
+    plain = cli(*base)  # each sample after a line that says which, so a pipe can tell them apart
+    assert plain.stdout == "".join(f"--- sample {i + 1} of 3 (seed {3 + i}) ---\nROMEO:{t}\n"
+                                   for i, t in enumerate(texts))
     assert "chars/s" in plain.stderr
     stream = cli(*base, "--stream")
     assert stream.stdout == plain.stdout
@@ -151,6 +152,7 @@ def test_sample_temperature_zero_is_greedy(cli, tiny_run, tiny):
     (["--top-k", 3], {"temperature": 0.8, "top_k": 3}),
     (["--top-p", 0.5, "--temperature", 1.3], {"temperature": 1.3, "top_p": 0.5}),
     (["--repetition-penalty", 1.5], {"temperature": 0.8, "repetition_penalty": 1.5}),
+    (["--top-k", 0], {"temperature": 0.8}),  # 0 = off, as the app's slider says
 ])
 def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kwargs):
     model, vocab, _ = tiny
@@ -165,7 +167,7 @@ def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kw
     finally:
         torch.set_num_threads(torch_threads)
     assert [s["text"] for s in data["samples"]] == expected
-    assert expected[0] != unrestricted  # the flag changed what was drawn
+    assert (expected[0] == unrestricted) == (kwargs == {"temperature": 0.8})  # the flag changed what was drawn
 
 
 def test_sample_beam_json(cli, tiny_run, tiny):
@@ -241,8 +243,9 @@ def test_eval_json_on_the_training_text(cli, tiny_run, tiny, small_text):
     assert data["loss"] == pytest.approx(loss, rel=1e-4)
 
 
-def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
-    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+def on_a_terminal(env: dict[str, str], cwd: Path, *args, stream: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run `python -m charrnn *args` with `stream` ("stdout" or "stderr") on a pseudo-terminal 100 columns wide
+    and the other piped; the result, and what the terminal was shown."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
     shown = bytearray()
@@ -255,13 +258,20 @@ def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_e
     reader = threading.Thread(target=read_terminal)
     reader.start()
     try:
-        result = subprocess.run([sys.executable, "-m", "charrnn", "eval", str(tiny_run), str(small_text), "--json",
-                                 "--batch-size", "4", "--seq-len", "64"], stdout=subprocess.PIPE, stderr=terminal,
-                                env=cli_env, cwd=workdir, timeout=TIMEOUT)
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: terminal}
+        result = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], **pipes, env=env, cwd=cwd,
+                                timeout=TIMEOUT)
     finally:
         os.close(terminal)
         reader.join(10)
         os.close(controller)
+    return result, bytes(shown)
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal_and_keeps_json_clean(cli, cli_env, workdir, tiny_run, small_text):
+    assert cli("eval", tiny_run, small_text, "--json").stderr == ""  # no terminal: no bar
+    result, shown = on_a_terminal(cli_env, workdir, "eval", tiny_run, small_text, "--json", "--batch-size", 4,
+                                  "--seq-len", 64, stream="stderr")
     assert result.returncode == 0
     assert isinstance(json.loads(result.stdout), dict)  # stdout is one JSON object, nothing else
     assert re.search(rb"eval: +\d+%\|.*char", shown), bytes(shown[-300:])
@@ -350,6 +360,7 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
     (d / "short.txt").write_text("To be, or not to be, that is the question.\n" * 3, encoding="utf-8")
     (d / "norun").mkdir()
     (d / "one-char.txt").write_text("a", encoding="utf-8")
+    (d / "blank.txt").write_text("\n  \n\n", encoding="utf-8")
     (d / "binary.bin").write_bytes(bytes(range(256)) * 64)  # a byte >= 0x80 at offset 128
     (d / "megabyte-unknown.txt").write_text("To be, or not to be \u2603 " * 40_000, encoding="utf-8")  # ~1 MB
     existing = d / "existing"
@@ -360,29 +371,50 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
         "missing-model-dir": (["sample", d / "no-such-dir"], 1, "no such run directory"),
         "file-not-run-dir": (["sample", small_text], 1, str(small_text)),
         "unknown-prime": ([*sample, "--prime", "snow\u2603man"], 1, "'\u2603'"),
-        "temperature-negative": ([*sample, "--temperature", -1], 1, "temperature"),
+        # A bad value of a flag: one line naming it, exit 2, whether argparse or the command refuses it.
+        "temperature-negative": ([*sample, "--temperature", -1], 2, "temperature"),
         "temperature-nan": ([*sample, "--temperature", "nan"], 2, "--temperature"),
-        "top-k-0": ([*sample, "--top-k", 0], 1, "top-k"),
-        "top-k-too-big": ([*sample, "--top-k", 10000], 1, "top-k"),
-        "top-p-0": ([*sample, "--top-p", 0], 1, "top-p"),
-        "top-p-1.5": ([*sample, "--top-p", 1.5], 1, "top-p"),
-        "repetition-penalty-0": ([*sample, "--repetition-penalty", 0], 1, "repetition penalty"),
-        "beam-wider-than-vocab": ([*sample, "--beam", 10000], 1, "beam"),
-        "length-0": (["sample", tiny_run, "--length", 0], 1, "length"),
-        "length-huge": (["sample", tiny_run, "--length", 1_000_000_000], 1, "length"),
+        "top-k-negative": ([*sample, "--top-k", -1], 2, "--top-k"),
+        "top-k-too-big": ([*sample, "--top-k", 10000], 2, "top-k"),
+        "top-p-0": ([*sample, "--top-p", 0], 2, "top-p"),
+        "top-p-1.5": ([*sample, "--top-p", 1.5], 2, "top-p"),
+        "repetition-penalty-0": ([*sample, "--repetition-penalty", 0], 2, "repetition penalty"),
+        "beam-0": ([*sample, "--beam", 0], 2, "--beam"),
+        "beam-wider-than-vocab": ([*sample, "--beam", 10000], 2, "beam"),
+        "num-0": ([*sample, "--num", 0], 2, "--num"),
+        "length-0": (["sample", tiny_run, "--length", 0], 2, "length"),
+        "length-huge": (["sample", tiny_run, "--length", 1_000_000_000], 2, "length"),
+        "length-x": (["sample", tiny_run, "--length", "x"], 2, "--length: must be a whole number, got 'x'"),
+        "beam-length-huge": ([*sample, "--beam", 2, "--length", 20_000], 2, "at most 10,000 with --beam"),
+        "max-len-huge": (["complete", tiny_run, "a", "--max-len", 5000], 2, "--max-len"),
+        "folk-candidates-0": (["folk", tiny_run, "--candidates", 0], 2, "--candidates"),
+        "inspect-top-0": (["inspect", tiny_run, small_text, "--top", 0], 2, "--top"),
+        "translate-beam-0": (["seq2seq", "translate", REPO / "models" / "g2p", "word", "--beam", 0], 2, "--beam"),
         "invalid-utf8": ([*train, d / "invalid.txt", "--out", d / "o1"], 1, "byte offset 600"),
         "empty-corpus": ([*train, d / "empty.txt", "--out", d / "o2"], 1, "empty"),
         "corpus-too-short": ([*train, d / "short.txt", "--out", d / "o3", "--val-frac", 0.05], 1, "at least 264"),
         "out-exists": ([*train, small_text, "--out", existing], 1, "already holds a run"),
         "resume-no-run": (["train", "--out", d / "norun", "--resume", "--quiet"], 1, "norun"),
         "eval-missing-file": (["eval", tiny_run, d / "missing.txt"], 1, "missing.txt"),
-        "one-char-corpus": ([*train, d / "one-char.txt", "--out", d / "o5"], 1, "at least"),
+        "one-char-corpus": ([*train, d / "one-char.txt", "--out", d / "o5"], 1, "the corpus has 1 character, too few"),
         "binary-corpus": ([*train, d / "binary.bin", "--out", d / "o6"], 1, "byte offset 128"),
         "megabyte-prime-unknown": (["sample", tiny_run, "--prime-file", d / "megabyte-unknown.txt"], 1, "'\u2603'"),
         "prime-file-missing": (["sample", tiny_run, "--prime-file", d / "missing.txt"], 1, "missing.txt"),
         "prime-file-binary": (["sample", tiny_run, "--prime-file", d / "binary.bin"], 1, "byte offset 128"),
-        "complete-no-prefix": (["complete", tiny_run], 1, "give the prefix"),
-        "time-budget-5x": ([*train, small_text, "--out", d / "o4", "--time-budget", "5x"], None, "5x"),
+        "complete-no-prefix": (["complete", tiny_run], "usage", "give the prefix (the text typed so far), or "
+                                                                "--prefix-file"),
+        "complete-prefix-twice": (["complete", tiny_run, "ab", "--prefix-file", small_text], 2, "not allowed"),
+        "time-budget-5x": ([*train, small_text, "--out", d / "o4", "--time-budget", "5x"], 2, "5x"),
+        # The wording names what is wrong, and where.
+        "translate-a-language-model": (["seq2seq", "translate", tiny_run, "word"], 1,
+                                       f"{tiny_run} is a language model, not a seq2seq"),
+        "translate-a-blank-file": (["seq2seq", "translate", REPO / "models" / "g2p", "--file", d / "blank.txt"], 1,
+                                   f"{d / 'blank.txt'} has no sources to translate: every line is blank"),
+        "translate-nothing": (["seq2seq", "translate", REPO / "models" / "g2p"], "usage",
+                              "give the sources to translate, or --file"),
+        "corpus-is-a-directory": ([*train, d / "norun", "--out", d / "o7"], 1, f"{d / 'norun'} is a directory"),
+        "eval-empty-file": (["eval", tiny_run, d / "empty.txt"], 1, f"{d / 'empty.txt'} has 0 characters"),
+        "eval-one-char": (["eval", tiny_run, d / "one-char.txt"], 1, "has 1 character;"),
     }
     return d, existing, snapshot(existing), cases
 
@@ -399,11 +431,13 @@ def bad_results(bad_inputs, cli_env, workdir) -> dict[str, Future]:
 
 BAD_CASES = [
     "missing-model-dir", "file-not-run-dir", "unknown-prime", "temperature-negative", "temperature-nan",
-    "top-k-0", "top-k-too-big", "top-p-0", "top-p-1.5", "repetition-penalty-0", "beam-wider-than-vocab",
-    "length-0", "length-huge",
+    "top-k-negative", "top-k-too-big", "top-p-0", "top-p-1.5", "repetition-penalty-0", "beam-0",
+    "beam-wider-than-vocab", "num-0", "length-0", "length-huge", "length-x", "beam-length-huge", "max-len-huge",
+    "folk-candidates-0", "inspect-top-0", "translate-beam-0",
     "invalid-utf8", "empty-corpus", "corpus-too-short", "out-exists", "resume-no-run", "eval-missing-file",
     "time-budget-5x", "one-char-corpus", "binary-corpus", "megabyte-prime-unknown", "prime-file-missing",
-    "prime-file-binary", "complete-no-prefix",
+    "prime-file-binary", "complete-no-prefix", "complete-prefix-twice", "translate-a-language-model",
+    "translate-a-blank-file", "translate-nothing", "corpus-is-a-directory", "eval-empty-file", "eval-one-char",
 ]
 
 
@@ -416,17 +450,15 @@ def test_bad_input_fails_cleanly(case, bad_inputs, bad_results):
     assert "Traceback" not in stderr, stderr
     assert result.returncode != 0
     assert result.stdout == ""
-    if code is None:  # either kind of clean failure will do
-        code = 2 if stderr.startswith("usage") else 1
-    if code == 2:  # argparse: usage, then the error line
+    lines = stderr.splitlines()
+    if code == "usage":  # a missing argument: the command's usage, then the error line, exit 2
         assert result.returncode == 2, stderr
-        assert stderr.startswith("usage:"), stderr
-        assert needle in stderr.splitlines()[-1], stderr
-    else:
-        assert result.returncode == 1, stderr
-        lines = stderr.splitlines()
+        assert stderr.startswith("usage: charrnn "), stderr
+        assert needle in lines[-1], stderr
+    else:  # one line: "charrnn: error: ..." (exit 1), or "charrnn COMMAND: error: ..." for a bad value (exit 2)
+        assert result.returncode == code, stderr
         assert len(lines) == 1, stderr
-        assert lines[0].startswith("charrnn: error: "), stderr
+        assert re.match(r"charrnn: error: " if code == 1 else r"charrnn [a-z0-9 ]+: error: ", lines[0]), stderr
         assert needle in lines[0], stderr
 
 
@@ -453,3 +485,69 @@ def test_eval_on_the_val_split_reproduces_the_training_val_loss(cli, tiny_run, s
     result = json.loads(cli("eval", shipped, small_text, "--split", "val", "--json").stdout)
     assert result["split"] == "val" and result["chars"] == 10_000 - 1
     assert result["loss"] == pytest.approx(best, abs=2e-3)  # half-precision weights: nearly the same
+
+
+# --- reading other encodings, inspect's output, folk check (issue #27) ----------------------------
+
+
+def test_every_command_that_reads_a_text_file_takes_its_encoding(cli_env, workdir, tiny_run, tmp_path):
+    """The error says "pass --encoding"; each of these commands has the flag, and it works."""
+    text, abc = tmp_path / "latin1.txt", tmp_path / "latin1.abc"
+    text.write_bytes("ROMEO: the caf\u00e9 is here.\n".encode("latin-1"))
+    abc.write_bytes("X:1\nT:Caf\u00e9\nM:2/4\nL:1/8\nK:D\nDE FG|A2 A2|]\n".encode("latin-1"))
+    g2p = REPO / "models" / "g2p"
+    commands = {
+        "inspect": ["inspect", tiny_run, text, "--unknown", "skip", "--threads", 1],
+        "sample --prime-file": ["sample", tiny_run, "--prime-file", text, "--unknown", "skip", "--length", 5],
+        "complete --prefix-file": ["complete", tiny_run, "--prefix-file", text, "--unknown", "skip", "--threads", 1],
+        "folk check": ["folk", "check", abc],
+        "seq2seq translate --file": ["seq2seq", "translate", g2p, "--file", text, "--unknown", "skip", "--threads", 1],
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        refused = {k: pool.submit(run, cli_env, workdir, *args) for k, args in commands.items()}
+        read = {k: pool.submit(run, cli_env, workdir, *args, "--encoding", "latin-1") for k, args in commands.items()}
+    for name in commands:
+        result = refused[name].result()
+        assert result.returncode in (1, 2) and "not valid utf-8 at byte offset" in result.stderr, (name, result.stderr)
+        assert "pass --encoding" in result.stderr and result.stderr.count("\n") == 1, (name, result.stderr)
+        ok(read[name].result())
+    assert "T:Caf" not in read["folk check"].result().stdout  # checked: one summary line, no finding
+    assert "1 tune checked" in read["folk check"].result().stdout
+
+
+def test_inspect_cells_into_a_pipe_are_the_values_alone(cli, tiny_run, tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("First Citizen:\nSpeak.\n", encoding="utf-8")
+    result = cli("inspect", tiny_run, path, "--cell", "0:7", "--cell", "1:3:c", "--threads", 1)
+    rows = [row.split("\t") for row in result.stdout.splitlines()]
+    assert [json.loads(row[0]) for row in rows] == list(path.read_text())  # a line per character, nothing else
+    assert all(len(row) == 3 for row in rows)  # the character, then each --cell's value in order
+    assert len({row[1] for row in rows}) > 1 and [r[1] for r in rows] != [r[2] for r in rows]
+    assert "bits per character" in result.stderr  # the summary, beside the pipe
+
+
+def test_inspect_shows_surprise_and_the_guesses_on_a_terminal_and_in_a_pipe(cli, cli_env, workdir, tiny_run,
+                                                                            tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n", encoding="utf-8")
+    piped = cli("inspect", tiny_run, path, "--threads", 1).stdout
+    assert "\x1b" not in piped and "the most surprising characters, with the model's guesses" in piped
+    found = re.findall(r"line (\d+), column (\d+): (\".+?\") ([\d.]+) bits; ", piped)
+    assert len(found) == 5
+    lines = path.read_text().split("\n")
+    for line, column, char, _ in found:  # each names its character where it is in the text (a newline too)
+        at = sum(len(text) + 1 for text in lines[: int(line) - 1]) + int(column) - 1
+        assert path.read_text()[at] == json.loads(char)
+    result, shown = on_a_terminal(cli_env, workdir, "inspect", tiny_run, path, "--threads", 1, stream="stdout")
+    assert result.returncode == 0, result.stderr
+    text = shown.decode()
+    assert "surprisal, bits:" in text and "the most surprising characters" in text
+    assert text.count("\x1b[48;5;") >= len(path.read_text()) - 2  # every character but the newlines, coloured
+
+
+def test_folk_check_is_a_command_of_its_own_beside_folk_write(cli):
+    shown = cli("folk", "check", "--help").stdout
+    assert shown.startswith("usage: charrnn folk check [-h] [--encoding ENCODING] file")
+    written = cli("folk", "--help").stdout  # `charrnn folk MODEL_DIR ...` writes, as documented
+    assert written.startswith("usage: charrnn folk [-h] [--meter METER]") and "charrnn folk check FILE.abc" in written
+    assert cli("folk", "write", "--help").stdout == written

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from charrnn import checkpoint as ckpt
+from charrnn.runfile import CONFIG
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def test_two_processes_follow_the_single_process_loss_curve(runs):
 
 def test_rank_zero_writes_one_run_in_the_usual_format(runs):
     _, ddp = runs
-    cfg = json.loads((ddp / ckpt.CONFIG).read_text())
+    cfg = json.loads((ddp / CONFIG).read_text())
     assert "x 2 processes" in cfg["machine"] and cfg["status"] == "finished" and cfg["step"] == 200
     assert len((ddp / "metrics.jsonl").read_text().splitlines()) == 10  # reported once, not per rank
     sample = finish(charrnn("sample", ddp, "--length", "30", "--seed", "1"))

@@ -18,7 +18,9 @@ from safetensors.torch import load_file, save_file
 
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
-from charrnn.training.trainer import Trainer, resume_config
+from charrnn.runfile import CONFIG
+from charrnn.training.config import resume_config
+from charrnn.training.trainer import Trainer
 
 ARGS = ["--hidden", "48", "--layers", "2", "--embed", "8", "--batch-size", "8", "--seq-len", "32",
         "--max-steps", "240", "--eval-every", "20", "--dropout", "0.2", "--val-frac", "0.4", "--quiet",
@@ -143,7 +145,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, small_te
     # the eval whose trainer state did not fit, but only as a whole: weights and config.json agree.
     assert (run / ckpt.LATEST).read_bytes() == before[ckpt.LATEST]
     _, meta = ckpt.read_tensors(run / ckpt.WEIGHTS)
-    config = json.loads((run / ckpt.CONFIG).read_text())
+    config = json.loads((run / CONFIG).read_text())
     assert json.loads(meta["val_loss"]) == config["best_val_loss"]
     assert json.loads(meta["step"]) == config["best_step"]
     ckpt.load_model(run)

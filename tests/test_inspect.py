@@ -21,7 +21,9 @@ from charrnn.inside.finder import auc, pearson, rank_cells
 from charrnn.inside.render import html_page
 from charrnn.inside.report import CellRef, inspect_text
 from charrnn.models.rnn import CharRNN, ModelConfig
-from charrnn.training.trainer import TrainConfig, evaluate, train
+from charrnn.training.config import TrainConfig
+from charrnn.training.lm import evaluate
+from charrnn.training.trainer import train
 
 TOLERANCE = 1e-5
 
@@ -169,8 +171,9 @@ def test_inspect_colours_a_cell_in_the_terminal_and_not_in_a_pipe(tiny_run, tmp_
     path.write_text("First Citizen:\nSpeak.\n", encoding="utf-8")
     code, piped, err = cli_run(capsys, "inspect", tiny_run, path, "--cell", "0:7", "--threads", "1")
     assert code == 0, err
-    rows = piped.splitlines()[1 : 1 + len(path.read_text())]
+    rows = piped.splitlines()  # the values alone: no header, no summary (that goes to stderr)
     assert "\x1b" not in piped and [json.loads(r.split("\t")[0]) for r in rows] == list(path.read_text())
+    assert "bits per character" in err
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--cell", "0:7", "--threads", "1")
     assert out.startswith("cell 0:7:h") and out.count("\x1b[48;5;") == len(path.read_text()) - 2  # not the \n's
@@ -188,7 +191,6 @@ def test_inspect_colours_a_cell_in_the_terminal_and_not_in_a_pipe(tiny_run, tmp_
     ("hello", ["--feature", "bad=(unclosed"], "does not compile"),
     ("hello", ["--feature", "nameonly"], "NAME=REGEX"),
     ("hello \u2603 snow", [], "the text has characters the model does not know: '\u2603'"),
-    ("hello", ["--max-chars", "1"], "--max-chars must be at least 2"),
 ])
 def test_bad_input_gets_one_line(tiny_run, tmp_path, capsys, content, args, message):
     path = tmp_path / "t.txt"
@@ -196,6 +198,14 @@ def test_bad_input_gets_one_line(tiny_run, tmp_path, capsys, content, args, mess
     code, out, err = cli_run(capsys, "inspect", tiny_run, path, *args, "--threads", "1")
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("charrnn: error: ") and message in err
+
+
+def test_a_bad_max_chars_is_one_line_and_exit_2(tiny_run, tmp_path, capsys):
+    path = tmp_path / "t.txt"
+    path.write_text("hello", encoding="utf-8")
+    code, out, err = cli_run(capsys, "inspect", tiny_run, path, "--max-chars", "1", "--threads", "1")
+    assert code == 2 and out == ""
+    assert err == "charrnn inspect: error: argument --max-chars: must be at least 2, got 1\n"
 
 
 def test_unknown_skip_drops_what_the_model_does_not_know(tiny_run, tmp_path, capsys):

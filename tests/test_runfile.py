@@ -16,7 +16,7 @@ from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.models.seq2seq import Seq2SeqExtra
-from charrnn.runfile import FORMAT_VERSION, CorpusInfo, RunFile
+from charrnn.runfile import CONFIG, FORMAT_VERSION, CorpusInfo, RunFile
 from charrnn.seq2seq.translate import Translator
 from charrnn.training.config import resume_config
 
@@ -37,7 +37,7 @@ def as_version_1(obj: dict) -> dict:
 
 
 def test_a_trained_run_writes_version_2(tiny_run):
-    obj = json.loads((tiny_run / ckpt.CONFIG).read_text())
+    obj = json.loads((tiny_run / CONFIG).read_text())
     assert obj["format_version"] == FORMAT_VERSION == 2
     assert obj["kind"] == "lm" and obj["model"]["cell"] == "lstm" and "model" not in obj["model"]
     assert obj["train"]["model"] == "lstm"  # the training arguments keep the --model flag's name
@@ -46,7 +46,7 @@ def test_a_trained_run_writes_version_2(tiny_run):
 def test_version_1_run_loads_and_writes_the_same_text(run, tmp_path):
     model, vocab, new = ckpt.load_model(run)
     old_dir = shutil.copytree(run, tmp_path / "old")
-    (old_dir / ckpt.CONFIG).write_text(json.dumps(as_version_1(json.loads((run / ckpt.CONFIG).read_text()))))
+    (old_dir / CONFIG).write_text(json.dumps(as_version_1(json.loads((run / CONFIG).read_text()))))
     old_model, old_vocab, old = ckpt.load_model(old_dir)
     assert old == new and old_vocab.chars == vocab.chars
     settings = SamplingSettings(0.9, seed=4)
@@ -68,7 +68,7 @@ def test_version_2_round_trips(tiny_run, tmp_path):
     run = RunFile.read(tiny_run)
     run.write(tmp_path)
     assert RunFile.read(tmp_path) == run
-    assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((tiny_run / ckpt.CONFIG).read_text())
+    assert json.loads((tmp_path / CONFIG).read_text()) == json.loads((tiny_run / CONFIG).read_text())
     exported = replace(run, weights_dtype="float16")
     exported.write(tmp_path)
     assert RunFile.read(tmp_path) == exported
@@ -78,7 +78,7 @@ def test_version_2_round_trips(tiny_run, tmp_path):
 
 
 def test_a_kind_without_extra_fields_ignores_an_extra_object():
-    obj = json.loads((REPO / "models" / "shakespeare" / ckpt.CONFIG).read_text())
+    obj = json.loads((REPO / "models" / "shakespeare" / CONFIG).read_text())
     assert RunFile.from_dict({**obj, "extra": {"note": "from a later charrnn"}}).extra is None
 
 
@@ -88,7 +88,7 @@ def test_the_shipped_seq2seq_model_round_trips_with_its_typed_extra(tmp_path):
     assert isinstance(run.extra, Seq2SeqExtra) and run.extra.target_tokens == "space"
     assert run.extra.target_vocab[:3] == ["<pad>", "<s>", "</s>"] and len(run.extra.source_vocab) == 28
     run.write(tmp_path)
-    assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((shipped / ckpt.CONFIG).read_text())
+    assert json.loads((tmp_path / CONFIG).read_text()) == json.loads((shipped / CONFIG).read_text())
     assert RunFile.read(tmp_path) == run
 
 
@@ -121,7 +121,7 @@ def _edit(obj: dict, path: str, value) -> dict:
     ("corpus.sha256", KeyError, "malformed: .*sha256"),
 ])
 def test_malformed_run_files_get_one_line_errors(run, path, value, message):
-    config = run / ckpt.CONFIG
+    config = run / CONFIG
     config.write_text(json.dumps(_edit(json.loads(config.read_text()), path, value)))
     with pytest.raises(CharRNNError, match=message) as caught:
         ckpt.load_model(run)
@@ -138,8 +138,8 @@ def test_malformed_run_files_get_one_line_errors(run, path, value, message):
     ("extra.max_ratio", KeyError, "malformed: .*max_ratio"),
 ])
 def test_malformed_seq2seq_extras_get_one_line_errors(tmp_path, path, value, message):
-    config = tmp_path / ckpt.CONFIG
-    obj = json.loads((REPO / "models" / "g2p" / ckpt.CONFIG).read_text())
+    config = tmp_path / CONFIG
+    obj = json.loads((REPO / "models" / "g2p" / CONFIG).read_text())
     config.write_text(json.dumps(_edit(obj, path, value)))
     with pytest.raises(CharRNNError, match=message) as caught:
         RunFile.read(tmp_path)
@@ -147,7 +147,7 @@ def test_malformed_seq2seq_extras_get_one_line_errors(tmp_path, path, value, mes
 
 
 def test_version_1_errors_too(run):
-    config = run / ckpt.CONFIG
+    config = run / CONFIG
     old = as_version_1(json.loads(config.read_text()))
     old["model"]["model"] = "transformer"
     config.write_text(json.dumps(old))
@@ -173,7 +173,7 @@ def test_run_files_of_earlier_commits_load_resume_and_decode(path, tmp_path):
     # What --resume rebuilds from it: this charrnn's training config of the kind (a seq2seq run of the days
     # when both kinds shared one config drops the LM's fields it carried).
     (tmp_path / "run").mkdir()
-    shutil.copy(path, tmp_path / "run" / ckpt.CONFIG)
+    shutil.copy(path, tmp_path / "run" / CONFIG)
     cfg = resume_config(tmp_path / "run", {})
     assert cfg.kind == run.kind and cfg.layers == run.train["layers"] and cfg.hidden == run.train["hidden"]
     run.write(tmp_path)

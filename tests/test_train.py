@@ -15,7 +15,10 @@ from safetensors.torch import load_file
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, ModelConfig
-from charrnn.training.trainer import Trainer, evaluate, parse_duration, resume_config, train
+from charrnn.runfile import CONFIG
+from charrnn.training.config import parse_duration, resume_config
+from charrnn.training.lm import evaluate
+from charrnn.training.trainer import Trainer, train
 
 from conftest import tiny_config
 
@@ -30,7 +33,7 @@ def test_training_learns_and_records(tiny_run):
     assert records[-1]["val_loss"] < min(3.2, records[0]["val_loss"] - 0.25)  # beyond unigram statistics
     for key in ("train_loss", "val_loss", "chars_per_s", "elapsed", "lr"):
         assert all(isinstance(r[key], int | float) for r in records)
-    cfg = json.loads((tiny_run / ckpt.CONFIG).read_text())
+    cfg = json.loads((tiny_run / CONFIG).read_text())
     assert cfg["best_val_loss"] == pytest.approx(min(r["val_loss"] for r in records), abs=1e-4)
     assert cfg["status"] == "finished" and cfg["step"] == 150
     assert cfg["corpus"]["sha256"] and cfg["vocab"] and cfg["train"]["hidden"] == 32
@@ -71,7 +74,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, small_tex
     t = Trainer(tiny_config(small_text, tmp_path / "n", max_steps=40, eval_every=10), progress=False)
     t.total_steps = 20
     t.run()
-    saved = {name: (t.out / name).read_bytes() for name in (ckpt.WEIGHTS, ckpt.LATEST, ckpt.CONFIG)}
+    saved = {name: (t.out / name).read_bytes() for name in (ckpt.WEIGHTS, ckpt.LATEST, CONFIG)}
     t.total_steps = 40
     with torch.no_grad():
         t.model.head.bias[0] = float("nan")
@@ -173,7 +176,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, small_
     assert weights.keys() == uninterrupted.keys()
     assert all(torch.equal(weights[k], uninterrupted[k]) for k in weights)
     assert [r["step"] for r in metrics(out)] == list(range(10, 151, 10))
-    assert not math.isnan(json.loads((out / ckpt.CONFIG).read_text())["best_val_loss"])
+    assert not math.isnan(json.loads((out / CONFIG).read_text())["best_val_loss"])
 
 
 class _Killed(BaseException):
@@ -215,7 +218,7 @@ def test_a_catalogue_name_is_a_corpus(tmp_path, monkeypatch, shakespeare):
     monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path / "corpora"))
     monkeypatch.setenv("CHARRNN_MIRROR", str(shakespeare.parent))
     t = Trainer(tiny_config("shakespeare", tmp_path / "run", max_steps=1), progress=False)
-    saved = json.loads((tmp_path / "run" / ckpt.CONFIG).read_text())["corpus"]
+    saved = json.loads((tmp_path / "run" / CONFIG).read_text())["corpus"]
     assert saved["name"] == "shakespeare" and saved["chars"] == 1_115_394
     assert t.task.corpus.path == tmp_path / "corpora" / "shakespeare.txt"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from charrnn import models, threads
 from charrnn.checkpoint import load_model
@@ -14,15 +16,48 @@ from charrnn.training.adapt import AdaptSettings, adapted
 from charrnn.training.config import parse_duration
 
 
+class BadValue(CharRNNError):
+    """A flag's value that the command refuses after parsing (the model or a file shows it to be wrong): one
+    line and exit 2, as argparse's own refusals of a value."""
+
+
+@contextmanager
+def bad_values() -> Iterator[None]:
+    """Inside, the library's CharRNNError (e.g. SamplingSettings' checks of the flags' values) is a BadValue."""
+    try:
+        yield
+    except BadValue:
+        raise
+    except CharRNNError as e:
+        raise BadValue(str(e)) from None
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def finite_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
@@ -33,6 +68,11 @@ def duration(text: str) -> float:
         return parse_duration(text)
     except CharRNNError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_encoding(p: argparse.ArgumentParser, what: str) -> None:
+    """--encoding, for a command that reads a text file."""
+    p.add_argument("--encoding", default="utf-8", help=f"the text encoding of {what} (default utf-8)")
 
 
 def add_inference_args(p: argparse.ArgumentParser, device: str = "cpu") -> None:

@@ -6,12 +6,19 @@ import json
 import sys
 import time
 
-from charrnn.cli.common import adapted_lm, add_adapt_args, add_inference_args, load_lm, positive_int
+from charrnn.cli.common import (
+    BadValue,
+    adapted_lm,
+    add_adapt_args,
+    add_encoding,
+    add_inference_args,
+    load_lm,
+    positive_int,
+)
 from charrnn.data import read_text
 from charrnn.decoding.beam import complete
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
-from charrnn.errors import CharRNNError
 
 MAX_COMPLETION_LENGTH = 1_000  # characters `complete --max-len` may ask for
 
@@ -20,10 +27,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("complete", help="the most likely completions of a prefix (autocomplete)")
     add_inference_args(p)
     p.add_argument("prefix", nargs="?", help="the text typed so far")
-    p.add_argument("--prefix-file", help="read the prefix from this UTF-8 file ('-': standard input)")
+    p.add_argument("--prefix-file", help="read the prefix from this text file ('-': standard input)")
+    add_encoding(p, "--prefix-file")
     p.add_argument("--num", type=positive_int, default=3, help="completions to show (default 3)")
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
-    p.add_argument("--max-len", type=positive_int, default=30, help="longest completion (default 30)")
+    p.add_argument("--max-len", type=positive_int, default=30,
+                   help=f"longest completion (default 30, at most {MAX_COMPLETION_LENGTH:,})")
     p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
     p.add_argument("--phrases", choices=PHRASES, default="separate",
                    help="with --until word: also a phrase of several words when the model is confident, beside "
@@ -34,10 +43,12 @@ def add_parser(sub) -> None:
 
 def cmd_complete(args) -> int:
     if args.max_len > MAX_COMPLETION_LENGTH:
-        raise CharRNNError(f"--max-len must be at most {MAX_COMPLETION_LENGTH}; got {args.max_len}")
-    if (args.prefix is None) == (args.prefix_file is None):
-        raise CharRNNError("give the prefix, or --prefix-file, but not both")
-    prefix = read_text(args.prefix_file) if args.prefix_file else args.prefix
+        raise BadValue(f"argument --max-len: must be at most {MAX_COMPLETION_LENGTH:,}, got {args.max_len:,}")
+    if args.prefix is None and args.prefix_file is None:
+        args.parser.error("give the prefix (the text typed so far), or --prefix-file")
+    if args.prefix is not None and args.prefix_file is not None:
+        raise BadValue("argument --prefix-file: not allowed with a prefix on the command line")
+    prefix = read_text(args.prefix_file, args.encoding) if args.prefix_file else args.prefix
     model, vocab, run = load_lm(args)
     model = adapted_lm(args, model, vocab, prefix)
     t0 = time.perf_counter()

@@ -41,12 +41,17 @@ def cmd_eval(args) -> int:
         cut = dict(zip(("train", "val", "test"), split_ids(text, run.train["val_frac"], run.train["test_frac"]),
                        strict=True))
         text = cut[args.split]
+    what = args.file if args.split == "all" else f"the {args.split} split of {args.file}"
     missing = vocab.unknown(text)
     if missing and args.unknown == "skip":
         text = "".join(c for c in text if c in vocab.index)
+        what += " (less the characters the model does not know)"
     elif missing:
         shown = ", ".join(repr(c) for c in missing[:20])
         raise CharRNNError(f"{args.file} has characters the model does not know: {shown} (use --unknown skip)")
+    if len(text) < 2:  # the first character is not predicted: a loss needs a second one
+        raise CharRNNError(f"{what} has {len(text)} character{'s' if len(text) != 1 else ''}; evaluation needs at "
+                           "least 2")
     t0 = time.perf_counter()
     # On a terminal only (tqdm's disable=None), and on stderr: stdout stays the result (--json: one object).
     with tqdm(total=max(0, len(text) - 1), unit="char", unit_scale=True, desc="eval", file=sys.stderr,

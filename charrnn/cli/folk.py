@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from charrnn.cli.common import finite_float, load_lm, positive_int
+from charrnn.cli.common import add_encoding, finite_float, load_lm, positive_int, whole_number
 from charrnn.data import read_text
 from charrnn.devices import DEVICES
 from charrnn.errors import CharRNNError
@@ -14,14 +14,37 @@ from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC, FolkModel
 from charrnn.folk.render import DEFAULT_TEMPO
 
+VERBS = ("write", "check")  # write is the default: see spelled_out
+
+
+def spelled_out(argv: list[str]) -> list[str]:
+    """argv with folk's default verb written out: `charrnn folk MODEL_DIR ...` is `charrnn folk write MODEL_DIR
+    ...` (so the documented form keeps working beside `charrnn folk check FILE.abc`)."""
+    if argv[:1] == ["folk"] and argv[1:2] not in ([verb] for verb in VERBS):
+        return ["folk", "write", *argv[1:]]
+    return argv
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on request",
-                       description="Write a folk tune in the meter, key and type you choose, check it, and write "
-                                   "it as ABC (printed, or --out), MIDI, WAV and SVG sheet music.")
-    p.add_argument("model_dir", help="a folk model: a run directory or a shipped model folder; or 'check' to "
-                                     "check the tunes of an ABC file instead: charrnn folk check FILE.abc")
-    p.add_argument("file", nargs="?", help="with check: the ABC file (one finding a line; exit 1 on any error)")
+    group = sub.add_parser("folk", help="write a new folk tune in ABC, checked; MIDI, audio and sheet music on "
+                                        "request; or check the tunes of an ABC file")
+    verbs = group.add_subparsers(dest="verb", required=True)
+    _add_write(verbs, f"{group.prog}")
+    c = verbs.add_parser("check", help="check the tunes of an ABC file",
+                         description="Check every tune of an ABC file: each finding on one line (FILE: tune N "
+                                     "(Title): bar B: error|warning: ... [kind]), then a summary line. Exit 0 when "
+                                     "no finding is an error, 1 when one is, 2 when the file cannot be read.")
+    c.add_argument("file", help="the ABC file ('-': standard input)")
+    add_encoding(c, "the file")
+    c.set_defaults(func=cmd_folk_check)
+
+
+def _add_write(verbs, prog: str) -> None:
+    p = verbs.add_parser("write", prog=prog, help="write a tune (the default: charrnn folk MODEL_DIR ...)",
+                         description="Write a folk tune in the meter, key and type you choose, check it, and write "
+                                     "it as ABC (printed, or --out), MIDI, WAV and SVG sheet music.",
+                         epilog="To check the tunes of an ABC file instead: charrnn folk check FILE.abc")
+    p.add_argument("model_dir", help="a folk model: a run directory or a shipped model folder")
     p.add_argument("--meter", default="4/4", help="time signature: 4/4, 2/2, 6/8, 3/4, 9/8, 2/4 ... (default 4/4)")
     p.add_argument("--key", default="D", help="key and mode: D, Em, E minor, Ador, A dorian, Gmix ... (default D)")
     p.add_argument("--type", dest="tune_type", help="tune type (R:): reel, jig, hornpipe, slip jig, strathspey ...")
@@ -30,7 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("--title", help="the title (default: the model writes one)")
     p.add_argument("--temperature", type=finite_float, default=DEFAULT_TEMPERATURE,
                    help=f"0 = greedy (default {DEFAULT_TEMPERATURE})")
-    p.add_argument("--seed", type=int, help="same seed and choices, same tune")
+    p.add_argument("--seed", type=whole_number, help="same seed and choices, same tune")
     p.add_argument("--candidates", type=positive_int, default=1,
                    help="write N tunes (seeds seed ... seed+N-1) and keep the likeliest that passes the checks")
     p.add_argument("--unguided", action="store_true",
@@ -50,8 +73,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_folk(args) -> int:
-    if args.model_dir == "check":
-        return cmd_folk_check(args)
     if args.svg:
         render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work
     model, vocab, run = load_lm(args)
@@ -90,9 +111,7 @@ def cmd_folk(args) -> int:
 def cmd_folk_check(args) -> int:
     """Print each finding of each tune of an ABC file on one line; exit 1 if any is an error, 2 if unreadable."""
     try:
-        if args.file is None:
-            raise CharRNNError("give the ABC file to check: charrnn folk check FILE.abc")
-        tunes = split_tunes(read_text(args.file))
+        tunes = split_tunes(read_text(args.file, args.encoding))
         if not tunes:
             raise CharRNNError(f"{args.file} holds no ABC tune")
     except CharRNNError as e:

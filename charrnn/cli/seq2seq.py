@@ -8,7 +8,7 @@ import sys
 import time
 
 from charrnn import threads
-from charrnn.cli.common import finite_float, positive_int
+from charrnn.cli.common import BadValue, add_encoding, finite_float, positive_int
 from charrnn.cli.train import add_train_flags, run_training
 from charrnn.data import read_text
 from charrnn.devices import DEVICES, resolve_device
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
     _decoding_args(tr)
     tr.add_argument("sources", nargs="*", help="source texts (or --file)")
     tr.add_argument("--file", help="one source a line ('-': standard input)")
+    add_encoding(tr, "--file")
     tr.add_argument("--num", type=positive_int, default=1, help="outputs per source, best first (default 1)")
     tr.add_argument("--lexicon", nargs="?", const="", metavar="FILE",
                     help="take a source's outputs from this dictionary (word<TAB>ARPAbet .tsv or cmudict.dict format;"
@@ -71,10 +72,12 @@ def _load(args) -> Translator:
 
 def cmd_translate(args) -> int:
     if args.file and args.sources:
-        raise CharRNNError("give sources on the command line or --file, not both")
-    sources = [s for s in read_text(args.file).splitlines() if s.strip()] if args.file else args.sources
+        raise BadValue("argument --file: not allowed with sources on the command line")
+    if not args.file and not args.sources:
+        args.parser.error("give the sources to translate, or --file")
+    sources = [s for s in read_text(args.file, args.encoding).splitlines() if s.strip()] if args.file else args.sources
     if not sources:
-        raise CharRNNError("nothing to translate: give sources, or --file")
+        raise CharRNNError(f"{args.file} has no sources to translate: every line is blank")
     translator = _load(args)
     lexicon = Lexicon.load(args.lexicon or None) if args.lexicon is not None else None
     t0 = time.perf_counter()

@@ -152,7 +152,7 @@ def run_training(args: argparse.Namespace, kind: str, verb: str,
         if note := fill_defaults(given):
             print(note, file=sys.stderr)
         cfg = cls(**given)
-    command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "charrnn " + " ".join(shlex.quote(a) for a in args.argv)
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
     if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)

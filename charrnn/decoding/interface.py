@@ -33,3 +33,10 @@ class Decodable(Stepper, Protocol):
 
     def concat(self, states: Sequence[State]) -> State:
         """The rows of several states, one after another (serve.batcher steps many requests at once)."""
+
+
+class Scorer(Decodable, Protocol):
+    """A language model that also scores a given text: every position's logits from one fused call."""
+
+    def __call__(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read ids (B, T): the logits (B, T, V) after each id, and the new state."""

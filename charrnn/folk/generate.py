@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
+from charrnn.decoding.interface import Scorer, State
 from charrnn.decoding.loop import Rows, decode
 from charrnn.decoding.processors import ForbidFirst, SamplingSettings
 from charrnn.decoding.sampling import MAX_LENGTH, Guided, Prompt, Sample, generate, prepare_prompt
@@ -30,7 +31,6 @@ from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import TuneReport, check_tune
 from charrnn.folk.spelling import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
-from charrnn.models.rnn import CharRNN, State
 from charrnn.runfile import RunFile
 
 DEFAULT_TEMPERATURE = 0.8
@@ -193,7 +193,7 @@ def choose(tunes: Sequence[FolkTune]) -> FolkTune:
 class FolkModel:
     """A model that writes ABC; `generate` writes checked tunes."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, config: RunFile, name: str = "the model"):
+    def __init__(self, model: Scorer, vocab: Vocab, config: RunFile, name: str = "the model"):
         corpus = config.corpus
         missing = vocab.unknown(_ABC_CHARS)
         if (corpus is None or corpus.name != "folk") and missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from importlib import resources
 
 import numpy as np
 
@@ -14,13 +15,21 @@ SURPRISE_STEPS = 8  # colour steps for surprisal, one per bit; 8 bits and more a
 SHOW_BEST = 3  # best cells per feature whose series the HTML page can colour the text by
 LAYER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
-CSS = """
-.charrnn-inside .text {white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.5;}
-.charrnn-inside .text span {border-radius: 2px;}
-.charrnn-inside .legend span {display: inline-block; padding: 0 .4em; font-family: ui-monospace, monospace;}
-""" + "".join(
-    f".charrnn-inside .s{k} {{background: {c};}}\n"
-    for k, c in enumerate(f"rgb(255,{255 - 22 * k},{255 - 28 * k})" for k in range(SURPRISE_STEPS + 1)))
+STATIC = resources.files("charrnn.inside") / "static"  # the page's CSS and JavaScript, shipped as package data
+
+
+def _asset(name: str) -> str:
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+def surprise_rgb(k: int) -> tuple[int, int, int]:
+    """The colour of surprise step k (k bits, 0 ... SURPRISE_STEPS): white to deep orange."""
+    return 255, 255 - 22 * k, 255 - 28 * k
+
+
+CSS = _asset("inside.css") + "".join(  # the page's and the app's: the text, and a class per surprise step
+    ".charrnn-inside .s{} {{background: rgb({},{},{});}}\n".format(k, *surprise_rgb(k))
+    for k in range(SURPRISE_STEPS + 1))
 
 
 def _bucket(bits: float) -> int:
@@ -40,11 +49,16 @@ def _attribute(text: str) -> str:
     return html.escape(text, quote=False).replace('"', "&quot;")
 
 
-def cell_colour(v: float) -> str:
+def cell_rgb(v: float) -> tuple[int, int, int]:
     """A background for a value scaled to [-1, 1]: blue below zero, white at zero, red above."""
     v = max(-1.0, min(1.0, float(v)))
     fade = int(round(255 * (1 - CELL_DEPTH * abs(v))))
-    return f"rgb(255,{fade},{fade})" if v >= 0 else f"rgb({fade},{fade},255)"
+    return (255, fade, fade) if v >= 0 else (fade, fade, 255)
+
+
+def cell_colour(v: float) -> str:
+    """cell_rgb as CSS."""
+    return "rgb({},{},{})".format(*cell_rgb(v))
 
 
 def scaled(values: np.ndarray) -> np.ndarray:
@@ -112,20 +126,6 @@ def cells_table(report: Report, top: int = 3) -> str:
             f"{rows}</table>")
 
 
-_RECOLOUR = f"const DEPTH = {CELL_DEPTH};  // cell_colour's, for the page's own menu" + """
-const series = JSON.parse(document.getElementById('series').textContent);
-const spans = document.querySelectorAll('#text span');
-function colour(v) {
-  v = Math.max(-1, Math.min(1, v)); const f = Math.round(255 * (1 - DEPTH * Math.abs(v)));
-  return v >= 0 ? `rgb(255,${f},${f})` : `rgb(${f},${f},255)`;
-}
-document.getElementById('cell').addEventListener('change', (e) => {
-  const values = series[e.target.value];
-  spans.forEach((s, i) => { s.style.background = values ? colour(values[i] / 100) : ''; });
-});
-"""
-
-
 def cell_label(c: dict) -> str:
     """One of `Report.best_cells`, as a menu shows it: feature: LAYER:INDEX:KIND (score)."""
     return f"{c['feature']}: {c['layer']}:{c['cell']}:{c['kind']} ({c['metric']} {c['score']:.2f})"
@@ -144,9 +144,8 @@ def html_page(report: Report, title: str) -> str:
     data = data.replace("</", "<\\/")  # nothing in the data may close the script element
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}"
-        "body{font-family:sans-serif;margin:1.5em;} td,th{padding:0 .6em;text-align:left;}</style></head>"
-        f'<body class="charrnn-inside"><h1>{html.escape(title)}</h1>'
+        f"<title>{html.escape(title)}</title><style>{CSS}{_asset('page.css')}</style></head>"
+        f'<body class="charrnn-inside" data-depth="{CELL_DEPTH}"><h1>{html.escape(title)}</h1>'
         f"<p>{len(report.text):,} characters, {report.bpc:.4f} bits per character. Hover a character for the "
         "model's guesses.</p>"
         f'<p><label>Colour by <select id="cell"><option value="">surprise</option>{options}</select></label> '
@@ -155,16 +154,41 @@ def html_page(report: Report, title: str) -> str:
         f"<h2>The cells that track each feature</h2>{cells_table(report)}"
         f"<h2>Gate saturation</h2>{saturation_svg(report.saturation)}"
         f'<script type="application/json" id="series">{data}</script>'
-        f"<script>{_RECOLOUR}</script></body></html>")
+        f"<script>{_asset('page.js')}</script></body></html>")
+
+
+def _paint(text: str, colours) -> str:
+    """The text with each character's background in its (r, g, b) colour, as 256-colour ANSI (the 6x6x6 cube)."""
+    out = []
+    for ch, (r, g, b) in zip(text, colours, strict=True):
+        code = 16 + 36 * round(r / 51) + 6 * round(g / 51) + round(b / 51)
+        out.append("\x1b[0m\n" if ch == "\n" else f"\x1b[48;5;{code}m\x1b[30m{ch}")
+    return "".join(out) + "\x1b[0m"
 
 
 def terminal(text: str, values: np.ndarray) -> str:
-    """The text with each character's background coloured by a cell's value (256-colour ANSI)."""
-    v = scaled(values)
-    # The 6x6x6 colour cube: (5, k, k) is red fading to white, (k, k, 5) blue fading to white.
-    out = []
-    for ch, x in zip(text, v, strict=True):
-        k = int(round(5 * (1 - CELL_DEPTH * min(1.0, abs(float(x))))))
-        code = 16 + (36 * 5 + 6 * k + k if x >= 0 else 36 * k + 6 * k + 5)
-        out.append("\x1b[0m\n" if ch == "\n" else f"\x1b[48;5;{code}m\x1b[30m{ch}")
-    return "".join(out) + "\x1b[0m"
+    """The text with each character's background coloured by a cell's value, as the page colours it."""
+    return _paint(text, (cell_rgb(v) for v in scaled(values)))
+
+
+def terminal_surprise(report: Report, limit: int) -> str:
+    """The first `limit` characters of the text coloured by surprise, as the page colours it."""
+    return _paint(report.text[:limit], (surprise_rgb(_bucket(b)) for b in report.surprisal[:limit]))
+
+
+def terminal_legend() -> str:
+    """What the surprise colours mean, in the terminal."""
+    steps = [f" {k}{'+' if k == SURPRISE_STEPS else ''} " for k in range(SURPRISE_STEPS + 1)]
+    return "surprisal, bits: " + "".join(_paint(step, [surprise_rgb(k)] * len(step)) for k, step in enumerate(steps))
+
+
+def most_surprising(report: Report, n: int) -> list[str]:
+    """The n most surprising characters, in text order, each as 'line L, column C: "x" 11.20 bits; e 41% ...'."""
+    picks = sorted(np.argsort(-report.surprisal, kind="stable")[:n].tolist())
+    lines = []
+    for i in picks:
+        before = report.text[:i]
+        line, column = before.count("\n") + 1, i - (before.rfind("\n") + 1) + 1
+        lines.append(f"line {line}, column {column}: {json.dumps(report.text[i], ensure_ascii=False)} "
+                     f"{guesses(report, i)}")
+    return lines

@@ -22,10 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from charrnn import corpora
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.serve.limits import BUDGET_S, MAX_NAME_TEXT, MAX_RUN_NAME, MAX_UPLOAD_BYTES, MIN_UPLOAD_CHARS
 from charrnn.training.autosize import PRESETS, SIZES
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import Trainer
 
 CORES = tuple(CELLS)  # the recurrent cells a job may train (the page calls them cores)
 VAL_CHARS = 50_000  # evaluate on at most about this many characters, so evaluations stay quick
@@ -165,9 +170,6 @@ class JobManager:
 
         Raises Busy if a job runs, CharRNNError for a bad request. The time budget is clamped to BUDGET_S.
         """
-        from charrnn import corpora
-        from charrnn.training.trainer import TrainConfig
-
         if model not in CORES:
             raise CharRNNError(f"core must be one of {', '.join(CORES)}; got {str(model)[:20]!r}")
         if size not in SIZES:
@@ -257,10 +259,6 @@ class JobManager:
     # --- the thread -----------------------------------------------------------------------------------
 
     def _run(self, job: TrainingJob, cfg) -> None:
-        import torch
-
-        from charrnn.training.trainer import Trainer
-
         try:
             torch.set_num_threads(self.threads)  # this thread only (see the module's docstring)
             if job.stop_requested:

@@ -24,6 +24,7 @@ from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
 from charrnn.errors import CharRNNError
+from charrnn.folk import render
 from charrnn.folk.check import check_tune
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
@@ -283,8 +284,6 @@ class Service:
 
     def _render(self, result: FolkResult, tempo) -> FolkResult:
         """Write the .abc file; for a tune that passed, also the sheet music, the audio, .mid and .wav."""
-        from charrnn.folk import render
-
         stem = self._new_stem(result.title)
         abc_path = stem.with_suffix(".abc")
         abc_path.write_text(result.abc + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from charrnn import models
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS, ModelConfig
 from charrnn.models.seq2seq import Seq2SeqConfig
+from charrnn.runfile import CONFIG
 
 
 @dataclass
@@ -117,7 +118,7 @@ def resume_config(out: str | Path, overrides: dict) -> BaseTrainConfig | None:
     A run killed before its first checkpoint has config.json but nothing to resume: it starts over.
     """
     out = Path(out)
-    if not (out / ckpt.CONFIG).is_file():
+    if not (out / CONFIG).is_file():
         if out.exists() and not out.is_dir():
             raise CharRNNError(f"--out {out} is a file, not a run directory")
         return None

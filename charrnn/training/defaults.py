@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from charrnn.training import autosize
+from charrnn.training.task import catalogue_entry, resolve_corpus
 
 DEFAULT_EPOCHS = 10  # when a new seq2seq run gives no --max-steps, --epochs or --time-budget (an LM's follows
 # its corpus size: autosize.default_budget)
@@ -16,8 +17,6 @@ def lm_defaults(given: dict) -> str | None:
     length chosen for them, or None."""
     note = None
     if not any(k in given for k in LENGTH_FLAGS):
-        from charrnn.training.task import resolve_corpus
-
         path = resolve_corpus(given["corpus"])[1]
         if path.is_file():  # else the trainer says it is missing
             chars = path.stat().st_size  # bytes: close enough to characters for a default
@@ -37,8 +36,6 @@ def lm_defaults(given: dict) -> str | None:
 def seq2seq_defaults(given: dict) -> None:
     """Fill in what a new seq2seq run's settings leave open: its length, and a catalogue corpus's symbols
     (cmudict's targets are space-separated phonemes)."""
-    from charrnn.training.task import catalogue_entry
-
     if not any(k in given for k in LENGTH_FLAGS):
         given["epochs"] = DEFAULT_EPOCHS
     corpus = catalogue_entry(given["corpus"])

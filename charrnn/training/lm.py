@@ -13,6 +13,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.data import StreamBatcher, encode_corpus
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, detach_state
+from charrnn.runfile import CorpusInfo
 from charrnn.training.config import TrainConfig
 from charrnn.training.distributed import Dist
 from charrnn.training.task import resolve_corpus
@@ -66,7 +67,7 @@ def check_split(cfg: TrainConfig, chars: int, val_chars: int) -> None:
         # Enough for one training batch and 2 val characters, after the val and test shares.
         need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
                              2 / cfg.val_frac))
-        raise CharRNNError(f"the corpus has {chars:,} characters, too few for a val split "
+        raise CharRNNError(f"the corpus has {chars:,} character{'s' if chars != 1 else ''}, too few for a val split "
                            f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
                            f"{cfg.seq_len} it needs at least {need:,}")
 
@@ -125,4 +126,4 @@ class LMTask:
         corpus = self.corpus
         return {"model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
                 "char_counts": corpus.counts,
-                "corpus": ckpt.CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}
+                "corpus": CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}

@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
@@ -22,8 +21,10 @@ LOCK = ".lock"
 class RunLock:
     """Hold the lock of one run directory while training there (a context manager)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, command: str | None = None):
+        """`command` says what is training, for a second trainer's error (e.g. the command line)."""
         self.path = Path(run_dir) / LOCK
+        self.command = command or "a charrnn trainer"
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -40,7 +41,7 @@ class RunLock:
             os.close(fd)
             raise CharRNNError(f"{self.path.parent} is being trained by another process ({holder}); "
                                "wait for it to finish or stop it first") from None
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
         self._fd = fd

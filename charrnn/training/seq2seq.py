@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint as ckpt
 from charrnn import corpora
 from charrnn.errors import CharRNNError
 from charrnn.files import sha256_file
 from charrnn.models.seq2seq import PAD, Seq2Seq, Seq2SeqExtra
+from charrnn.runfile import CorpusInfo
 from charrnn.seq2seq.data import (
     SOURCE_SPECIALS,
     TARGET_SPECIALS,
@@ -120,6 +120,6 @@ class Seq2SeqTask:
     def run_fields(self) -> dict:
         extra = Seq2SeqExtra(self.source_vocab.tokens, self.target_vocab.tokens, self.cfg.source_tokens,
                              self.cfg.target_tokens, round(self.max_ratio, 4), self.pairs, self.skipped)
-        corpus = ckpt.CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
+        corpus = CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
         return {"model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
 

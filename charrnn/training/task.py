@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from charrnn import corpora
 
-def catalogue_entry(corpus: str):
-    """The catalogue's `corpora.Corpus` that `corpus` names, or None where it is a path (a file wins a name)."""
-    from charrnn import corpora  # the catalogue imports the corpus builders, which training rarely needs
 
+def catalogue_entry(corpus: str) -> corpora.Corpus | None:
+    """The catalogue's entry that `corpus` names, or None where it is a path (a file wins a name)."""
     return None if Path(corpus).exists() else corpora.CATALOGUE.get(corpus)
 
 
 def resolve_corpus(corpus: str) -> tuple[str | None, Path]:
     """(catalogue name or None, file path): a path to a file, or a name from `charrnn corpora list`."""
-    from charrnn import corpora
-
     if catalogue_entry(corpus) is None:
         return None, Path(corpus)
     return corpus, corpora.ensure(corpus)

@@ -31,13 +31,11 @@ from charrnn.data import encode_corpus
 from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
+from charrnn.runfile import CONFIG
 from charrnn.training import autosize
 from charrnn.training.config import BaseTrainConfig, TrainConfig, resolve
-from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
-from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
 from charrnn.training.lm import check_split
-from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
 from charrnn.training.task import resolve_corpus
 
@@ -145,7 +143,7 @@ class Trainer:
 
     def _setup(self, resume: bool, keep: Collection[str]) -> None:
         cfg = self.cfg
-        if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
+        if not resume and ((self.out / CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
         if cfg.auto_size_pending:
             self.cfg = cfg = self._auto_size(cfg, keep)
@@ -158,7 +156,7 @@ class Trainer:
             f"no val split (--val-frac {cfg.val_frac:g}): the checkpoint kept is the one with the lowest train loss"])]
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
-            self.lock = RunLock(self.out).acquire()
+            self.lock = RunLock(self.out, self.command).acquire()
             remove_temporaries(self.out)  # a half-written checkpoint of a killed run: no one else writes here
         # --resume where nothing was saved yet (killed during start-up, or never run) starts from the beginning.
         self.resumed = resume and (self.out / ckpt.LATEST).is_file()

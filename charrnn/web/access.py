@@ -4,7 +4,8 @@
 which guards the page, the API and the file routes. An address other than loopback without credentials
 is refused unless `--no-auth` says so. A port already in use is one line naming it, not a traceback.
 `ReadOnlyUploads` is the ASGI middleware that refuses uploads in `--read-only` mode; `KnownEndpoints` answers
-404 for API names the page does not have.
+404 for API names the page does not have. `stay_offline` is what the launcher sets in its environment before
+it imports gradio.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's own variable: the app honours i
 LOOPBACK_NAMES = ("localhost",)
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")  # Gradio's routes that take files
 CALL_ROUTE = re.compile(r"/gradio_api/(?:call|run)/([^/]+)")  # Gradio's routes that call an event by its API name
+# Read by gradio and huggingface_hub when they are imported: no analytics, no telemetry, no hub requests.
+OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "DO_NOT_TRACK": "1"}
+
+
+def stay_offline() -> None:
+    """Turn Gradio's analytics and the Hugging Face hub's telemetry off in this process's environment (a
+    variable the user set wins, but analytics stay off); for the launcher, before gradio is imported."""
+    for name, value in OFFLINE.items():
+        if name == "GRADIO_ANALYTICS_ENABLED":
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
 
 
 def default_port() -> str:

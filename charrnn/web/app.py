@@ -20,6 +20,7 @@ import torch
 from starlette.middleware import Middleware
 
 from charrnn.errors import CharRNNError
+from charrnn.folk import render
 from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve import memory
 from charrnn.serve.autocomplete import Autocompleter
@@ -68,7 +69,7 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
     service = Service(Registry(models_dir, runs_dir, hidden=jobs.active_dirs), jobs, Autocompleter())
 
     gr.set_static_paths([STATIC])
-    with gr.Blocks(title="charrnn", delete_cache=DELETE_CACHE) as demo:
+    with gr.Blocks(title="charrnn", delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
         with gr.Column(elem_id="title"):
             gr.Markdown(TITLE)
         notice = gr.Markdown(views.notice(bool(service.registry.entries())), label="Notice")
@@ -115,12 +116,8 @@ def _warm_up(service: Service) -> None:
                 pass
     with contextlib.suppress(CharRNNError):
         Lexicon.load()  # the Pronounce tab's dictionary: parsed once, cached
-    try:
-        from charrnn.folk import render  # music21 and verovio: slow imports, optional
-
+    with contextlib.suppress(CharRNNError):  # no music21 or verovio: the Folk tab says so when asked
         render.ENGRAVER.start()
-    except (ImportError, CharRNNError):
-        pass
 
 
 def serve(args: argparse.Namespace, started: float | None = None) -> int:
