@@ -164,8 +164,11 @@ class Page:
         for menu, value in zip(self.menus, current, strict=True):
             choices = self.registry.choices(menu.folk, menu.kind)
             names = [name for _, name in choices]
-            keep = value if value in names else self.registry.default(menu.folk, menu.prefer, menu.kind)
-            updates.append(gr.Dropdown(choices=choices, value=keep))
+            if value in names:  # no value sent: a choice the user made since the page read `current` stays
+                updates.append(gr.Dropdown(choices=choices))
+            else:
+                updates.append(gr.Dropdown(choices=choices, value=self.registry.default(menu.folk, menu.prefer,
+                                                                                         menu.kind)))
         return updates
 
     def _job_views(self, snapshot: dict) -> list:
