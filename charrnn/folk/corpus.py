@@ -22,6 +22,7 @@ from tqdm import tqdm
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path
 from charrnn.folk.check import check_tune
+from charrnn.folk.facts import write_facts
 from charrnn.folk.melody import near_duplicates
 from charrnn.folk.reader import (
     FREE_METER,
@@ -278,7 +279,8 @@ def build_folk(
     progress: bool = True,
     workers: int | None = None,
 ) -> BuildStats:
-    """Write music21's ABC collections to path as one clean training text, and its stats beside it.
+    """Write music21's ABC collections to path as one clean training text, and beside it its stats and
+    the facts generation uses (facts.write_facts: the layouts of its tunes' parts, its note index).
 
     Only tunes that pass charrnn.folk.check's checks and music21's parser are kept, and of tunes that share
     many bars (melody.near_duplicates), only the first. keep, if given, sees each
@@ -317,6 +319,7 @@ def build_folk(
         },
     )
     _write_atomically(path.with_suffix(".stats.json"), stats.to_json().encode("utf-8"))
+    write_facts(path, data_bytes.decode("utf-8"))  # generation's default forms and its copy check
     return stats
 
 

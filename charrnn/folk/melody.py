@@ -93,7 +93,8 @@ def read_melody(abc: str) -> Melody:
             reading.field(*found)
         elif line.strip():
             reading.line(line)
-    bars = reading.bars if reading.bars[-1].duration else reading.bars[:-1]
+    # An empty last bar stays only for the ending it opens (a tune still being written: "...:|2").
+    bars = reading.bars if reading.bars[-1].duration or reading.bars[-1].endings else reading.bars[:-1]
     return Melody(headers, meter, reading.key, bars, reading.lead)
 
 
