@@ -6,32 +6,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from folk_tunes import PICKUP_JIG, up_a_step
 
 from charrnn.folk import corpus
 from charrnn.folk.melody import NEAR_DUPLICATE_BARS, bar_shapes, near_duplicates, read_melody
 
-# Hand-written for these tests (a jig-like melody, not a tune of any collection), in G major.
-JIG = """\
-X:1
-T:Test Jig
-R:jig
-M:6/8
-L:1/8
-K:G
-|:D|GAB cBA|BGE D2D|GAB cde|dBG A2D|
-GAB cBA|BGE DEF|GBd gdB|AGF G2:|
-|:d|gfe dBG|AGE DEF|GBd gfe|dBG A3|
-gfe dBA|BGE DEF|GBd cAF|AGF G2:|
-"""
-_LETTERS = "CDEFGABcdefgab"
-
-
-def up_a_step(abc: str, key: str) -> str:
-    """The tune one scale step higher with the key signature `key`: from G major to A major, a whole tone
-    higher, with no note changed otherwise (the tune uses no accidentals and no notes above b)."""
-    header, _, body = abc.partition("K:G\n")
-    moved = "".join(_LETTERS[_LETTERS.index(c) + 1] if c in _LETTERS else c for c in body)
-    return f"{header}K:{key}\n{moved}"
+JIG = PICKUP_JIG.replace("\nD|", "\n|:D|")  # the same jig with its first repeat written out
 
 
 def test_melody_reads_pitches_durations_ties_and_bar_lines() -> None:
@@ -53,10 +33,10 @@ def test_bar_shapes_are_the_same_in_another_key() -> None:
 
 
 def test_near_duplicates_finds_transposed_and_renamed_copies_and_keeps_the_first() -> None:
-    transposed = up_a_step(JIG, "A").replace("T:Test Jig", "T:Another Name Entirely")
+    transposed = up_a_step(JIG, "A").replace("T:Pickup Jig", "T:Another Name Entirely")
     header, _, body = JIG.partition("K:G\n")
-    octave_down = header.replace("Test Jig", "Low") + "K:G\n" + "".join(
-        c.upper() if c.islower() and c in _LETTERS else c + "," if c in _LETTERS else c for c in body)
+    octave_down = header.replace("Pickup Jig", "Low") + "K:G\n" + "".join(
+        c.upper() if c.islower() and c in "abcdefg" else c + "," if c in "ABCDEFG" else c for c in body)
     other = ("X:9\nT:Other\nM:6/8\nL:1/8\nK:D\n|:A|dfa afd|cec ABc|dfa afd|e3 e2:|\n"
              "|:g|fdf ege|fga b2a|fdf ege|d3 d2:|\n")
     # A copy of the first part only: 8 bars, 7 of them distinct, below the threshold.

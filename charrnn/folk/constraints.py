@@ -181,8 +181,8 @@ class FormTracker:
         counter = copy(self._counter(text[:closed_end]))
         counter.parts = list(counter.parts)
         bar = self._time(open_tokens)
-        # A lone ":" is half of :| or :: and closes nothing yet.
-        counter.add(Bar(duration=bar, closing="" if sign in ("[", ":") else sign))
+        # A lone ":" or "|" may yet become :|, ::, || or |]: the bar it closes is read as still open.
+        counter.add(Bar(duration=bar, closing="" if sign in ("[", ":", "|", "[|") else sign))
         note = tokens[-1].text if tokens and not sign and tokens[-1].kind == "note" and \
             _end(tokens[-1]) == len(line) else ""
         last_note = next((t.text for t in reversed(open_tokens) if t.kind in ("note", "chord")), "")
@@ -272,7 +272,12 @@ _DIGITS = "0123456789"
 
 
 class PartEnds(_Processor):
-    """Each part ends (a repeat or double bar) at its last bar and not before; the tune ends after the last."""
+    """Each part ends (a repeat or double bar) at its last bar and not before; the tune ends after the last.
+    A bar that is full takes no more notes: its bar line comes next."""
+
+    def __init__(self, tracker: FormTracker) -> None:
+        super().__init__(tracker)
+        self._full = _LETTERS + "zx^_=([{~<>0123456789"  # what would make a full bar longer
 
     def forbidden(self, p: _Position) -> str:
         plan, counter = self.tracker.plan, p.counter
@@ -280,6 +285,7 @@ class PartEnds(_Processor):
             return self._all_but("\n")
         blank = "\n" if p.last == "\n" else ""  # no blank line (the end of a tune) before every part is written
         target, repeat = plan.bars[len(counter.parts)], plan.repeats[len(counter.parts)]
+        repeat = True if counter.repeat_open else repeat  # a part that opened with |: closes with :|
         music = p.bar > 0
         at_end = music and (counter.later_left <= 0 if counter.in_later_ending else counter.count >= target)
         if counter.awaiting_later_ending:  # after the :| that closes a first ending comes the second's mark
@@ -287,16 +293,18 @@ class PartEnds(_Processor):
                 return self._all_but("2")
             return self._all_but("2[| " + ("" if blank else "\n"))
         if not p.sign:
+            full = self._full if self.tracker.meter.value is not None and p.bar >= self.tracker.meter.value else ""
             if not at_end:
-                return ":" + blank  # no :| or :: before the part's last bar
-            if counter.in_first_ending or repeat:
-                return "|" + blank  # the part's last bar line is a :|
-            return (":" if repeat is False else "") + blank
+                return ":" + blank + full  # no :| or :: before the part's last bar
+            if counter.in_first_ending or (repeat and not counter.in_later_ending):
+                return "|" + blank + full  # the part's last bar line is a :|
+            # After a second ending, or in a part not to be repeated, a double bar.
+            return (":" if repeat is False or counter.in_later_ending else "") + blank + full
         if p.sign == ":":
             return self._all_but("|:")
         if p.sign.endswith("[|") or p.sign == "|":
-            if not music:
-                return "|]" + _DIGITS + blank
+            if not music:  # a bar line before the part's first note: |: opens a repeat, if the plan allows it
+                return "|]" + _DIGITS + blank + (":" if repeat is False else "")
             if at_end:
                 return self._all_but("|]:")  # ||, |] or |: : the part ends
             may_open_ending = not counter.endings and target - 2 <= counter.count < target
@@ -345,8 +353,8 @@ class HomeNote(_Processor):
         if _BARE_NOTE.fullmatch(p.note) and self._pitch_class(p.note) != self.tonic:
             # A note whose length is still to be written may not be made long enough to end the bar.
             before = p.bar - unit
-            forbidden = "".join(d for d, units in self.units.items()
-                                if before + units in ends or before + units > meter)
+            forbidden += "".join(d for d, units in self.units.items()
+                                 if before + units in ends or before + units > meter)
         if any(end - p.bar == unit for end in ends) or 0 < meter - p.bar <= unit:
             forbidden += self.others + "^_=zx["  # a note of the unit length would end the bar: the last note
         return forbidden

@@ -45,6 +45,7 @@ class PartCounter:
     later_left: int = 0  # bars of a later ending still to come
     in_later_ending: bool = False
     awaiting_later_ending: bool = False  # a first ending just closed with :|
+    repeat_open: bool = False  # the current part began with |: (so it must end with :|)
 
     def counts(self, duration: Fraction) -> bool:
         """Whether a bar of this duration, closed now, counts as a bar of the current part."""
@@ -80,6 +81,8 @@ class PartCounter:
             return
         if (end or start or double) or (self.in_later_ending and self.later_left <= 0):
             self.end_part(repeated=end or self.endings)
+        if start:
+            self.repeat_open = True
 
     def end_part(self, repeated: bool) -> None:
         """The part ends here; a section of a pickup alone carries it into the next part."""
@@ -87,7 +90,7 @@ class PartCounter:
             self.parts.append(Part(self.count, repeated, self.endings, bool(self.pickup)))
             self.pickup = Fraction(0)
         self.count, self.endings = 0, False
-        self.in_first_ending = self.in_later_ending = self.awaiting_later_ending = False
+        self.in_first_ending = self.in_later_ending = self.awaiting_later_ending = self.repeat_open = False
         self.later_left = 0
 
     def finish(self) -> list[Part]:

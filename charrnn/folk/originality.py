@@ -105,7 +105,8 @@ class NoteIndex:
             return best
         durations = np.array([float(Fraction(token.split("@")[1])) for token in tokens])
         for i, seed in enumerate(_seed_hashes(query)):
-            low, high = np.searchsorted(self.sorted_hashes, [seed, seed + np.uint64(1)])
+            low = np.searchsorted(self.sorted_hashes, seed, side="left")
+            high = np.searchsorted(self.sorted_hashes, seed, side="right")
             for j in self.order[low:high]:
                 if i and j and self.ids[j - 1] == query[i - 1]:
                     continue  # the same run, met one note earlier
