@@ -17,8 +17,7 @@ import torch
 from benchmarks.common import REPO, table
 from charrnn.checkpoint import load_model
 from charrnn.inside.activations import CHUNK, record
-from charrnn.inside.command import SHOW_BEST
-from charrnn.inside.render import html_page
+from charrnn.inside.render import SHOW_BEST, html_page
 from charrnn.inside.report import inspect_text
 from tests.helpers import SHAKESPEARE, require
 

@@ -17,7 +17,7 @@ from charrnn.errors import CharRNNError
 from charrnn.training import autosize
 from charrnn.training.autosize import Shape, Speeds, choose
 from charrnn.training.config import TrainConfig
-from charrnn.training.options import lm_defaults
+from charrnn.training.defaults import lm_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

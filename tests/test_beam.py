@@ -150,12 +150,12 @@ def test_batched_steps_on_the_exhaustive_model(monkeypatch):
     assert calls == [4, 16, 64]
 
 
-def test_stop_predicate_ends_hypotheses(tiny):
+def test_stop_strings_end_hypotheses(tiny):
     model, vocab, _ = tiny
     prime = "First Citizen:\n"
     prompt = prepare_prompt(model, vocab, prime)
     max_len = 25
-    hyps = beam_search(model, vocab, prompt, width=8, max_len=max_len, num=8, stop=lambda t: t.endswith(" "))
+    hyps = beam_search(model, vocab, prompt, width=8, max_len=max_len, num=8, stop=[" "])
     assert hyps
     ended = 0
     for h in hyps:
@@ -171,7 +171,7 @@ def test_stop_on_the_first_character():
     model = random_model(4, seed=0)
     truth = exhaustive(model, vocab, "ab", 1)
     hyps = beam_search(model, vocab, prepare_prompt(model, vocab, "ab"), width=4, max_len=10, num=4,
-                       stop=lambda t: True)
+                       stop=list(vocab.chars))
     assert [h.text for h in hyps] == sorted(truth, key=truth.get, reverse=True)
 
 
@@ -180,7 +180,7 @@ def test_length_penalty_ranks_by_logprob_per_length_power():
     model = random_model(4, seed=7)
     prompt = prepare_prompt(model, vocab, "ab")
     # Stopping on "d" gives hypotheses of every length from 1 to 5; the beam is exhaustive (4**4 = 256).
-    stop = lambda t: t.endswith("d")  # noqa: E731
+    stop = ["d"]
     all_texts = {}
     for n in range(1, 6):
         for text, lp in exhaustive(model, vocab, "ab", n).items():

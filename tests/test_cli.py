@@ -150,6 +150,7 @@ def test_sample_temperature_zero_is_greedy(cli, tiny_run, tiny):
 @pytest.mark.parametrize(("flags", "kwargs"), [
     (["--top-k", 3], {"temperature": 0.8, "top_k": 3}),
     (["--top-p", 0.5, "--temperature", 1.3], {"temperature": 1.3, "top_p": 0.5}),
+    (["--repetition-penalty", 1.5], {"temperature": 0.8, "repetition_penalty": 1.5}),
 ])
 def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kwargs):
     model, vocab, _ = tiny
@@ -365,6 +366,7 @@ def bad_inputs(tmp_path_factory, tiny_run, small_text):
         "top-k-too-big": ([*sample, "--top-k", 10000], 1, "top-k"),
         "top-p-0": ([*sample, "--top-p", 0], 1, "top-p"),
         "top-p-1.5": ([*sample, "--top-p", 1.5], 1, "top-p"),
+        "repetition-penalty-0": ([*sample, "--repetition-penalty", 0], 1, "repetition penalty"),
         "beam-wider-than-vocab": ([*sample, "--beam", 10000], 1, "beam"),
         "length-0": (["sample", tiny_run, "--length", 0], 1, "length"),
         "length-huge": (["sample", tiny_run, "--length", 1_000_000_000], 1, "length"),
@@ -397,7 +399,8 @@ def bad_results(bad_inputs, cli_env, workdir) -> dict[str, Future]:
 
 BAD_CASES = [
     "missing-model-dir", "file-not-run-dir", "unknown-prime", "temperature-negative", "temperature-nan",
-    "top-k-0", "top-k-too-big", "top-p-0", "top-p-1.5", "beam-wider-than-vocab", "length-0", "length-huge",
+    "top-k-0", "top-k-too-big", "top-p-0", "top-p-1.5", "repetition-penalty-0", "beam-wider-than-vocab",
+    "length-0", "length-huge",
     "invalid-utf8", "empty-corpus", "corpus-too-short", "out-exists", "resume-no-run", "eval-missing-file",
     "time-budget-5x", "one-char-corpus", "binary-corpus", "megabyte-prime-unknown", "prime-file-missing",
     "prime-file-binary", "complete-no-prefix",

@@ -13,7 +13,7 @@ from charrnn import cli, corpora
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq import cmudict
 from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, split_of
-from charrnn.training.options import DEFAULT_EPOCHS, seq2seq_defaults
+from charrnn.training.defaults import DEFAULT_EPOCHS, seq2seq_defaults
 
 # The package's format: lower case, alternatives as word(N), comments after '#'.
 SYNTHETIC = """\

@@ -112,7 +112,8 @@ def test_the_last_note_is_the_tonic() -> None:
     assert {"2", "3"} <= forbidden(last_bar + "A")  # but not one that ends the bar on A
     assert set("ABCDEFabcdef^_=z") <= forbidden(last_bar + "A")  # and after A the last note must be G
     assert {"G", "g"} <= allowed(last_bar + "A")
-    assert {"|", ":"} <= forbidden(last_bar + "G2 A") and ":" in allowed(last_bar + "G2")  # :| after the tonic
+    assert {"|", ":", "z"} <= forbidden(last_bar + "G A") and ":" in allowed(last_bar + "G2")  # :| after the tonic
+    assert ":" in allowed(last_bar + "G2 A")  # a full bar ends however it ends: nothing else may follow
 
 
 def test_processors_check_their_arguments_and_never_forbid_everything() -> None:

@@ -9,8 +9,8 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.processors import SamplingSettings, Temperature, TopK, TopP
-from charrnn.decoding.sampling import MAX_LENGTH, MAX_PRIME, generate, next_ids, prepare_prompt
+from charrnn.decoding.processors import RepetitionPenalty, SamplingSettings, Temperature, TopK, TopP
+from charrnn.decoding.sampling import MAX_LENGTH, MAX_PRIME, draw, generate, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CharRNN, ModelConfig
 
@@ -19,6 +19,7 @@ from conftest import greedy_text
 # Probabilities that are exact in binary, so the cumulative sums top-p compares are exact too.
 PROBS = [0.125, 0.5, 0.125, 0.25]  # sorted: index 1 (0.5), 3 (0.25), then 0 and 2 (0.125 each)
 LOGITS = torch.log(torch.tensor([PROBS]))
+NO_IDS = torch.empty(1, 0, dtype=torch.long)  # the ids so far: none (these processors do not look)
 
 
 def kept(logits: torch.Tensor) -> set[int]:
@@ -46,17 +47,17 @@ def small_model(vocab_size: int = 4, model: str = "lstm", seed: int = 0, scale: 
 
 def test_temperature_divides_logits():
     logits = torch.tensor([[2.0, -1.0, 0.5, 4.0]])
-    assert torch.equal(Temperature(2.0)(logits), logits / 2)
-    sharp = Temperature(0.5)(logits).softmax(-1)
-    flat = Temperature(2.0)(logits).softmax(-1)
+    assert torch.equal(Temperature(2.0)(NO_IDS, logits), logits / 2)
+    sharp = Temperature(0.5)(NO_IDS, logits).softmax(-1)
+    flat = Temperature(2.0)(NO_IDS, logits).softmax(-1)
     assert sharp.max() > logits.softmax(-1).max() > flat.max()
-    assert kept(Temperature(0.3)(logits)) == {0, 1, 2, 3}
+    assert kept(Temperature(0.3)(NO_IDS, logits)) == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize(("k", "expected"), [(1, {1}), (2, {1, 3}), (3, {0, 1, 2, 3}), (4, {0, 1, 2, 3})])
 def test_top_k_kept_sets(k, expected):
     # k=3 cuts inside the tie of 0 and 2 (both 0.125): ties with the k-th value are kept, as in Hugging Face.
-    out = TopK(k)(LOGITS)
+    out = TopK(k)(NO_IDS, LOGITS)
     assert kept(out) == expected
     assert torch.equal(out[0, list(expected)], LOGITS[0, list(expected)])  # kept logits are untouched
 
@@ -64,7 +65,7 @@ def test_top_k_kept_sets(k, expected):
 def test_top_k_ties_at_the_top_and_batches():
     logits = torch.tensor([[1.0, 3.0, 3.0, 0.0, -2.0],
                            [0.0, 1.0, 2.0, 3.0, 4.0]])
-    out = TopK(2)(logits)
+    out = TopK(2)(NO_IDS, logits)
     assert {i for i in range(5) if math.isfinite(out[0, i])} == {1, 2}
     assert {i for i in range(5) if math.isfinite(out[1, i])} == {3, 4}  # each row keeps its own top k
 
@@ -80,7 +81,7 @@ def test_top_k_ties_at_the_top_and_batches():
     (1.0, {0, 1, 2, 3}),
 ])
 def test_top_p_kept_sets(p, expected):
-    out = TopP(p)(LOGITS)
+    out = TopP(p)(NO_IDS, LOGITS)
     if expected is None:  # the nucleus ends inside a tie: exactly one of the tied characters is kept
         assert len(kept(out)) == 3 and {1, 3} <= kept(out)
     else:
@@ -90,33 +91,36 @@ def test_top_p_kept_sets(p, expected):
 
 def test_top_p_always_keeps_the_most_likely_and_works_per_row():
     logits = torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
-    out = TopP(0.01)(logits)
+    out = TopP(0.01)(NO_IDS, logits)
     assert [kept(out[i : i + 1]) for i in range(2)] == [{0}, {2}]
     uniform = torch.zeros(1, 4)
-    assert len(kept(TopP(0.5)(uniform))) == 2
-    assert len(kept(TopP(0.51)(uniform))) == 3
-    assert kept(TopP(1.0)(uniform)) == {0, 1, 2, 3}
+    assert len(kept(TopP(0.5)(NO_IDS, uniform))) == 2
+    assert len(kept(TopP(0.51)(NO_IDS, uniform))) == 3
+    assert kept(TopP(1.0)(NO_IDS, uniform)) == {0, 1, 2, 3}
 
 
 def test_top_p_one_keeps_even_tiny_probabilities():
     logits = torch.tensor([[20.0, 0.0, 0.0]])  # the two small ones have probability 2e-9 each, not zero
-    assert kept(TopP(1.0)(logits)) == {0, 1, 2}
+    assert kept(TopP(1.0)(NO_IDS, logits)) == {0, 1, 2}
 
 
 def draws(logits: torch.Tensor, processors, n: int = 400, seed: int = 0) -> set[int]:
     g = torch.Generator().manual_seed(seed)
-    return set(next_ids(logits.expand(n, -1), processors, greedy=False, generator=g).tolist())
+    logits = logits.expand(n, -1)
+    for proc in processors:
+        logits = proc(NO_IDS, logits)
+    return set(draw(logits, generator=g).tolist())
 
 
 def test_processors_compose_in_the_order_given():
     # Temperature first sharpens to [.045, .727, .045, .182]: top-p 0.6 keeps only index 1.
-    assert kept(TopP(0.6)(Temperature(0.5)(LOGITS))) == {1}
+    assert kept(TopP(0.6)(NO_IDS, Temperature(0.5)(NO_IDS, LOGITS))) == {1}
     # Top-p first keeps {1, 3}; the temperature does not bring the others back.
-    assert kept(Temperature(0.5)(TopP(0.6)(LOGITS))) == {1, 3}
+    assert kept(Temperature(0.5)(NO_IDS, TopP(0.6)(NO_IDS, LOGITS))) == {1, 3}
     # Top-k 2 renormalises to [2/3, 1/3]: top-p 0.6 after it keeps one; before it, two.
-    assert kept(TopP(0.6)(TopK(2)(LOGITS))) == {1}
-    assert kept(TopK(2)(TopP(0.6)(LOGITS))) == {1, 3}
-    # next_ids applies the chain in list order.
+    assert kept(TopP(0.6)(NO_IDS, TopK(2)(NO_IDS, LOGITS))) == {1}
+    assert kept(TopK(2)(NO_IDS, TopP(0.6)(NO_IDS, LOGITS))) == {1, 3}
+    # A chain applies in list order.
     assert draws(LOGITS, [Temperature(0.5), TopP(0.6)]) == {1}
     assert draws(LOGITS, [TopP(0.6), Temperature(0.5)]) == {1, 3}
     assert draws(LOGITS, []) == {0, 1, 2, 3}
@@ -181,32 +185,31 @@ def test_sampling_settings_message_names_the_vocab_size():
         SamplingSettings(top_k=11).validate(10)
 
 
-# --- next_ids -----------------------------------------------------------------------------------
+# --- draw ---------------------------------------------------------------------------------------
 
 
-def test_next_ids_greedy_is_argmax_and_ignores_processors():
+def test_greedy_settings_leave_the_warpers_out_and_top_k_one_draws_the_argmax():
     torch.manual_seed(3)
     logits = torch.randn(64, 30)
-    assert torch.equal(next_ids(logits, [], greedy=True), logits.argmax(-1))
-    # A processor that would forbid the argmax does not apply to greedy choices.
-    assert torch.equal(next_ids(logits, [lambda x: -x], greedy=True), logits.argmax(-1))
-    # Sampling through top-k 1 is greedy too.
-    assert torch.equal(next_ids(logits, [TopK(1)], greedy=False, generator=torch.Generator().manual_seed(0)),
-                       logits.argmax(-1))
+    # Greedy: temperature, top-k and top-p never move the argmax, so they are not run at all.
+    assert SamplingSettings(0, top_k=5, top_p=0.5).processors == ()
+    assert [type(p) for p in SamplingSettings(0, top_k=5, repetition_penalty=1.3).processors] == [RepetitionPenalty]
+    # Sampling through top-k 1 is greedy.
+    assert torch.equal(draw(TopK(1)(NO_IDS, logits), generator=torch.Generator().manual_seed(0)), logits.argmax(-1))
 
 
-def test_next_ids_samples_from_the_softmax():
+def test_draw_samples_from_the_softmax():
     g = torch.Generator().manual_seed(1)
     n = 40_000
-    ids = next_ids(LOGITS.expand(n, -1), [], greedy=False, generator=g)
+    ids = draw(LOGITS.expand(n, -1), generator=g)
     freq = torch.bincount(ids, minlength=4).double() / n
     assert torch.allclose(freq, torch.tensor(PROBS, dtype=torch.float64), atol=0.01)
 
 
-def test_next_ids_never_draws_a_masked_character():
+def test_draw_never_draws_a_masked_character():
     """Masked characters first, last and between: 50,000 draws land on the two that may be drawn only."""
     logits = torch.tensor([[-math.inf, 0.0, -math.inf, 1.0, -math.inf]]).expand(50_000, -1)
-    ids = next_ids(logits, [], greedy=False, generator=torch.Generator().manual_seed(2))
+    ids = draw(logits, generator=torch.Generator().manual_seed(2))
     assert ids.unique().tolist() == [1, 3]
     assert abs((ids == 3).double().mean().item() - math.e / (1 + math.e)) < 0.01
 

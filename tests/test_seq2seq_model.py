@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.decoding.search import EndsWith, beam_search, greedy_search
+from charrnn.decoding.search import beam_search, greedy_search
+from charrnn.decoding.stopping import Stopping
 from charrnn.models.seq2seq import EOS, PAD, Seq2Seq, Seq2SeqConfig
 from charrnn.seq2seq.data import make_batch
 from charrnn.seq2seq.translate import begin_ids, decode_ids
@@ -98,8 +99,8 @@ def start(model, sources):
 def test_width_one_equals_greedy():
     for seed in range(4):
         model = tiny("lstm", "dot", seed=seed)
-        beams = beam_search(model, *start(model, SOURCES), width=1, max_len=10, stop=EndsWith(EOS))
-        greedy = greedy_search(model, *start(model, SOURCES), max_len=10, stop=EndsWith(EOS))
+        beams = beam_search(model, *start(model, SOURCES), width=1, stop=Stopping(10, eos=[EOS]))
+        greedy = greedy_search(model, *start(model, SOURCES), stop=Stopping(10, eos=[EOS]))
         for (b,), g in zip(beams, greedy, strict=True):
             assert b.tokens == g.tokens and abs(b.logprob - g.logprob) < 1e-9
 
@@ -126,7 +127,7 @@ def test_a_wide_beam_finds_the_exhaustive_best(penalty):
     with torch.no_grad():  # make long outputs likely, so the best one is not simply [EOS]
         model.head.bias[EOS] -= 3.0
     for source in SOURCES:
-        found = beam_search(model, *start(model, [source]), width=64, max_len=max_len, num=1, stop=EndsWith(EOS),
+        found = beam_search(model, *start(model, [source]), width=64, num=1, stop=Stopping(max_len, eos=[EOS]),
                             length_penalty=penalty)[0][0]
         if penalty == 0:
             lp, tokens = exhaustive(model, source, max_len, vocab)
@@ -135,7 +136,7 @@ def test_a_wide_beam_finds_the_exhaustive_best(penalty):
 
 def test_num_best_are_distinct_and_ordered():
     model = tiny(seed=2)
-    (found,) = beam_search(model, *start(model, [SOURCES[1]]), width=6, max_len=6, num=6, stop=EndsWith(EOS),
+    (found,) = beam_search(model, *start(model, [SOURCES[1]]), width=6, num=6, stop=Stopping(6, eos=[EOS]),
                            length_penalty=0.5)
     assert len({h.tokens for h in found}) == 6
     assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)

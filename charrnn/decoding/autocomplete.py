@@ -18,15 +18,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-
-import torch
 
 from charrnn.data import Vocab
 from charrnn.decoding.beam import UNTIL, Completion, complete, complete_all
 from charrnn.decoding.interface import Decodable
-from charrnn.decoding.sampling import Prompt, prepare_prompt
+from charrnn.decoding.sampling import Prompt, extend_prompt, prepare_prompt
 from charrnn.errors import CharRNNError
 
 # Batcher.together's shape: run_all(items) for an item, batched with other calls of the same key.
@@ -116,12 +114,7 @@ class Autocompleter:
     @staticmethod
     def _extend(model: Decodable, vocab: Vocab, start: Prompt, extra: str, text: str) -> Prompt:
         """Read `extra` one character at a time on from a cached prompt."""
-        ids = torch.from_numpy(vocab.encode(extra)).to(start.logits.device)
-        logits, state = start.logits, start.state
-        with torch.inference_mode():
-            for i in range(len(ids)):
-                logits, state = model.step(ids[i : i + 1], state)
-        return Prompt(logits, state, text)
+        return replace(extend_prompt(model, vocab, start, extra), text=text)
 
     def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = 3, until: str = "word",
                  max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None,

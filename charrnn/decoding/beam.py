@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ from charrnn.data import Vocab
 from charrnn.decoding import search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt
+from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 
 
@@ -28,15 +29,14 @@ class Beam:
 
 
 def beam_search(model: Decodable, vocab: Vocab, prompt: Prompt, width: int, max_len: int, num: int = 1,
-                stop: Callable[[str], bool] | None = None, length_penalty: float = 0.0) -> list[Beam]:
-    """The `num` best distinct continuations of the prompt, best first (decoding.search on characters).
-
-    With length_penalty 0 the ranking is by probability alone.
+                stop: Sequence[str] = (), length_penalty: float = 0.0) -> list[Beam]:
+    """The `num` best distinct continuations of the prompt, best first (decoding.search on characters);
+    a continuation ends after any of the `stop` strings. With length_penalty 0 the ranking is by probability alone.
     """
     if max_len < 1:
         raise CharRNNError(f"beam search length must be at least 1 (got {max_len})")
-    text_stop = (lambda tokens: stop(vocab.decode(tokens))) if stop else None
-    (found,) = search.beam_search(model, prompt.logits, prompt.state, width, max_len, num, text_stop, length_penalty)
+    stopping = Stopping.text(vocab, max_len, stop)
+    (found,) = search.beam_search(model, prompt.logits, prompt.state, width, stopping, num, length_penalty)
     return [Beam(vocab.decode(h.tokens), h.logprob, h.score) for h in found]
 
 
@@ -79,8 +79,8 @@ def complete_all(model: Decodable, vocab: Vocab, prompts: Sequence[Prompt], num:
     width = width or max(8, 2 * num)
     logits = torch.cat([p.logits for p in prompts])
     state = prompts[0].state if len(prompts) == 1 else model.concat([p.state for p in prompts])
-    found = search.beam_search(model, logits, state, width, list(max_len), num=width,
-                               stop=lambda tokens: vocab.chars[tokens[-1]] in ends)
+    stop = Stopping(list(max_len), eos=[vocab.index[c] for c in ends if c in vocab.index])
+    found = search.beam_search(model, logits, state, width, stop, num=width)
     return [_merged(vocab, hyps, ends, num) for hyps in found]
 
 

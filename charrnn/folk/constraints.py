@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from dataclasses import dataclass
 from fractions import Fraction
@@ -349,7 +349,10 @@ class HomeNote(_Processor):
         meter, unit = self.tracker.meter.value or Fraction(1), self.tracker.unit
         # The last bar is full, or, in a part that began with a pickup, as short as the bar it completes.
         ends = {meter, meter - counter.pickup}
-        forbidden = "|:\n" if p.bar and self._pitch_class(p.last_note) != self.tonic else ""  # not on this note
+        # Not on this note: no bar line, and no rest to end on, after a note that is not the tonic (but a full
+        # bar is let end however it ends, rather than left with nothing it may take).
+        off = p.bar and self._pitch_class(p.last_note) != self.tonic and p.bar < meter
+        forbidden = "|:\nzx" if off else ""
         if _BARE_NOTE.fullmatch(p.note) and self._pitch_class(p.note) != self.tonic:
             # A note whose length is still to be written may not be made long enough to end the bar.
             before = p.bar - unit
@@ -364,13 +367,3 @@ def form_processors(vocab: Vocab, header: str, plan: FormPlan, start: str = "") 
     """The processors that keep `plan` for a tune with this header (X: to K:) and first bars."""
     tracker = FormTracker(vocab, header, plan, start)
     return PartEnds(tracker), HomeNote(tracker)
-
-
-LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, logits) -> logits
-
-
-def apply_processors(processors: Sequence[LogitsProcessor], ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Run processors in order."""
-    for processor in processors:
-        logits = processor(ids, logits)
-    return logits

@@ -22,11 +22,14 @@ import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.processors import SamplingSettings
-from charrnn.decoding.sampling import MAX_LENGTH, Prompt, generate, next_ids, prepare_prompt
+from charrnn.decoding.loop import Rows, decode
+from charrnn.decoding.processors import ForbidFirst, LogitsProcessor, SamplingSettings
+from charrnn.decoding.sampling import MAX_LENGTH, Guided, Prompt, Sample, generate, prepare_prompt
+from charrnn.decoding.search import Greedy
+from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import TuneReport, check_tune
-from charrnn.folk.constraints import FormPlan, LogitsProcessor, apply_processors, form_plan, form_processors
+from charrnn.folk.constraints import FormPlan, form_plan, form_processors
 from charrnn.folk.facts import CorpusFacts
 from charrnn.folk.form import Form, closed_parts, read_form
 from charrnn.folk.originality import COPY_LIMIT_BARS, Copied
@@ -91,6 +94,49 @@ def conditions(meter: str = "4/4", key: str = "D", tune_type: str | None = None,
         raise CharRNNError("the first bars must be music only: no header fields and no blank line, which ends a tune")
     unit = unit.strip() if unit is not None else _UNITS.get(spelled_meter, "1/8")
     return Conditions(spelled_meter, spelled_key, unit, tune_type, start)
+
+
+class LineChecks:
+    """Folk's guide for guided sampling: the tune so far is checked each time a line of music ends.
+
+    A line that breaks a check is drawn again from the model state where it began - or where the line
+    holding the first faulty bar began, when the fault lies in an earlier line (a short last bar).
+    This is rejection sampling: a kept line is the model's own draw, given that the tune still
+    passes. A line that fails RETRIES_PER_LINE times in a row takes the line before it along (some
+    endings cannot follow some beginnings), and after MAX_REJECTED_LINES the model writes on unchecked.
+    """
+
+    def __init__(self, vocab: Vocab, forced: str):
+        self.vocab, self.forced = vocab, forced
+        self.bars = [0]  # bars closed before each kept line began, and before the line being written
+        self.rejected = self.in_a_row = 0
+
+    def __call__(self, tokens: list[int]) -> int | None:
+        """None keeps the line just ended (`tokens`: the music so far); k drops it and the k lines before it."""
+        if self.rejected >= MAX_REJECTED_LINES:
+            self.bars.append(0)
+            return None
+        music = self.vocab.decode(tokens)
+        done = (self.forced[-1] + music).endswith(END)
+        report = check_tune((self.forced + music).removesuffix(END))
+        fatal = [f for f in report.findings if f.severity == "error" and (done or not f.unfinished)]
+        if not fatal:
+            self.bars.append(report.bars)
+            self.in_a_row = 0
+            return None
+        self.rejected += 1
+        self.in_a_row += 1
+        # A repeat or slur still open at the end: draw the last line again, to close it.
+        faulty = [f.bar if not f.unfinished else self.bars[-1] for f in fatal]
+        first = min(faulty) if None not in faulty else None
+        kept = len(self.bars)
+        while first is not None and kept > 1 and self.bars[kept - 1] >= first:
+            kept -= 1
+        if self.in_a_row % RETRIES_PER_LINE == 0 and kept > 1:
+            kept -= 1
+        back = len(self.bars) - kept
+        del self.bars[kept:]
+        return back
 
 
 @dataclass(frozen=True)
@@ -265,75 +311,33 @@ class FolkModel:
     def _title(self, temperature: float, seed: int) -> str:
         """A title drawn from the model; it never begins with a bar line (the music's first character)."""
         prompt = prepare_prompt(self.model, self.vocab, PRIME)
-        bar = self.vocab.index.get("|")
-        if bar is not None:
-            logits = prompt.logits.clone()
-            logits[..., bar] = float("-inf")
-            prompt = replace(prompt, logits=logits)
         settings = SamplingSettings(temperature, seed=seed, stop=("\n",))
-        return "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, settings)).removesuffix("\n")
+        bar = [self.vocab.index["|"]] if "|" in self.vocab.index else []
+        return "".join(generate(self.model, self.vocab, prompt, MAX_TITLE, settings,
+                                (ForbidFirst(bar),))).removesuffix("\n")
 
     def _music(self, forced: str, prompt: Prompt, temperature: float, seed: int, max_chars: int,
                guided: bool, form: Sequence[LogitsProcessor] = ()) -> tuple[str, int]:
         """Sample music after the forced text, up to the blank line that ends the tune or `max_chars`;
         return it and the number of lines drawn again.
 
-        Guided, every line is checked, with the tune so far, as soon as its newline is written. A line
-        that breaks a check is drawn again from the model state where it began - or where the line
-        holding the first faulty bar began, when the fault lies in an earlier line (a short last bar).
-        This is rejection sampling: a kept line is the model's own draw, given that the tune still
-        passes. A line that fails RETRIES_PER_LINE times in a row takes the line before it along (some
-        endings cannot follow some beginnings), and after MAX_REJECTED_LINES the model writes on unchecked.
-        The `form` processors see the music written so far and the model's logits before each draw.
+        Guided, every line is checked, with the tune so far, as soon as its newline is written (see
+        `LineChecks`); a line that breaks a check is drawn again (decoding.sampling.Guided).
+        The `form` processors (constraints.py) see the music written so far before each draw.
         """
         settings = SamplingSettings(temperature)
-        processors, greedy = settings.processors, settings.greedy
         generator = torch.Generator(device=prompt.logits.device)
         generator.manual_seed(seed)
-        # Where each line of music begins: the music before it, the bars closed before it, and the model.
-        starts = [("", 0, prompt.logits, prompt.state)]
-        music, line = "", ""
-        logits, state = prompt.logits, prompt.state
-        limit = MAX_REJECTED_LINES if guided and not greedy else 0  # greedy would draw the same line again
-        rejected = in_a_row = 0
-        written: list[int] = []  # the ids of music + line, which the form processors read
-        with torch.inference_mode():
-            while len(music) + len(line) < max_chars:
-                if form:
-                    ids = torch.tensor(written, dtype=torch.long).view(1, -1)
-                    logits = apply_processors(form, ids, logits)
-                x = next_ids(logits, processors, greedy, generator)
-                char = self.vocab.chars[int(x)]
-                written.append(int(x))
-                line += char
-                logits, state = self.model.step(x, state)
-                if char != "\n":
-                    continue
-                done = (forced[-1] + music + line).endswith(END)
-                bars = 0
-                if rejected < limit:
-                    report = check_tune((forced + music + line).removesuffix(END))
-                    fatal = [f for f in report.findings if f.severity == "error" and (done or not f.unfinished)]
-                    if fatal:
-                        rejected += 1
-                        in_a_row += 1
-                        # A repeat or slur still open at the end: draw the last line again, to close it.
-                        faulty = [f.bar if not f.unfinished else starts[-1][1] for f in fatal]
-                        first = min(faulty) if None not in faulty else None
-                        while first is not None and len(starts) > 1 and starts[-1][1] >= first:
-                            starts.pop()
-                        if in_a_row % RETRIES_PER_LINE == 0 and len(starts) > 1:
-                            starts.pop()
-                        music, _, logits, state = starts[-1]
-                        line = ""
-                        del written[len(music):]
-                        continue
-                    bars, in_a_row = report.bars, 0
-                music, line = music + line, ""
-                if done:
-                    break
-                starts.append((music, bars, logits, state))
-        return music + line, rejected
+        stop = Stopping.text(self.vocab, max_chars, (END,), before=forced)
+        checks = LineChecks(self.vocab, forced)
+        if settings.greedy:  # greedy would draw a rejected line again as it was: nothing to guide
+            strategy: Rows = Greedy(stop)
+        elif guided:
+            strategy = Guided(stop, generator, self.vocab.index["\n"], checks)
+        else:
+            strategy = Sample(stop, generator)
+        decode(self.model, strategy, prompt.logits, prompt.state, (*form, *settings.processors))
+        return self.vocab.decode(strategy.out[0]), checks.rejected
 
     def _mean_logprob(self, first_logits: torch.Tensor, state: State, music: str) -> float:
         """Mean log-probability per character of `music` after the prompt (its logits and state)."""

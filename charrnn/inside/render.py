@@ -11,6 +11,7 @@ from charrnn.inside.report import CellRef, Report
 
 CELL_DEPTH = 0.75  # the strongest cell colour: darker would hide the black text
 SURPRISE_STEPS = 8  # colour steps for surprisal, one per bit; 8 bits and more are the darkest
+SHOW_BEST = 3  # best cells per feature whose series the HTML page can colour the text by
 LAYER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 CSS = """

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from charrnn.checkpoint import load_model
 from charrnn.decoding.interface import Stepper
-from charrnn.decoding.search import EndsWith, Hypothesis, beam_search, greedy_search
+from charrnn.decoding.search import Hypothesis, beam_search, greedy_search
+from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq
 from charrnn.runfile import RunFile
@@ -50,11 +51,11 @@ def decode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], max_lens: Seque
         for lo in range(0, len(order), CHUNK):
             rows = order[lo : lo + CHUNK]
             logits, state = stepper.step(*(begun or begin_ids(model, [sources[i] for i in rows])))
-            limits = [max_lens[i] for i in rows]
+            stop = Stopping([max_lens[i] for i in rows], eos=[EOS])
             if beam == 1 and num == 1:
-                found = [[h] for h in greedy_search(stepper, logits, state, limits, EndsWith(EOS))]
+                found = [[h] for h in greedy_search(stepper, logits, state, stop)]
             else:
-                found = beam_search(stepper, logits, state, beam, limits, num, EndsWith(EOS), length_penalty)
+                found = beam_search(stepper, logits, state, beam, stop, num, length_penalty)
             for i, hyps in zip(rows, found, strict=True):
                 results[i] = hyps
     return results

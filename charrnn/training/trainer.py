@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
 from charrnn.data import encode_corpus
+from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
 from charrnn.models.rnn import CELLS
@@ -43,22 +44,6 @@ from charrnn.training.task import resolve_corpus
 
 METRICS = "metrics.jsonl"
 LOG_BAR_S = 30.0  # how often the progress bar is redrawn when stderr is not a terminal
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CharRNNError("--device cuda: no CUDA GPU is available to this PyTorch")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise CharRNNError("--device mps: the Apple MPS backend is not available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise CharRNNError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
-    return torch.device(name)
 
 
 def machine_description(device: torch.device) -> str:

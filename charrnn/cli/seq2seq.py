@@ -9,15 +9,16 @@ import time
 
 import torch
 
+from charrnn.cli.common import finite_float, positive_int
+from charrnn.cli.train import add_train_flags, run_training
 from charrnn.data import read_text
+from charrnn.devices import DEVICES, resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.metrics import score
 from charrnn.seq2seq.translate import MAX_BEAM, Translator
 from charrnn.training.config import Seq2SeqTrainConfig
-from charrnn.training.options import DEVICES, add_train_flags, finite_float, positive_int, run_training
-from charrnn.training.trainer import resolve_device
 
 
 def add_parser(sub) -> None:

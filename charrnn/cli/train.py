@@ -1,5 +1,5 @@
-"""The training command line, shared by `charrnn train` and `charrnn seq2seq train`: a flag that means the
-same in both is defined once, here, with the task's own default shown."""
+"""`charrnn train`, and the training flags it shares with `charrnn seq2seq train`: a flag that means the same
+in both is defined once, here, with the task's own default shown."""
 
 from __future__ import annotations
 
@@ -9,40 +9,26 @@ import shlex
 import sys
 from dataclasses import fields
 
+from charrnn.cli.common import duration, finite_float, loss_text, positive_int
+from charrnn.devices import DEVICES
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.models.seq2seq import ATTENTION
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TOKENS
 from charrnn.training import autosize
-from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, parse_duration, resume_config
+from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, resume_config
+from charrnn.training.defaults import DEFAULT_EPOCHS, lm_defaults, seq2seq_defaults
 from charrnn.training.trainer import Trainer
 
-DEFAULT_EPOCHS = 10  # when a new seq2seq run gives no --max-steps, --epochs or --time-budget (an LM's follows
-# its corpus size: autosize.default_budget)
-LENGTH_FLAGS = ("max_steps", "epochs", "time_budget")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except CharRNNError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a text file",
+                       description="Train a character-level model. Flags not given take the defaults shown, or, "
+                                   "with --resume, the values the run was started with.",
+                       argument_default=argparse.SUPPRESS)
+    add_train_flags(p, TrainConfig(), "a UTF-8 text file")
+    p.set_defaults(func=lambda args: run_training(args, TrainConfig, "char"))
 
 
 def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> None:
@@ -117,13 +103,6 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 
-def loss_text(loss: float | None, unit: str = "char") -> str:
-    """A val loss as the CLI prints it: nats and bits per character (or token), 4 decimals."""
-    if loss is None or not math.isfinite(loss):
-        return "no evaluation yet"
-    return f"best val loss {loss:.4f} nats/{unit} ({loss / math.log(2):.4f} bits/{unit})"
-
-
 def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, unit: str) -> str | None:
     """What to say instead of resuming a run that has already reached one of its limits (None: resume it)."""
     steps, spent = saved.step, saved.training_time_s
@@ -147,40 +126,6 @@ def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, u
             f"charrnn {verb} --out {shlex.quote(str(cfg.out))} --resume {larger}")
 
 
-def lm_defaults(given: dict) -> None:
-    """Fill in what a new LM run's flags leave open: its length (from the corpus size, said aloud) and its
-    size (auto when there is a budget and no size flag; a preset's fields unless given)."""
-    if not any(k in given for k in LENGTH_FLAGS):
-        from charrnn.training.task import resolve_corpus
-
-        path = resolve_corpus(given["corpus"])[1]
-        if path.is_file():  # else the trainer says it is missing
-            chars = path.stat().st_size  # bytes: close enough to characters for a default
-            given["time_budget"] = autosize.default_budget(chars)
-            print(f"no --time-budget, --epochs or --max-steps: training for "
-                  f"{autosize.format_duration(given['time_budget'])}, the default for "
-                  f"{autosize.count_text(chars)} bytes of text", file=sys.stderr)
-    size = given.get("size")
-    if size is None and "time_budget" in given and not any(k in given for k in autosize.SIZE_FLAGS):
-        given["size"] = "auto"
-    elif size in autosize.PRESETS:
-        preset = dict(zip(("layers", "hidden", "embed", "dropout"), autosize.PRESETS[size], strict=True))
-        given.update({k: v for k, v in preset.items() if k not in given})
-
-
-def seq2seq_defaults(given: dict) -> None:
-    """Fill in what a new seq2seq run's flags leave open: its length, and a catalogue corpus's symbols
-    (cmudict's targets are space-separated phonemes)."""
-    from charrnn.training.task import catalogue_entry
-
-    if not any(k in given for k in LENGTH_FLAGS):
-        given["epochs"] = DEFAULT_EPOCHS
-    corpus = catalogue_entry(given["corpus"])
-    if corpus is not None:
-        given.setdefault("source_tokens", corpus.tokens[0])
-        given.setdefault("target_tokens", corpus.tokens[1])
-
-
 def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
     """Start or resume the run the flags describe and print its outcome; the exit code."""
     names = {f.name for f in fields(cls)}
@@ -197,7 +142,8 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
         if args.resume:
             print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
         if cls is not Seq2SeqTrainConfig:
-            lm_defaults(given)
+            if note := lm_defaults(given):
+                print(note, file=sys.stderr)
         else:
             seq2seq_defaults(given)
         cfg = cls(**given)

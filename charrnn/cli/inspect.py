@@ -6,16 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from charrnn.cli.common import add_inference_args, load_lm
 from charrnn.data import read_text
 from charrnn.errors import CharRNNError
-from charrnn.inside.render import html_page, terminal
+from charrnn.inside.render import SHOW_BEST, html_page, terminal
 from charrnn.inside.report import MAX_TEXT, CellRef, Report, inspect_text
 
-SHOW_BEST = 3  # best cells per feature whose series the HTML page can colour the text by
 
-
-def add_inspect(sub, add_inference_args) -> None:
-    """Register the subcommand; `add_inference_args` is the CLI's shared model/--unknown/--device/--json."""
+def add_parser(sub) -> None:
     p = sub.add_parser("inspect", help="look inside a model: surprise per character, its guesses, the cells "
                                        "that track quotes, lines, brackets ..., gate saturation")
     add_inference_args(p)
@@ -30,6 +28,7 @@ def add_inspect(sub, add_inference_args) -> None:
     p.add_argument("--max-chars", type=int, default=MAX_TEXT,
                    help=f"read at most this many characters from the start of the text (default {MAX_TEXT:,}; "
                         "memory grows with it: every cell of every character is kept)")
+    p.set_defaults(func=cmd_inspect)
 
 
 def _summary(report: Report, top: int) -> str:
@@ -43,7 +42,8 @@ def _summary(report: Report, top: int) -> str:
     return "\n".join(lines)
 
 
-def cmd_inspect(args, model, vocab, run) -> int:
+def cmd_inspect(args) -> int:
+    model, vocab, run = load_lm(args)
     text = read_text(args.file)
     if not text:
         raise CharRNNError(f"{args.file} is empty")
