@@ -7,12 +7,13 @@ for the training corpus, and the time to write one tune with its sheet music (SV
 --titles measures only the titles the model writes: whether a title's " -- Type" suffix names the tune's
 own type (R:), and whether a title begins with a bar line.
 
-    python -m benchmarks.bench_folk MODEL_DIR --form [--num 240] [--corpus corpora/folk.abc] [--plot PNG]
+    python -m benchmarks.bench_folk MODEL_DIR --form [--before OLD_DIR] [--num 247] [--corpus C] [--plot PNG]
 
 --form writes tunes over every tune type the CLI offers (each in its commonest meter in the corpus) and
 every meter the app offers with no type, in 12 keys, at default settings; each tune twice, one after the
-other: as before (the model's own form, copies allowed) and held to a form (the default). It reads their
-form (charrnn.folk.form) beside the corpus's and prints tables by type, meter and key (see `form_table`).
+other: as before (the model's own form, copies allowed; with --before DIR, by that model) and held to a
+form (the default). It reads their form (charrnn.folk.form) beside the corpus's and prints tables by
+type, meter and key (see `form_table`); the copies are measured against the corpus's note index.
 
 Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
 candidate each, at the default temperature unless --temperature says otherwise; guided (the default:
@@ -40,8 +41,9 @@ from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
 from charrnn.folk.form import Form, read_form
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune, title_type
-from charrnn.folk.originality import COPY_LIMIT_BARS, NoteIndex, index_path
+from charrnn.folk.originality import NoteIndex, index_path
 from charrnn.folk.spelling import canonical_key
+from charrnn.folk.stats import MEASURES, cell
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.
 CHOICES = (
@@ -166,18 +168,10 @@ FORM_CHOICES = (
     ("waltz", "3/4"), ("gavotte", "2/4"), *((None, meter) for meter in ("6/8", "2/2", "2/4", "4/4", "3/4", "9/8")),
 )
 FORM_KEYS = ("G", "D", "A", "Em", "Am", "C", "Bb", "F", "Gm", "Amix", "Ador", "Dm")
-# The measures of a set of tunes: name -> (what it says, its value over a list of FormRow).
+# The measures of a set of tunes (charrnn.folk.stats), and two of generation's own.
 FORM_MEASURES = {
-    "tunes": lambda rows: len(rows),
-    "two parts": lambda rows: _share(rows, lambda r: len(r.form.parts) == 2),
-    "parts of 4k bars": lambda rows: _share(rows, lambda r: r.form.parts_of_four),
-    "a part of 7 or 9": lambda rows: _share(rows, lambda r: r.form.odd_part),
-    "every part 8": lambda rows: _share(rows, lambda r: r.form.every_part(8)),
-    "ends on tonic": lambda rows: _share(rows, lambda r: r.form.ends_on_tonic),
-    "median range": lambda rows: statistics.median(r.form.range for r in rows) if rows else float("nan"),
-    "copies 4+ bars": lambda rows: _share(rows, lambda r: r.copied is not None and r.copied >= COPY_LIMIT_BARS),
-    "longest copy": lambda rows: max((r.copied for r in rows if r.copied is not None), default=float("nan")),
-    "passes": lambda rows: _share(rows, lambda r: r.passed),
+    **MEASURES,
+    "passes": lambda rows: 100 * sum(r.passed for r in rows) / len(rows) if rows else float("nan"),
     "s/tune": lambda rows: statistics.median(r.seconds for r in rows) if rows and rows[0].seconds else float("nan"),
 }
 
@@ -191,23 +185,20 @@ class FormRow:
     meter: str
     key: str
     form: Form
-    copied: float | None  # bars of its longest run shared with a corpus tune (None for corpus tunes)
+    copied_bars: float | None  # bars of its longest run shared with a corpus tune (None for corpus tunes)
     passed: bool
     seconds: float = 0.0
 
 
-def _share(rows: list[FormRow], test) -> float:
-    return 100 * sum(map(test, rows)) / len(rows) if rows else float("nan")
-
-
-def form_rows(folk: FolkModel, num: int, index: NoteIndex) -> list[FormRow]:
-    """Write tune i with seed i and the i-th choice, before (plain) and after (held to a form), alternating."""
+def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex) -> list[FormRow]:
+    """Write tune i with seed i and the i-th choice, before (`before`, plain: the model's own form, copies
+    allowed) and after (`folk`, held to a form, copies drawn again), one after the other."""
     rows = []
     for i in range(num):
         tune_type, meter = FORM_CHOICES[i % len(FORM_CHOICES)]
         key = FORM_KEYS[(i + i // len(FORM_CHOICES)) % len(FORM_KEYS)]
-        for group, keep in (("before", False), ("after", True)):
-            tune = folk.generate(meter, key, tune_type, seed=i, keep_form=keep, allow_copies=not keep)
+        for group, model, keep in (("before", before, False), ("after", folk, True)):
+            tune = model.generate(meter, key, tune_type, seed=i, keep_form=keep, allow_copies=not keep)
             rows.append(FormRow(group, tune_type or "", meter, canonical_key(key) or key, tune.form,
                                 index.longest_copy(tune.abc).bars, tune.passed, tune.seconds))
     return rows
@@ -234,12 +225,8 @@ def form_table(rows: list[FormRow], by: str | None, measures: tuple[str, ...], l
             continue
         for measure in measures:
             cells = [FORM_MEASURES[measure](chosen[g]) for g in groups]
-            lines.append(f"| {value or '(none)'} | {measure} | " + " | ".join(_cell(c) for c in cells) + " |")
+            lines.append(f"| {value or '(none)'} | {measure} | " + " | ".join(cell(c) for c in cells) + " |")
     return "\n".join(lines)
-
-
-def _cell(value: float) -> str:
-    return "-" if value != value else f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
 
 
 def form_plot(rows: list[FormRow], path: Path) -> None:
@@ -266,12 +253,12 @@ def form_plot(rows: list[FormRow], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def form_benchmark(folk: FolkModel, num: int, corpus: Path, plot: Path | None) -> None:
+def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, plot: Path | None) -> None:
     """Print the --form tables (and write the plot)."""
     index = NoteIndex.load(index_path(corpus)) if index_path(corpus).is_file() else None
     if index is None:
         raise SystemExit(f"no note index beside {corpus}: build the corpus (charrnn corpora build folk)")
-    rows = corpus_rows(corpus) + form_rows(folk, num, index)
+    rows = corpus_rows(corpus) + form_rows(folk, before, num, index)
     everything = tuple(FORM_MEASURES)
     print("## all tunes\n" + form_table(rows, None, everything))
     before = [r.seconds for r in rows if r.group == "before"]
@@ -301,12 +288,13 @@ def main() -> None:
     parser.add_argument("--form", action="store_true",
                         help="measure the form of tunes over every type and meter, before and after, beside the corpus")
     parser.add_argument("--plot", type=Path, help="with --form: write the plot here (PNG)")
+    parser.add_argument("--before", help="with --form: the model that writes the 'before' tunes (default: MODEL_DIR)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
     folk = FolkModel.load(args.model_dir)
     print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}")
     if args.form:
-        form_benchmark(folk, args.num, args.corpus, args.plot)
+        form_benchmark(folk, FolkModel.load(args.before) if args.before else folk, args.num, args.corpus, args.plot)
         return
     if args.titles:
         for temperature in args.temperature:
