@@ -72,3 +72,14 @@ def describe(reading: Reading) -> str:
         line += f"; longest run shared with the corpus: {copied.bars:g} bars" + \
             (f" (tune {copied.tune})" if copied.tune is not None else "")
     return line
+
+
+def summary(reading: Reading) -> dict:
+    """One tune's form as plain data (for the app and its API): parts x bars, repeats, the ending, the
+    range, the copied run (None where no corpus index was at hand)."""
+    form, copied = reading.form, reading.copied
+    return {"layout": form.layout, "parts": [part.bars for part in form.parts],
+            "repeated": [part.repeated for part in form.parts], "endings": any(p.endings for p in form.parts),
+            "key": form.key, "ends_on": form.degree, "ends_on_tonic": form.ends_on_tonic, "range": form.range,
+            "copied_bars": None if copied is None else copied.bars,
+            "copied_tune": None if copied is None else copied.tune}

@@ -29,8 +29,11 @@ from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import check_tune
+from charrnn.folk.facts import CorpusFacts
+from charrnn.folk.form import read_form
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
+from charrnn.folk.stats import Reading, summary
 from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
@@ -137,6 +140,7 @@ class FolkResult:
     candidates: int
     seconds: float
     redrawn: int = 0  # lines of music the checks sent back (guided sampling)
+    form: dict = field(default_factory=dict)  # folk.stats.summary: parts x bars, repeats, ending, copied run
     svg: str | None = None
     audio: tuple[int, object] | None = None  # (sample_rate, int16 numpy array)
     files: list[str] = field(default_factory=list)  # .abc always; .mid and .wav for a tune that passed
@@ -146,7 +150,7 @@ class FolkResult:
         """A short record for the session's history and for API clients."""
         return {"title": self.title, "passed": self.passed, "ended": self.ended, "seed": self.seed,
                 "candidates": self.candidates, "seconds": round(self.seconds, 2), "redrawn": self.redrawn,
-                "abc": self.abc,
+                "abc": self.abc, "form": self.form,
                 "findings": self.findings}
 
 
@@ -167,6 +171,7 @@ class Service:
         self._counter_lock = threading.Lock()
         self._build_lock = threading.Lock()
         self.warm = threading.Event()  # set once the server has loaded what its first requests need
+        self._folk_facts: dict[tuple[str, int], CorpusFacts] = {}  # folk model folder -> its corpus facts
 
     # --- models ---------------------------------------------------------------------------------------
 
@@ -269,7 +274,7 @@ class Service:
         if tune_type in (None, "", ANY_TYPE):
             tune_type = None
         lm = self.load(model)
-        folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name)
+        folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name, facts=self._facts(lm))
         tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, MAX_FOLK_START).strip(),
                              temperature=clamp_float(temperature, 0.05, 2.0, 0.8), seed=seed_or_random(seed),
                              candidates=clamp_int(candidates, 1, MAX_FOLK_CANDIDATES, 4))
@@ -277,8 +282,16 @@ class Service:
                     for f in tune.report.findings]
         title = tune.report.headers.get("T", "").strip() or "Untitled"
         result = FolkResult(tune.abc, title, tune.passed, tune.ended, findings, tune.seed, tune.candidates,
-                            tune.seconds, tune.redrawn)
+                            tune.seconds, tune.redrawn, summary(Reading(tune.form, tune.copied)))
         return self._render(result, tempo)
+
+    def _facts(self, lm: LoadedModel) -> CorpusFacts:
+        """The corpus facts of a folk model (its note index is read once per model folder and kept)."""
+        key = (str(lm.entry.path), lm.entry.mtime_ns)
+        facts = self._folk_facts.get(key)
+        if facts is None:
+            facts = self._folk_facts[key] = CorpusFacts.find(lm.config, lm.entry.path)
+        return facts
 
     def rerender(self, record: dict, tempo=120) -> FolkResult:
         """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
@@ -287,9 +300,13 @@ class Service:
         findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
                     for f in report.findings]
         passed = bool(record.get("ended", True)) and report.passed
+        form = summary(Reading(read_form(abc)))  # the copied run as it was measured when the tune was written
+        copied = record.get("form") if isinstance(record.get("form"), dict) else {}
+        form.update({key: copied[key] for key in ("copied_bars", "copied_tune")
+                     if isinstance(copied.get(key), int | float)})
         result = FolkResult(abc, clip(record.get("title"), 200) or "Untitled", passed, bool(record.get("ended", True)),
                             findings, int(record.get("seed") or 0), int(record.get("candidates") or 1),
-                            float(record.get("seconds") or 0.0))
+                            float(record.get("seconds") or 0.0), form=form)
         return self._render(result, tempo)
 
     def _render(self, result: FolkResult, tempo) -> FolkResult:

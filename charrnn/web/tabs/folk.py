@@ -1,4 +1,4 @@
-"""The Folk tunes tab: write a tune; see its sheet music, hear it, read its checks; this session's tunes."""
+"""The Folk tunes tab: write a tune; see its sheet music and form, hear it, read its checks; this session's tunes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def build(page: Page) -> None:
 
     def show(result: svc.FolkResult, history: list) -> tuple:
         return (views.sheet(result), result.audio, result.abc, views.findings_markdown(result), result.files or None,
-                history, views.history_rows(history))
+                history, views.history_rows(history), views.form_markdown(result))
 
     @user_errors
     def folk(model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history):
@@ -56,7 +56,9 @@ def build(page: Page) -> None:
                 tempo = gr.Slider(40, 240, value=120, step=5, label="Tempo (quarter notes a minute)")
                 button = gr.Button("Write a tune", variant="primary")
             with gr.Column(scale=2):
-                sheet = gr.HTML(elem_id="sheet", label="Sheet music", value=views.SHEET_EMPTY, js_on_load=None)
+                with gr.Row():
+                    sheet = gr.HTML(elem_id="sheet", label="Sheet music", value=views.SHEET_EMPTY, js_on_load=None)
+                    form = gr.Markdown(elem_id="folk-form", label="Form")
                 audio = gr.Audio(label="Listen", type="numpy", interactive=False, elem_id="folk-audio")
                 findings = gr.Markdown(elem_id="folk-findings", label="Checks")
                 with gr.Row():
@@ -66,7 +68,7 @@ def build(page: Page) -> None:
         table = gr.Dataframe(headers=views.HISTORY_HEADERS, label="This session's tunes (click one to show it again)",
                              interactive=False, wrap=True)
 
-    outputs = [sheet, audio, abc, findings, files, history, table]
+    outputs = [sheet, audio, abc, findings, files, history, table, form]  # form last: the API's order stays
     button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history],
                  outputs, api_name="folk", **page.workers("folk"))
     table.select(folk_show, [history, tempo], outputs, api_name="folk_show", **page.workers("folk"))
