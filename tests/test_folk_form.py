@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from folk_tunes import ENDING_REEL, PICKUP_JIG, PLAIN_AIR, SHORT_POLKA, up_a_step
 
+from charrnn.cli import main
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import check_tune
 from charrnn.folk.facts import MODEL_FORMS, MODEL_INDEX, CorpusFacts, forms_path, write_facts
@@ -132,3 +133,27 @@ def test_facts_are_found_beside_the_corpus_only_for_the_same_text(tmp_path: Path
     (folder / MODEL_FORMS).write_bytes(forms_path(corpus).read_bytes())
     (folder / MODEL_INDEX).write_bytes(index_path(corpus).read_bytes())
     assert CorpusFacts.find(Config("0" * 64), folder).layouts == saved["layouts"]
+
+
+# ---- charrnn folk stats ---------------------------------------------------------------------------------
+
+
+def test_folk_stats_prints_each_tune_and_a_summary_beside_the_corpus(corpus: Path, tmp_path: Path, capsys) -> None:
+    tunes = tmp_path / "mine.abc"
+    tunes.write_text(f"{up_a_step(PICKUP_JIG, 'A')}\n\n{SHORT_POLKA}\n", encoding="utf-8")
+    assert main(["folk", "stats", str(tunes), "--corpus", str(corpus)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{tunes}: tune 1 (Pickup Jig): AABB 8+8 (pickups); ends on 1 (the tonic) of A; range 17 "
+                      "semitones; longest run shared with the corpus: 16 bars (tune 1)")
+    assert out[1].startswith(f"{tunes}: tune 2 (Short Polka): AA 7 (pickups); ends on 1 (the tonic) of D")
+    assert out[2] == f"| measure | {tunes} | {corpus} |"
+    assert "| a part of 7 or 9 | 50 | 0 |" in out and "| copies 4+ bars | 50 | - |" in out
+
+
+def test_folk_stats_errors(tmp_path: Path, capsys) -> None:
+    assert main(["folk", "stats"]) == 2
+    empty = tmp_path / "empty.abc"
+    empty.write_text("no tunes here\n", encoding="utf-8")
+    assert main(["folk", "stats", str(tmp_path / "missing.abc")]) == 2
+    assert main(["folk", "stats", str(empty), "--corpus", str(tmp_path / "nope.abc")]) == 2
+    assert "there is no corpus at" in capsys.readouterr().err
