@@ -3,6 +3,12 @@ with its form checked by hand, and a way to move a tune into another key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from charrnn.training.trainer import train
+
+from conftest import tiny_config
+
 # Two parts of 8 bars, each repeated and each begun with a one-note pickup (the short last bar completes
 # it); G major, ends on G; from D (62) to g (79).
 PICKUP_JIG = """\
@@ -59,3 +65,13 @@ def up_a_step(abc: str, key: str) -> str:
     header, _, body = abc.partition("K:G\n")
     moved = "".join(_LETTERS[_LETTERS.index(c) + 1] if c in _LETTERS else c for c in body)
     return f"{header}K:{key}\n{moved}"
+
+
+def train_tiny_folk(folder: Path, tunes: tuple[str, ...], count: int) -> Path:
+    """A tiny model trained in seconds on `count` tunes cycling through `tunes` (each without its X: line);
+    returns its run directory."""
+    corpus = folder / "tunes.abc"
+    corpus.write_text("\n\n".join(f"X:{i + 1}\n{tunes[i % len(tunes)]}" for i in range(count)) + "\n", encoding="utf-8")
+    train(tiny_config(corpus, folder / "run", hidden=64, max_steps=300, lr=1e-2, eval_every=100, threads=1),
+          progress=False)
+    return folder / "run"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from folk_tunes import train_tiny_folk
 
 from charrnn.cli import main
 from charrnn.data import Vocab
@@ -34,9 +35,8 @@ from charrnn.folk.generate import (
 )
 from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.runfile import CorpusInfo, RunFile
-from charrnn.training.trainer import train
 
-from conftest import REPO, tiny_config
+from conftest import REPO
 
 # Hand-written for these tests; not tunes from any collection.
 TUNES = (
@@ -52,12 +52,7 @@ JIG = "|:GAB dBG|AGA BGE|GAB dBd|edB A3:|\n"  # the whole jig: the model has onl
 
 @pytest.fixture(scope="module")
 def folk_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("folk")
-    corpus = folder / "tunes.abc"
-    corpus.write_text("\n\n".join(f"X:{i + 1}\n{TUNES[i % len(TUNES)]}" for i in range(60)) + "\n", encoding="utf-8")
-    train(tiny_config(corpus, folder / "run", hidden=64, max_steps=300, lr=1e-2, eval_every=100, threads=1),
-          progress=False)
-    return folder / "run"
+    return train_tiny_folk(tmp_path_factory.mktemp("folk"), TUNES, 60)
 
 
 @pytest.fixture(scope="module")

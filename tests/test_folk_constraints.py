@@ -4,18 +4,15 @@ on written-out music and on a tiny model trained on tunes of the wrong form."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from folk_tunes import train_tiny_folk
 
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.folk.constraints import FormPlan, form_plan, form_processors, parse_form
 from charrnn.folk.generate import FolkModel
-from charrnn.training.trainer import train
-
-from conftest import tiny_config
 
 VOCAB = Vocab(sorted(set("\n !#'()+,-./0123456789:<=>ABCDEFGKLMRTXZ[]^_abcdefgxz{|}~")))
 HEADER = "X:1\nT:Test\nR:jig\nM:6/8\nL:1/8\nK:G\n"
@@ -139,12 +136,7 @@ SIX_BAR_TUNES = (
 
 @pytest.fixture(scope="module")
 def six_bar_model(tmp_path_factory: pytest.TempPathFactory) -> FolkModel:
-    folder = tmp_path_factory.mktemp("six")
-    corpus = folder / "tunes.abc"
-    corpus.write_text("\n\n".join(f"X:{i + 1}\n{SIX_BAR_TUNES[i % 2]}" for i in range(40)) + "\n", encoding="utf-8")
-    train(tiny_config(corpus, folder / "run", hidden=64, max_steps=300, lr=1e-2, eval_every=100, threads=1),
-          progress=False)
-    return FolkModel.load(Path(folder / "run"))
+    return FolkModel.load(train_tiny_folk(tmp_path_factory.mktemp("six"), SIX_BAR_TUNES, 40))
 
 
 def test_the_form_holds_a_model_that_learnt_another(six_bar_model: FolkModel) -> None:

@@ -114,14 +114,20 @@ def cmd_folk(args) -> int:
     return 0
 
 
+def _tunes(args, verb: str) -> list[str]:
+    """The tunes of the ABC file `folk check` or `folk stats` was given; a CharRNNError if there are none."""
+    if args.file is None:
+        raise CharRNNError(f"give the ABC file: charrnn folk {verb} FILE.abc")
+    tunes = split_tunes(read_text(args.file))
+    if not tunes:
+        raise CharRNNError(f"{args.file} holds no ABC tune")
+    return tunes
+
+
 def cmd_folk_check(args) -> int:
     """Print each finding of each tune of an ABC file on one line; exit 1 if any is an error, 2 if unreadable."""
     try:
-        if args.file is None:
-            raise CharRNNError("give the ABC file to check: charrnn folk check FILE.abc")
-        tunes = split_tunes(read_text(args.file))
-        if not tunes:
-            raise CharRNNError(f"{args.file} holds no ABC tune")
+        tunes = _tunes(args, "check")
     except CharRNNError as e:
         print(f"charrnn: error: {e}", file=sys.stderr)
         return 2
@@ -141,11 +147,7 @@ def cmd_folk_check(args) -> int:
 def cmd_folk_stats(args) -> int:
     """Print each tune's form on one line, then a summary of the file's tunes beside the corpus's."""
     try:
-        if args.file is None:
-            raise CharRNNError("give the ABC file to read: charrnn folk stats FILE.abc")
-        tunes = split_tunes(read_text(args.file))
-        if not tunes:
-            raise CharRNNError(f"{args.file} holds no ABC tune")
+        tunes = _tunes(args, "stats")
         corpus = Path(args.corpus) if args.corpus else corpus_path("folk")
         if args.corpus and not corpus.is_file():
             raise CharRNNError(f"there is no corpus at {corpus}")
