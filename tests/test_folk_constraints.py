@@ -4,11 +4,13 @@ on written-out music and on a tiny model trained on tunes of the wrong form."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from folk_tunes import train_tiny_folk
 
+from charrnn.cli import main
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.folk.constraints import FormPlan, form_plan, form_processors, parse_form
@@ -135,8 +137,13 @@ SIX_BAR_TUNES = (
 
 
 @pytest.fixture(scope="module")
-def six_bar_model(tmp_path_factory: pytest.TempPathFactory) -> FolkModel:
-    return FolkModel.load(train_tiny_folk(tmp_path_factory.mktemp("six"), SIX_BAR_TUNES, 40))
+def six_bar_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny_folk(tmp_path_factory.mktemp("six"), SIX_BAR_TUNES, 40)
+
+
+@pytest.fixture(scope="module")
+def six_bar_model(six_bar_run: Path) -> FolkModel:
+    return FolkModel.load(six_bar_run)
 
 
 def test_the_form_holds_a_model_that_learnt_another(six_bar_model: FolkModel) -> None:
@@ -147,3 +154,16 @@ def test_the_form_holds_a_model_that_learnt_another(six_bar_model: FolkModel) ->
         assert tune.ended and tune.passed, tune.abc
         assert [part.bars for part in tune.form.parts] == [8, 8] and tune.form.ends_on_tonic, tune.abc
         assert tune.plan == EIGHT_EIGHT and tune.form_score() == 3
+
+
+def test_the_command_line_holds_the_form_and_says_so(six_bar_run: Path, capsys) -> None:
+    threads = torch.get_num_threads()
+    try:
+        code = main(["folk", str(six_bar_run), "--meter", "6/8", "--key", "G", "--type", "jig", "--title", "T",
+                     "--seed", "1", "--form", "AABB", "--bars", "8"])
+        assert code == 0
+        assert "AABB 8+8" in capsys.readouterr().err
+        assert main(["folk", str(six_bar_run), "--meter", "6/8", "--key", "G", "--form", "ABA"]) == 1
+        assert "is not a form string" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)
