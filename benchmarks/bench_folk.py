@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +191,15 @@ class FormRow:
     seconds: float = 0.0
 
 
-def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex) -> list[FormRow]:
+def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex,
+              each_round: Callable[[list[FormRow]], None]) -> list[FormRow]:
     """Write tune i with seed i and the i-th choice, before (`before`, plain: the model's own form, copies
-    allowed) and after (`folk`, held to a form, copies drawn again), one after the other."""
+    allowed) and after (`folk`, held to a form, copies drawn again), one after the other; `each_round`
+    sees the rows so far after each round of FORM_CHOICES."""
     rows = []
     for i in range(num):
+        if i and i % len(FORM_CHOICES) == 0:
+            each_round(rows)
         tune_type, meter = FORM_CHOICES[i % len(FORM_CHOICES)]
         key = FORM_KEYS[(i + i // len(FORM_CHOICES)) % len(FORM_KEYS)]
         for group, model, keep in (("before", before, False), ("after", folk, True)):
@@ -258,8 +263,13 @@ def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, p
     index = NoteIndex.load(index_path(corpus)) if index_path(corpus).is_file() else None
     if index is None:
         raise SystemExit(f"no note index beside {corpus}: build the corpus (charrnn corpora build folk)")
-    rows = corpus_rows(corpus) + form_rows(folk, before, num, index)
+    corpus_tunes = corpus_rows(corpus)
     everything = tuple(FORM_MEASURES)
+
+    def so_far(rows: list[FormRow]) -> None:  # a slow run on a busy machine still says something
+        print(f"## after {len(rows) // 2} tunes\n" + form_table(corpus_tunes + rows, None, everything), flush=True)
+
+    rows = corpus_tunes + form_rows(folk, before, num, index, so_far)
     print("## all tunes\n" + form_table(rows, None, everything))
     before = [r.seconds for r in rows if r.group == "before"]
     after = [r.seconds for r in rows if r.group == "after"]
