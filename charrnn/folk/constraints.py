@@ -19,7 +19,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from copy import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import torch
@@ -141,6 +141,7 @@ class FormTracker:
         self._rows: list[tuple[list[int], str]] = []
         self._closed: tuple[str, PartCounter] = ("", PartCounter(self.meter.value))
         self._last: tuple[str, _Position | None] = ("", None)
+        self._line: tuple[str, list[Token]] = ("", [])  # the line last read, and its tokens
 
     def text(self, ids: torch.Tensor, row: int) -> str:
         """The music of one row (the first bars given, then what the model wrote), decoded once per new
@@ -162,7 +163,7 @@ class FormTracker:
             return self._last[1]
         start = text.rfind("\n") + 1
         line = text[start:]
-        tokens = tokenize(line)
+        tokens = self._tokens(line)
         # A bar line still being written: the bar lines and endings that end the line.
         group = len(tokens)
         while group and tokens[group - 1].kind in ("bar", "ending"):
@@ -189,6 +190,21 @@ class FormTracker:
         position = _Position(counter, bar, sign, text[-1:], note, last_note.lstrip("["))
         self._last = (text, position)
         return position
+
+    def _tokens(self, line: str) -> list[Token]:
+        """The tokens of the line being written; when it only grew, the tokens before the last two of the
+        line as last read stand (a token ends where the next begins), and only the rest is read again."""
+        known, tokens = self._line
+        keep = len(tokens) - 2
+        while keep > 0 and tokens[keep].kind in _CONTEXT_TOKENS:
+            keep -= 1
+        if keep > 0 and line.startswith(known) and "+" not in known:  # +...+ may be an old-style chord
+            at = tokens[keep].start
+            tokens = tokens[:keep] + [replace(t, start=t.start + at) for t in tokenize(line[at:])]
+        else:
+            tokens = tokenize(line)
+        self._line = (line, tokens)
+        return tokens
 
     def _time(self, tokens: list[Token]) -> Fraction:
         """The written time of a bar's tokens, at the header's meter and unit."""
@@ -269,6 +285,9 @@ class _Processor:
 
 
 _DIGITS = "0123456789"
+# Tokens that are read as they are only after what precedes them (an ending after its bar line) or that
+# may swallow more than they show (a chord or a problem): a line is never read again from one of them.
+_CONTEXT_TOKENS = ("ending", "problem", "chord", "field")
 
 
 class PartEnds(_Processor):
