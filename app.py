@@ -10,16 +10,17 @@ import time
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
+from charrnn.serve.limits import MAX_UPLOAD_MB
 from charrnn.web import access
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_MODELS = REPO / "models"
-MAX_UPLOAD_MB = 20
 MAX_SESSIONS = 256  # each holds ~150 KB of Gradio state; see --max-sessions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="The charrnn web app: generate, autocomplete, folk tunes, training.")
+    p = argparse.ArgumentParser(description="The charrnn web app: generate, autocomplete, folk tunes, look inside a "
+                                            "model, pronounce words, training.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=access.port_number, default=access.default_port(),
                    help=f"default ${access.PORT_VARIABLE}, else {access.DEFAULT_PORT}")

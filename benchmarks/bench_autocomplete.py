@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import REPO, running_app
-from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import WORD_END
+from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.registry import Registry
 from tests.load_clients import percentile
 

@@ -1,16 +1,17 @@
 """Load on the web app, on loopback: many autocomplete clients typing beside a training job, then a burst
 of folk tunes. It reports requests, failures by kind, p50/p95 latency and the app's memory (RSS).
 
-    python -m benchmarks.load_app [--clients 50] [--seconds 60] [--route json|gradio|both]
+    python -m benchmarks.load_app [--clients 50] [--seconds 60] [--route page|json|gradio|all]
                                   [--training on|off|both] [--folk 20] [--plot docs/load.png]
 
 It starts `python app.py` with the shipped models and waits until it is warm (GET /api/health). With a
 training job (`--training on`), it starts one on the corpus (a 2x128 LSTM, through the app's own API, as
 the Train tab does) first. Then `--clients` clients type: each sends its text one character longer than
 last time, waits for the completions and types on after --think seconds; several --clients values are
-run one after another on the same app. The route is the JSON route /api/complete (charrnn/web/rest.py)
-or the Gradio event /complete. Then it asks for `--folk` tunes at the same moment. Only the app's
-explicit "queue is full" (HTTP 503) counts as a clean refusal; anything else that is not an answer is a
+run one after another on the same app. The route is the page's own (what the Autocomplete tab sends as
+you type: /api/page/complete), the JSON route /api/complete (charrnn/web/rest.py) or the Gradio event
+/complete. Then it asks for `--folk` tunes at the same moment. Only the app's explicit "queue is full"
+(HTTP 503) counts as a clean refusal; anything else that is not an answer is a
 failure. It prints one JSON line per run and a markdown table; --plot draws answers/s and p95 per count.
 """
 
@@ -55,8 +56,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[50])
     parser.add_argument("--seconds", type=float, default=60.0, help="of each run")
     parser.add_argument("--think", type=float, default=0.1, help="seconds between an answer and the next keystroke")
-    parser.add_argument("--route", choices=["json", "gradio", "both"], default="json",
-                        help="the JSON route /api/complete (default), the Gradio event /complete, or both in turn")
+    parser.add_argument("--route", choices=["page", "json", "gradio", "all"], default="page",
+                        help="what the page sends as you type (default), the JSON route /api/complete, the Gradio "
+                             "event /complete, or all three in turn")
     parser.add_argument("--training", choices=["on", "off", "both"], default="on",
                         help="a training job beside the clients (default on); both: without, then with")
     parser.add_argument("--folk", type=int, default=20, help="folk tunes asked for at once (default 20)")
@@ -64,7 +66,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="draw answers/s and latency per client count into this PNG")
     args = parser.parse_args()
     text = args.corpus.read_text(encoding="utf-8")
-    routes = ("gradio", "json") if args.route == "both" else (args.route,)
+    routes = ("gradio", "json", "page") if args.route == "all" else (args.route,)
     runs = []
     with running_app(REPO / "models", REPO / "runs" / "load-app") as (app, url, first_response):
         print(f"app answered after {first_response:.1f}s, warm {wait_until_warm(url):.1f}s later")

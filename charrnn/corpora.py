@@ -67,7 +67,7 @@ CATALOGUE: dict[str, Corpus] = {
         ),
         Corpus(
             name="folk",
-            description="About 3,950 Irish, Scottish and American fiddle tunes in ABC, built from music21's corpus",
+            description="3,958 Irish, Scottish and American fiddle tunes in ABC, built from music21's corpus",
             kind="build",
             filename="folk.abc",
             licence="traditional tunes; transcriptions distributed with music21 (see its corpus/license.txt)",

@@ -2,7 +2,9 @@
 
 It is the only way config.json is read or written. The model arguments are a plain dict that the
 model kind's config class checks (charrnn.models), so a new kind needs no change here; what a kind
-needs beyond one character vocabulary (e.g. a seq2seq target vocabulary) travels in `extra`.
+needs beyond one character vocabulary (e.g. a seq2seq target vocabulary) is `extra`, a dataclass the
+kind's record names (`Kind.extra`), under config.json's "extra" key as when it was a plain object, so
+files written before and after it was typed read the same in both.
 
 Format version 2 names the kind ("lm", "seq2seq") and the recurrent cell (`model.cell`). Version 1
 files (every run before it, and the shipped models) load too: they are LM runs whose cell was called
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +64,14 @@ class RunFile:
     weights_dtype: str | None = None  # set by export: "float16", ...
     size_bytes: int | None = None  # of the weights file, set by export
     parameters: int | None = None  # set by export
-    extra: dict[str, Any] = field(default_factory=dict)  # what a kind records beyond these fields
+    extra: Any = None  # what the kind records beyond these fields: an instance of its Kind.extra, or None
 
     def __post_init__(self):
         """Raise ValueError or TypeError for contents no model could be built from."""
         if not isinstance(self.model, dict):
             raise TypeError("model must be an object of model arguments")
-        config = models.spec(self.kind).config(**self.model)  # TypeError/ValueError for bad arguments
+        kind = models.lookup(self.kind)
+        config = kind.config(**self.model)  # TypeError/ValueError for bad arguments
         chars = self.vocab
         if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars) \
                 or len(set(chars)) != len(chars):
@@ -82,8 +85,14 @@ class RunFile:
         loss = self.best_val_loss
         if loss is not None and not (isinstance(loss, int | float) and math.isfinite(loss)):
             raise ValueError(f"best_val_loss must be a finite number or null, not {loss!r}")
-        if not isinstance(self.train, dict) or not isinstance(self.extra, dict):
-            raise TypeError("train and extra must be objects")
+        if not isinstance(self.train, dict):
+            raise TypeError("train must be an object")
+        if kind.extra is None and self.extra is not None:
+            raise TypeError(f"a {self.kind} run file has no extra fields")
+        if kind.extra is not None:
+            if not isinstance(self.extra, kind.extra):
+                raise TypeError(f"a {self.kind} run file needs its extra fields ({kind.extra.__name__})")
+            self.extra.check(config)
 
     # --- what readers ask of it -----------------------------------------------------------------------
 
@@ -104,9 +113,9 @@ class RunFile:
         out = {"format_version": FORMAT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            if (f.name in OPTIONAL and value is None) or (f.name == "extra" and not value):
+            if (f.name in OPTIONAL or f.name == "extra") and value is None:
                 continue
-            out[f.name] = value.__dict__.copy() if isinstance(value, CorpusInfo) else value
+            out[f.name] = asdict(value) if is_dataclass(value) else value
         return out
 
     @classmethod
@@ -126,6 +135,14 @@ class RunFile:
         args = {k: v for k, v in obj.items() if k in known}
         if args.get("corpus") is not None:
             args["corpus"] = CorpusInfo(**args["corpus"])
+        extra = models.lookup(args["kind"]).extra
+        # A kind without extra fields ignores an "extra" object, as it ignores any other key it does not know.
+        if extra is None or "extra" not in args:
+            args["extra"] = None
+        elif not isinstance(args["extra"], dict):
+            raise TypeError("extra must be an object")
+        else:
+            args["extra"] = extra.from_dict(args["extra"])
         return cls(**args)
 
     # --- files ----------------------------------------------------------------------------------------
@@ -165,6 +182,10 @@ class UnsupportedFormat(ValueError):
 
 
 def _from_version_1(obj: dict) -> dict:
-    """A version 1 object as version 2: an LM whose cell was `model.model`."""
+    """A version 1 object as version 2: an LM whose cell was `model.model` (and, in the first runs, before
+    the corpus catalogue, whose corpus had no catalogue name)."""
     model = {("cell" if k == "model" else k): v for k, v in dict(obj["model"]).items()}
-    return {**obj, "kind": "lm", "model": model, "format_version": FORMAT_VERSION}
+    corpus = obj.get("corpus")
+    if isinstance(corpus, dict):
+        corpus = {"name": None, **corpus}
+    return {**obj, "kind": "lm", "model": model, "corpus": corpus, "format_version": FORMAT_VERSION}

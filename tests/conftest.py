@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import REPO as REPO  # test files import it from here
 from helpers import SHAKESPEARE, require
+from hypothesis import settings
 
 from charrnn.data import Vocab
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.models.rnn import CharRNN
 from charrnn.training.trainer import TrainConfig, train
+
+# Property tests: in CI (and by default) a fixed number of examples from a fixed seed, the same inputs every
+# run; HYPOTHESIS_PROFILE=thorough tries ten times as many, freshly random each time.
+settings.register_profile("ci", max_examples=100, derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=1_000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

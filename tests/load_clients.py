@@ -72,6 +72,7 @@ def call(url: str, api: str, data: list, timeout: float = 300.0) -> str:
         return f"error: {type(e).__name__}: {e}"
 
 
+ROUTES = {"page": "page/complete", "json": "complete"}  # autocomplete_load's JSON routes, under /api/
 WARM_UP_S = 15.0  # seconds of load before the measured load (see autocomplete_load)
 
 
@@ -137,11 +138,13 @@ def _timed(request: Callable[..., str], *args) -> tuple[str, float]:
 
 
 def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds: float = 60.0,
-                      think: float = 0.1, model: str = "shakespeare", route: str = "json",
+                      think: float = 0.1, model: str = "shakespeare", route: str = "page",
                       warm_up_s: float = WARM_UP_S) -> dict:
     """`clients` threads type through their own stretch of `text` for `seconds`; outcomes and memory.
 
-    `route` "json" asks the app's JSON route /api/complete, "gradio" the Gradio event /complete.
+    `route` "page" sends what the Autocomplete tab's page sends as you type (static/autocomplete.js: the same
+    JSON body to /api/page/complete), "json" asks the JSON route /api/complete, "gradio" the Gradio event
+    /complete.
     The same clients first type `warm_up_s` seconds, unmeasured, elsewhere in `text`: the first requests
     under load fill the caches and the allocator's arenas, which is not what a leak check should see."""
     if warm_up_s:
@@ -155,8 +158,8 @@ def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds:
         while time.monotonic() < deadline:
             at += 1
             args = {"model": model, "text": text[start:at], "num": 3, "until": "word", "max_len": 30}
-            outcomes[i].append(_timed(call_json, url, "complete", args) if route == "json"
-                               else _timed(call, url, "complete", list(args.values())))
+            outcomes[i].append(_timed(call, url, "complete", list(args.values())) if route == "gradio"
+                               else _timed(call_json, url, ROUTES[route], args))
             time.sleep(think)
 
     watch = MemoryWatch(pid)

@@ -136,7 +136,7 @@ def test_inspect(client):
     assert "10,000 characters" in long  # the handler cuts the text to its limit
 
 
-def test_folk_tune(client):
+def test_folk_tune(client, server):
     sheet, audio, abc, findings, files, table, form = client.predict(
         "folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120, api_name="/folk")
     assert abc.startswith("X:1\nT:") and "K:D" in abc
@@ -146,6 +146,15 @@ def test_folk_tune(client):
     assert sorted(f.rsplit(".", 1)[1] for f in (x if isinstance(x, str) else x["path"] for x in files)) == [
         "abc", "mid", "wav"]
     assert table["data"][0][-1] == "yes"
+    # /folk_show, listed by view_api, shows a tune of this session's history again (the client's session).
+    tracebacks = server.log.read_text().count("Traceback")
+    again = client.predict(0, 100, api_name="/folk_show")
+    assert again[2] == abc and "<svg" in again[0] and again[5]["data"] == table["data"]
+    with pytest.raises(Exception, match=r"no tune 3 in this session's history \(rows 0 to 0\)"):
+        client.predict(3, 100, api_name="/folk_show")
+    with pytest.raises(Exception, match="none yet: write one with /folk first"):
+        Client(client.src, verbose=False, download_files=False).predict(0, 100, api_name="/folk_show")
+    assert server.log.read_text().count("Traceback") == tracebacks
     with pytest.raises(Exception, match="not a folk model"):
         client.predict("shakespeare", "6/8", "D", "major", "jig", "", 0.5, 1, 2, 120, api_name="/folk")
     with pytest.raises(Exception, match="not in the list of choices"):

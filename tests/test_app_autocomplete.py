@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
-from charrnn.decoding import autocomplete as ac_module
-from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import complete
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
+from charrnn.serve.autocomplete import Autocompleter
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,9 @@ def test_cold_extend_and_cached_answers_agree_with_a_fresh_search(lm):
 def test_completions_are_bounded_and_well_formed(lm):
     ac = Autocompleter()
     result = ask(ac, lm, "To be, or not to b", num=100, max_len=10_000)
-    assert 1 <= len(result.completions) <= ac_module.MAX_NUM
+    assert 1 <= len(result.completions) <= limits.COMPLETIONS.hi
     for c in result.completions:
-        assert c.text and len(c.text) <= ac_module.MAX_LEN and 0 < c.prob <= 1
+        assert c.text and len(c.text) <= limits.COMPLETION_LENGTH.hi and 0 < c.prob <= 1
     probs = [c.prob for c in result.completions]
     assert probs == sorted(probs, reverse=True)
     assert len(ask(ac, lm, "To be", num=0).completions) <= 1
@@ -76,7 +76,7 @@ def test_long_texts_read_only_the_context(lm):
     ac = Autocompleter(context=64)
     text = ("All the world's a stage, and all the men and women merely players. " * 300) + "They have their ex"
     result = ask(ac, lm, text)
-    assert result.text_len == ac_module.MAX_TEXT
+    assert result.text_len == limits.MAX_COMPLETE_TEXT
     assert same(result.completions, fresh(lm, text[-64:]))
 
 

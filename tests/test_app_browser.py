@@ -120,6 +120,54 @@ def test_autocomplete_suggests_and_accepts(page):
     assert not page.locator("#ac-popup .ac-pop.ac-open").count()
 
 
+def type_and_see_completions(page) -> list[tuple[str, str]]:
+    """On the Autocomplete tab: type a prefix, wait for its completions; the requests (URL, body) meanwhile."""
+    asked: list[tuple[str, str]] = []
+    page.on("request", lambda r: asked.append((r.url, r.post_data or "")))
+    page.get_by_role("tab", name="Autocomplete").click()
+    box = page.locator("#ac-input textarea")
+    box.click()
+    box.press_sequentially("To be, or not to b", delay=40)
+    page.wait_for_function("() => window.__acShown && window.__acShown.len === 18 && window.__acShown.n > 0",
+                           timeout=20_000)
+    assert popup_items(page)
+    return asked
+
+
+def test_typing_takes_the_json_path_not_gradios_queue(page, server):
+    asked = type_and_see_completions(page)
+    assert sum(url == server.url + "api/page/complete" for url, _ in asked) >= 1
+    assert not [url for url, body in asked if "gradio_api" in url and "To be" in body]  # the text never queues
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory, tiny_run):
+    """The app with a login and --read-only, as a public demo would run."""
+    models = models_folder(tmp_path_factory, tiny_run, "browser-locked-models")
+    work = tmp_path_factory.mktemp("browser-locked")
+    app = AppServer(models, work / "runs", work, "--auth", "ada:lovelace", "--read-only")
+    yield app
+    app.stop()
+
+
+def test_autocomplete_works_behind_the_login(browser, locked):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(locked.url)
+    page.locator("input[type=password]").wait_for(timeout=60_000)
+    page.locator("input[type=text]").first.fill("ada")
+    page.locator("input[type=password]").fill("lovelace")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#gen-output textarea", timeout=60_000)
+    asked = type_and_see_completions(page)
+    assert any(url.endswith("api/page/complete") for url, _ in asked)
+    context.close()
+    stranger = browser.new_context()  # the route itself: no cookie, no answer
+    answer = stranger.request.post(locked.url + "api/page/complete", data={"model": "shakespeare", "text": "To b"})
+    assert answer.status == 401
+    stranger.close()
+
+
 def test_autocomplete_latency_in_the_browser(page):
     """From the last keystroke to its completions on screen: for each of the PREFIXES, its last 8 characters
     are typed at KEY_DELAY_MS a key (so a request is usually in flight when the last key is pressed)."""
@@ -178,13 +226,45 @@ def test_generate_streams_text(page):
     assert len(stopped) < len("ROMEO:") + 5000 and "done" not in page.locator("#gen-stats").inner_text()
 
 
-def test_the_beam_width_shows_in_beam_mode_only(page):
-    beam = page.locator("#gen-beam")
-    assert not beam.is_visible()
+DRAWING = ("#gen-temperature", "#gen-top-k", "#gen-top-p", "#gen-seed")  # the controls only sampling uses
+
+
+def drawing_enabled(page) -> list[bool]:
+    return [page.locator(f"{control} input").first.is_enabled() for control in DRAWING]
+
+
+def test_the_beam_width_shows_in_beam_mode_only_and_what_beam_search_ignores_is_disabled(page):
+    beam, note = page.locator("#gen-beam"), page.locator("#gen-mode-note")
+    assert not beam.is_visible() and drawing_enabled(page) == [True] * 4
     page.get_by_label("beam", exact=True).check()
-    beam.wait_for(state="visible", timeout=10_000)
+    beam.wait_for(state="visible", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#gen-mode-note').innerText.includes('does not use')",
+                           timeout=30_000)
+    assert drawing_enabled(page) == [False] * 4
+    assert "does not use temperature, top-k, top-p and seed" in note.inner_text()
     page.get_by_label("sample", exact=True).check()
-    beam.wait_for(state="hidden", timeout=10_000)
+    beam.wait_for(state="hidden", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#gen-mode-note').innerText.trim()", timeout=30_000)
+    assert drawing_enabled(page) == [True] * 4
+
+
+def test_an_error_stays_where_the_tune_would_be_and_the_last_tune_is_not_left_looking_current(page):
+    page.get_by_role("tab", name="Folk tunes").click()
+    page.locator("label:has-text('Seed') input").last.fill("1")
+    page.get_by_role("button", name="Write a tune").click()
+    page.wait_for_function("() => document.querySelector('#folk-findings').innerText.includes('check')",
+                           timeout=60_000)
+    assert "<svg" in page.locator("#sheet").inner_html()
+    page.locator("label:has-text('First bars') textarea, label:has-text('First bars') input").first.fill("K:G |abc|")
+    page.get_by_role("button", name="Write a tune").click()
+    page.wait_for_function("() => document.querySelector('#folk-findings').innerText.includes('Error')",
+                           timeout=30_000)
+    time.sleep(12)  # longer than Gradio's toast lasts
+    for where in ("#sheet", "#folk-findings"):
+        assert "the first bars must be music only" in page.locator(where).inner_text(), where
+    assert "Passed every check" not in page.locator("#folk-findings").inner_text()
+    assert "<svg" not in page.locator("#sheet").inner_html() and "K:" not in page.locator("#folk-abc").inner_text()
+    shot(page, "folk-error")
 
 
 def test_folk_tune_shows_sheet_music_and_audio(page):

@@ -15,6 +15,7 @@ import pytest
 from test_app_support import folk_corpus, folk_model
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import JobManager
@@ -46,14 +47,14 @@ def service(models, tmp_path):
 @pytest.mark.parametrize(("value", "expected"), [
     (5, 5), (-3, 0), (99, 10), (None, 7), ("x", 7), (math.nan, 7), (math.inf, 7), ("4", 4), (2.6, 3)])
 def test_clamp_int(value, expected):
-    assert svc.clamp_int(value, 0, 10, 7) == expected
+    assert limits.clamp_int(value, 0, 10, 7) == expected
 
 
 def test_clamp_float_clip_and_seeds():
-    assert svc.clamp_float(1e9, 0, 3, 1) == 3 and svc.clamp_float(-math.inf, 0, 3, 1) == 1
-    assert svc.clip(None, 5) == "" and svc.clip("x" * 50, 5) == "xxxxx" and svc.clip(12, 5) == "12"
-    assert svc.seed_or_random(12) == 12 and svc.seed_or_random(10**20) == svc.MAX_SEED
-    assert 0 <= svc.seed_or_random(-1) < svc.MAX_SEED and 0 <= svc.seed_or_random(None) < svc.MAX_SEED
+    assert limits.clamp_float(1e9, 0, 3, 1) == 3 and limits.clamp_float(-math.inf, 0, 3, 1) == 1
+    assert limits.clip(None, 5) == "" and limits.clip("x" * 50, 5) == "xxxxx" and limits.clip(12, 5) == "12"
+    assert limits.seed_or_random(12) == 12 and limits.seed_or_random(10**20) == limits.MAX_SEED
+    assert 0 <= limits.seed_or_random(-1) < limits.MAX_SEED and 0 <= limits.seed_or_random(None) < limits.MAX_SEED
 
 
 def test_generate_streams_in_chunks_and_reports_speed(service, monkeypatch):
@@ -74,10 +75,10 @@ def test_generate_modes_and_bounds(service):
     greedy = [list(service.generate("shakespeare", "The ", 50, "greedy", seed=s))[-1].text for s in (1, 2)]
     assert greedy[0] == greedy[1]
     beam = list(service.generate("shakespeare", "The ", 10**9, "beam", beam=10**6))
-    assert beam[-1].done and len(beam[-1].text) <= 4 + svc.MAX_BEAM_LENGTH and "beam width 16" in beam[-1].note
+    assert beam[-1].done and len(beam[-1].text) <= 4 + limits.BEAM_LENGTH.hi and "beam width 16" in beam[-1].note
     long = list(service.generate("shakespeare", "x" * 50_000, 10**9, "sample", temperature=99, top_k=10**6,
                                  top_p=-5, seed=3))[-1]
-    assert long.chars == svc.MAX_LENGTH and len(long.text) == svc.MAX_PRIME + svc.MAX_LENGTH
+    assert long.chars == limits.LENGTH.hi and len(long.text) == limits.MAX_PRIME + limits.LENGTH.hi
     odd = list(service.generate("shakespeare", "ROMEO ☃:", 5, seed=1))[-1]
     assert "does not know" in odd.note and odd.text.startswith("ROMEO :")
     with pytest.raises(CharRNNError, match="mode must be"):
@@ -155,7 +156,7 @@ def test_folk_bounds(service):
     with pytest.raises(CharRNNError, match="not a folk model"):
         service.folk_tune("shakespeare", "6/8", "D", "major")
     tune = service.folk_tune("folk", "6/8", "D", "major", "jig", "", temperature=50, seed=2, candidates=10**6)
-    assert tune.candidates == svc.MAX_FOLK_CANDIDATES
+    assert tune.candidates == limits.FOLK_CANDIDATES.hi
 
 
 @pytest.mark.slow

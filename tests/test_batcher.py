@@ -10,11 +10,11 @@ from helpers import run_in_threads
 
 from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
-from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.decoding.beam import beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.models.rnn import CharRNN, ModelConfig
+from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.batcher import Batcher
 
 TOGETHER_S = 0.5  # long enough that threads started together always meet (the server's default is 2 ms)

@@ -8,6 +8,7 @@ import pytest
 
 from charrnn.errors import CharRNNError
 from charrnn.serve import jobs as jobs_module
+from charrnn.serve import limits
 from charrnn.serve.jobs import Busy, JobManager, check_upload, safe_name
 from charrnn.serve.registry import Registry
 
@@ -85,7 +86,7 @@ def test_a_job_trains_reports_and_shows_up_as_a_model(tmp_path, small_text):
     registry = Registry(tmp_path / "models", tmp_path / "runs", hidden=manager.active_dirs)
     job = manager.start(upload=small_text, upload_name="small.txt", name="my run!", model="gru", size="tiny",
                         time_budget=1)  # clamped up to the 5 s minimum
-    assert job.name == "my-run" and job.time_budget == jobs_module.MIN_BUDGET_S
+    assert job.name == "my-run" and job.time_budget == limits.BUDGET_S.lo
     assert manager.busy() and registry.names() == []  # not offered while it trains
     with pytest.raises(Busy, match="one job at a time"):
         manager.start(upload=small_text, size="tiny")

@@ -1,5 +1,5 @@
 """Load on the real app (`python app.py`, loopback only, with the shipped models): many autocomplete clients
-beside a running training job (on the JSON route /api/complete, the app's path for such load), and folk
+beside a running training job (sending what the Autocomplete tab's page sends: /api/page/complete), and folk
 tunes asked for all at once. Bounded in count and time.
 
 The figures go to test-artifacts/load.json; the README's Reliability section quotes a run of

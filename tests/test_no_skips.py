@@ -28,7 +28,14 @@ def test_a_missing_corpus_fails_under_ci_and_skips_elsewhere(tmp_path, ci):
     result = run_pytest(tmp_path, ci)
     out = result.stdout + result.stderr
     assert "no-shared-folder/corpora/tinyshakespeare.txt is not there" in out, out
+    assert "set CHARRNN_SHARED to the folder that holds corpora/" in out  # each skip says what it needs
     if ci:
         assert result.returncode == 1 and "2 errors" in out and "CI is set, so this fails instead of skipping" in out
     else:
         assert result.returncode == 0 and "2 skipped" in out
+
+
+def test_the_readme_says_what_the_skips_need_and_how_to_point_at_it():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    setup = readme[readme.index("## Set-up"):readme.index("## Usage")]
+    assert "corpora/tinyshakespeare.txt" in setup and "CHARRNN_SHARED=" in setup and "-rs" in setup

@@ -12,7 +12,8 @@ from helpers import REPO, require
 
 from charrnn.errors import CharRNNError
 from charrnn.serve.jobs import JobManager
-from charrnn.serve.pronounce import MAX_WORDS, Pronouncer, words_of
+from charrnn.serve.limits import MAX_WORDS
+from charrnn.serve.pronounce import Pronouncer, words_of
 from charrnn.serve.registry import Registry, UnknownModel
 from charrnn.serve.service import Service
 from charrnn.web.views import pronunciations_html
@@ -33,8 +34,18 @@ def pronouncer(registry):
     return Pronouncer(registry)
 
 
-def test_words_of_a_sentence():
-    assert words_of("Hello, HELLO world! It's 3 o'clock.") == ["hello", "world", "it's", "o'clock"]
+def test_words_of_a_sentence_are_read_as_the_cli_reads_them_and_what_is_left_out_is_said(pronouncer):
+    words, notes = words_of("Hello, HELLO world! It’s 3 o'clock. Café rock-and-roll 42nd", pronouncer.translator("g2p"))
+    assert words == ["hello", "world", "it's", "o'clock", "cafe", "rock", "and", "roll"]
+    assert "Hello,: left out punctuation: ," in notes and "world!: left out punctuation: !" in notes
+    assert "It’s: read ’ as '" in notes and "Café: read é as e" in notes
+    digits = [n for n in notes if "digits" in n]
+    assert len(digits) == 2 and all("write numbers as words" in n for n in digits), notes  # 3 and 42nd
+
+
+def test_a_text_of_digits_alone_is_refused_saying_why(pronouncer):
+    with pytest.raises(CharRNNError, match="type one or more words; left out '123' has digits"):
+        pronouncer.pronounce("g2p", "123")
 
 
 def test_n_best_with_the_dictionary_beside(pronouncer):
@@ -58,12 +69,16 @@ def test_n_best_with_the_dictionary_beside(pronouncer):
 def test_the_picture_and_table(pronouncer):
     page = pronunciations_html(pronouncer.pronounce("g2p", "hello", 3, 2))
     assert page.count("<svg") == 1 and page.count("<rect") == 5 * 5 and "ARPAbet" in page and "/h" in page
+    assert page.count("<th>") == 4 and page.count("<th></th>") == 0  # every column has a heading
+    assert page.count("<tr>") == 3 and all(row.count("<td") == 4 for row in page.split("<tr>")[2:])
+    shown = pronunciations_html(pronouncer.pronounce("g2p", "Café!", 3, 2))
+    assert "<h3>cafe</h3>" in shown and "read é as e" in shown and "left out punctuation: !" in shown
 
 
 def test_bounds_and_bad_input(pronouncer):
     with pytest.raises(CharRNNError, match="type one or more words"):
         pronouncer.pronounce("g2p", "123 !!", 5, 3)
-    many = pronouncer.pronounce("g2p", " ".join(f"w{'a' * i}" for i in range(1, 100)), beam=99, num=99)
+    many = pronouncer.pronounce("g2p", " ".join(x + y for x in "abcdefgh" for y in "abcdefgh"), beam=99, num=99)
     assert len(many["words"]) == MAX_WORDS and len(many["words"][0]["outputs"]) == 5
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from charrnn.errors import CharRNNError
 from charrnn.serve import registry as registry_module
 from charrnn.serve.registry import Registry, UnknownModel, default_runs_dir
 
@@ -71,8 +72,27 @@ def test_a_path_to_a_real_model_is_not_a_name(folders):
 def test_empty_or_missing_folders(tmp_path):
     reg = Registry(tmp_path / "nothing-here", tmp_path / "nor-here")
     assert reg.entries() == [] and reg.default() is None
-    with pytest.raises(UnknownModel, match="train one in the Train tab"):
+    with pytest.raises(UnknownModel, match="no model 'shakespeare': the models folder holds no text model: train one "
+                                           "in the Train tab"):
         reg.entry("shakespeare")
+    with pytest.raises(UnknownModel, match="the Train tab trains language models only: train one with `charrnn "
+                                           "seq2seq train cmudict"):
+        reg.entry("g2p", kind="seq2seq")
+
+
+def test_each_tab_without_its_kind_of_model_says_how_to_get_one(tmp_path):
+    """With no models, the Folk tunes and Pronounce tabs do not send users to a Train tab that cannot help."""
+    from charrnn.serve.jobs import JobManager
+    from charrnn.serve.service import NO_MODELS, Service
+
+    service = Service(Registry(tmp_path / "models", tmp_path / "runs"), JobManager(tmp_path / "runs"))
+    with pytest.raises(CharRNNError, match="no folk tune model: in the Train tab, build the folk corpus"):
+        service.folk_tune(None)
+    with pytest.raises(CharRNNError, match="charrnn seq2seq train cmudict"):
+        service.pronounce(None, "hello")
+    with pytest.raises(CharRNNError, match="at least 5,000 characters"):
+        next(service.generate(None, "x"))
+    assert "Folk tunes need a model trained on the folk corpus" in NO_MODELS
 
 
 def test_hidden_runs_are_not_offered(folders):

@@ -10,10 +10,15 @@ import pytest
 import torch
 
 from charrnn import checkpoint as ckpt
+from charrnn import models
+from charrnn.data import Vocab
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.models.seq2seq import Seq2SeqExtra
 from charrnn.runfile import FORMAT_VERSION, CorpusInfo, RunFile
+from charrnn.seq2seq.translate import Translator
+from charrnn.training.config import resume_config
 
 from conftest import REPO
 
@@ -64,10 +69,27 @@ def test_version_2_round_trips(tiny_run, tmp_path):
     run.write(tmp_path)
     assert RunFile.read(tmp_path) == run
     assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((tiny_run / ckpt.CONFIG).read_text())
-    with_extra = replace(run, extra={"target_vocab": ["AH0", "B", "<eos>"]}, weights_dtype="float16")
-    with_extra.write(tmp_path)
-    assert RunFile.read(tmp_path) == with_extra
+    exported = replace(run, weights_dtype="float16")
+    exported.write(tmp_path)
+    assert RunFile.read(tmp_path) == exported
     assert "extra" not in run.to_dict() and "weights_dtype" not in run.to_dict()  # written only when there
+    with pytest.raises(TypeError, match="a lm run file has no extra fields"):
+        replace(run, extra=RunFile.read(REPO / "models" / "g2p").extra)
+
+
+def test_a_kind_without_extra_fields_ignores_an_extra_object():
+    obj = json.loads((REPO / "models" / "shakespeare" / ckpt.CONFIG).read_text())
+    assert RunFile.from_dict({**obj, "extra": {"note": "from a later charrnn"}}).extra is None
+
+
+def test_the_shipped_seq2seq_model_round_trips_with_its_typed_extra(tmp_path):
+    shipped = REPO / "models" / "g2p"
+    run = RunFile.read(shipped)
+    assert isinstance(run.extra, Seq2SeqExtra) and run.extra.target_tokens == "space"
+    assert run.extra.target_vocab[:3] == ["<pad>", "<s>", "</s>"] and len(run.extra.source_vocab) == 28
+    run.write(tmp_path)
+    assert json.loads((tmp_path / ckpt.CONFIG).read_text()) == json.loads((shipped / ckpt.CONFIG).read_text())
+    assert RunFile.read(tmp_path) == run
 
 
 def _edit(obj: dict, path: str, value) -> dict:
@@ -106,6 +128,24 @@ def test_malformed_run_files_get_one_line_errors(run, path, value, message):
     assert str(caught.value).startswith(str(config)) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("extra", KeyError, r"malformed: a seq2seq run file needs its extra fields \(Seq2SeqExtra\)"),
+    ("extra", [1], "malformed: extra must be an object"),
+    ("extra.source_vocab", ["<pad>", "a", "b"], "malformed: extra.source_vocab has 3 tokens but model.source_voc"),
+    ("extra.target_vocab", ["<pad>", "<pad>"], "malformed: extra.target_vocab must be a list of distinct tokens"),
+    ("extra.target_tokens", "bytes", "malformed: extra.source_tokens and target_tokens must be one of chars, space"),
+    ("extra.max_ratio", "x", "malformed: extra.max_ratio must be a positive number"),
+    ("extra.max_ratio", KeyError, "malformed: .*max_ratio"),
+])
+def test_malformed_seq2seq_extras_get_one_line_errors(tmp_path, path, value, message):
+    config = tmp_path / ckpt.CONFIG
+    obj = json.loads((REPO / "models" / "g2p" / ckpt.CONFIG).read_text())
+    config.write_text(json.dumps(_edit(obj, path, value)))
+    with pytest.raises(CharRNNError, match=message) as caught:
+        RunFile.read(tmp_path)
+    assert str(caught.value).startswith(str(config)) and "\n" not in str(caught.value)
+
+
 def test_version_1_errors_too(run):
     config = run / ckpt.CONFIG
     old = as_version_1(json.loads(config.read_text()))
@@ -113,6 +153,40 @@ def test_version_1_errors_too(run):
     config.write_text(json.dumps(old))
     with pytest.raises(CharRNNError, match="unknown cell 'transformer'"):
         RunFile.read(run)
+
+
+OLD_RUN_FILES = sorted((REPO / "tests" / "data" / "runfiles").glob("*.json"))
+
+
+def test_run_files_of_earlier_commits_are_there():
+    """Every format the trainers and exports have written since the first commit (see the folder's README)."""
+    made = {p.stem for p in OLD_RUN_FILES}
+    assert {"ac9d52d-lm-run", "ef4bace-lm-export", "d17db82-lm-run", "aeff27e-s2s-run", "aeff27e-s2s-export",
+            "fc56f82-lm-auto", "7a22c82-s2s-run"} <= made
+
+
+@pytest.mark.parametrize("path", OLD_RUN_FILES, ids=lambda p: p.stem)
+def test_run_files_of_earlier_commits_load_resume_and_decode(path, tmp_path):
+    run = RunFile.from_dict(json.loads(path.read_text()))
+    kind = models.lookup(run.kind)
+    network = models.build(run.kind, run.model).eval()
+    # What --resume rebuilds from it: this charrnn's training config of the kind (a seq2seq run of the days
+    # when both kinds shared one config drops the LM's fields it carried).
+    (tmp_path / "run").mkdir()
+    shutil.copy(path, tmp_path / "run" / ckpt.CONFIG)
+    cfg = resume_config(tmp_path / "run", {})
+    assert cfg.kind == run.kind and cfg.layers == run.train["layers"] and cfg.hidden == run.train["hidden"]
+    run.write(tmp_path)
+    assert RunFile.read(tmp_path) == run
+    if kind.extra is None:
+        vocab = Vocab(run.vocab)
+        text = "".join(generate(network, vocab, prepare_prompt(network, vocab, vocab.chars[0]), 8,
+                                SamplingSettings(1.0, seed=1)))
+        assert len(text) == 8 and set(text) <= set(vocab.chars)
+    else:
+        translator = Translator(network, run)
+        word = (" " if run.extra.source_tokens == "space" else "").join(run.extra.source_vocab[1:4])
+        assert len(translator.translate([word], beam=2, num=2)[0]) == 2
 
 
 def test_corpus_label():

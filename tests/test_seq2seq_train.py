@@ -89,11 +89,11 @@ def test_translate_prints_n_best_json_in_input_order(dates_run, toy, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["translate", "{run}", "3 Mar\u00e7h 1998"], "does not know: '\u00e7'"),
+    (["translate", "{run}", "3 Mar\u00dfh 1998"], "does not know: '\u00df'"),  # ß: no other form (ç is read as c)
     (["translate", "{run}"], "nothing to translate"),
     (["translate", "{run}", "1 May 2001", "--beam", "100"], "beam width must be between 1 and 64"),
     (["eval", "{run}", "{toy}/missing.tsv"], "cannot read"),
-    (["translate", "models/shakespeare", "x"], "not a seq2seq one"),
+    (["translate", "models/shakespeare", "x"], "shakespeare is a language model, not a seq2seq model; use charrnn"),
     (["train", "{toy}/bad.tsv", "--out", "{toy}/bad-run"], "bad.tsv:2: "),
 ])
 def test_bad_input_is_one_line_and_exit_1(dates_run, toy, capsys, argv, message):
@@ -118,14 +118,14 @@ def test_language_model_commands_name_the_seq2seq_commands(dates_run, toy, capsy
 
 def test_unknown_symbols_can_be_skipped(dates_run, capsys):
     capsys.readouterr()
-    assert main(["seq2seq", "translate", str(dates_run), "3 Mar\u00e7h 1998", "--unknown", "skip", "--json"]) == 0
+    assert main(["seq2seq", "translate", str(dates_run), "3 Ma\u00dfrch 1998", "--unknown", "skip", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["outputs"][0]["text"] == "1998-03-03"
 
 
 def test_the_run_file_records_the_kind_and_vocabularies(dates_run):
     run = ckpt.read_config(dates_run)
     assert run.kind == "seq2seq" and run.model["attention"] == "general" and run.vocab == []
-    assert run.extra["target_vocab"][:3] == ["<pad>", "<s>", "</s>"] and "M" in run.extra["source_vocab"]
+    assert run.extra.target_vocab[:3] == ["<pad>", "<s>", "</s>"] and "M" in run.extra.source_vocab
     assert run.train["source_tokens"] == "chars" and run.status == "finished"
 
 
@@ -185,3 +185,57 @@ def test_two_torchrun_processes_follow_one_process(toy):
     assert [r["step"] for r in one] == [r["step"] for r in two] == [20, 40, 60]
     assert [r["val_loss"] for r in two] == pytest.approx([r["val_loss"] for r in one], abs=2e-3)
     assert [r["val_wer"] for r in two] == pytest.approx([r["val_wer"] for r in one], abs=0.02)
+
+
+def charrnn(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m charrnn *args` in a process of its own (the repository first on its path)."""
+    env = dict(os.environ, PYTHONPATH=str(ckpt.Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_skipped_bad_lines_are_counted_in_config_and_said(toy):
+    lines = reversal_pairs(400)
+    bad = ["no tab here", "two\ttabs\there", "\tempty source", "empty target\t", "x\ty\tz"]
+    (toy / "some-bad.tsv").write_text("\n".join(lines[:100] + bad + lines[100:]) + "\n", encoding="utf-8")
+    run = toy / "skip-run"
+    done = charrnn("seq2seq", "train", toy / "some-bad.tsv", "--out", run, *TINY, "--max-steps", "2",
+                   "--skip-bad-lines")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"skipped 5 bad lines of {toy / 'some-bad.tsv'} (--skip-bad-lines)" in done.stderr
+    assert json.loads((run / "config.json").read_text())["extra"]["skipped_lines"] == 5
+
+
+def test_an_empty_val_split_is_refused_and_no_train_loss_is_called_a_val_loss(toy):
+    # Five sources that all hash into train at --val-frac 0.05 (the default): no val pair at all.
+    from charrnn.seq2seq.data import split_of
+    words = [w for w in (f"w{i}" for i in range(500)) if split_of(w, 0.05, 0.05) == "train"]
+    (toy / "no-val.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in words[:40]), encoding="utf-8")
+    refused = charrnn("seq2seq", "train", toy / "no-val.tsv", "--out", toy / "no-val-run", *TINY, "--max-steps", "2")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "falls in the val split" in refused.stderr and "--val-frac 0" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not (toy / "no-val-run").exists()
+    # Asked for explicitly, a run without a val split says so, and its best is a train loss, named so.
+    run = toy / "no-val-run"
+    done = charrnn("seq2seq", "train", toy / "no-val.tsv", "--out", run, *TINY, "--max-steps", "4",
+                   "--eval-every", "2", "--val-frac", "0", "--test-frac", "0")
+    assert done.returncode == 0, done.stderr
+    assert "no val split (--val-frac 0): the checkpoint kept is the one with the lowest train loss" in done.stderr
+    assert "best val loss" not in done.stdout and "no val split; best train loss" in done.stdout
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(m["val_loss"] is None and m["train_loss"] > 0 for m in metrics)
+    assert json.loads((run / "config.json").read_text())["best_val_loss"] is None
+
+
+def test_translate_reads_case_accents_and_punctuation_as_the_app_does_and_refuses_digits(tmp_path):
+    g2p = ckpt.Path(__file__).resolve().parents[1] / "models" / "g2p"
+    done = charrnn("seq2seq", "translate", g2p, "Hello,", "café", "--json")
+    assert done.returncode == 0, done.stderr
+    hello, cafe = (json.loads(line) for line in done.stdout.splitlines())
+    assert hello["outputs"][0]["text"].startswith("HH ")  # the H is read, as h, not dropped
+    assert "Hello,: left out punctuation: ," in done.stderr and "café: read é as e" in done.stderr
+    assert cafe["outputs"][0]["text"].startswith("K AE")  # café is read as cafe, not as caf
+    refused = charrnn("seq2seq", "translate", g2p, "123")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == ("charrnn: error: '123' has digits, which this model does not read: write "
+                                      "numbers as words (e.g. 'twenty one' for 21)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from charrnn import models
 from charrnn.checkpoint import export_model
 from charrnn.cli.common import loss_text
 from charrnn.runfile import RunFile
@@ -25,6 +26,6 @@ def add_parser(sub) -> None:
 def cmd_export(args) -> int:
     dest = export_model(args.run_dir, args.dest, getattr(torch, args.dtype), replace_model=args.force)
     run = RunFile.read(dest)
-    unit = "token" if run.kind == "seq2seq" else "char"
+    unit = models.lookup(run.kind).unit
     print(f"{dest}: {run.parameters:,} parameters, {run.size_bytes / 1e6:.1f} MB, {loss_text(run.best_val_loss, unit)}")
     return 0

@@ -64,7 +64,7 @@ def add_parser(sub) -> None:
     p.add_argument("--tempo", type=finite_float, default=DEFAULT_TEMPO,
                    help=f"quarter notes per minute, in every meter, for --midi and --wav (default {DEFAULT_TEMPO:g})")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default 1: one character at a time)")
     p.set_defaults(func=cmd_folk)
 
 

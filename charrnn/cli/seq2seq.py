@@ -7,8 +7,7 @@ import json
 import sys
 import time
 
-import torch
-
+from charrnn import threads
 from charrnn.cli.common import finite_float, positive_int
 from charrnn.cli.train import add_train_flags, run_training
 from charrnn.data import read_text
@@ -18,7 +17,8 @@ from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.seq2seq.data import detokenize, read_pairs
 from charrnn.seq2seq.metrics import score
 from charrnn.seq2seq.translate import MAX_BEAM, Translator
-from charrnn.training.config import Seq2SeqTrainConfig
+from charrnn.training.config import train_config
+from charrnn.training.defaults import seq2seq_defaults
 
 
 def add_parser(sub) -> None:
@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
                          description="Train an encoder-decoder with attention on a TSV file of source<TAB>target "
                                      "pairs. Flags not given take the defaults shown, or, with --resume, the values "
                                      "the run was started with.", argument_default=argparse.SUPPRESS)
-    add_train_flags(t, Seq2SeqTrainConfig(), "a TSV file of source<TAB>target lines")
-    t.set_defaults(func=lambda args: run_training(args, Seq2SeqTrainConfig, "token"))
+    add_train_flags(t, train_config("seq2seq")(), "a TSV file of source<TAB>target lines")
+    t.set_defaults(func=lambda args: run_training(args, "seq2seq", "seq2seq train", seq2seq_defaults))
 
     tr = verbs.add_parser("translate", help="the N best outputs of each source")
     _decoding_args(tr)
@@ -58,14 +58,15 @@ def _decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unknown", choices=["error", "skip"], default="error",
                    help="what to do with source symbols the model does not know")
     p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: every core)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: the cores no other process is using)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
 def _load(args) -> Translator:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return Translator.load(args.model_dir, resolve_device(args.device))
+    watch = threads.CoreWatch()  # looks at the machine while the model loads
+    translator = Translator.load(args.model_dir, resolve_device(args.device))
+    args.threads = threads.use(threads.Work.BATCH, args.threads, watch)
+    return translator
 
 
 def cmd_translate(args) -> int:
@@ -82,6 +83,8 @@ def cmd_translate(args) -> int:
                                          args.unknown)
     seconds = time.perf_counter() - t0
     for source, answer in zip(sources, results, strict=True):
+        for note in answer.notes:
+            print(f"{source}: {note}", file=sys.stderr)
         origin = {"from": answer.origin} if lexicon else {}
         if args.json:
             items = [{"text": o.text, "logprob": round(o.logprob, 5), "ended": o.ended} for o in answer.outputs]

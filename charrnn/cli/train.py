@@ -7,8 +7,10 @@ import argparse
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 
+from charrnn import models
 from charrnn.cli.common import duration, finite_float, loss_text, positive_int
 from charrnn.devices import DEVICES
 from charrnn.errors import CharRNNError
@@ -17,8 +19,8 @@ from charrnn.models.seq2seq import ATTENTION
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TOKENS
 from charrnn.training import autosize
-from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig, resume_config
-from charrnn.training.defaults import DEFAULT_EPOCHS, lm_defaults, seq2seq_defaults
+from charrnn.training.config import BaseTrainConfig, resume_config, train_config
+from charrnn.training.defaults import DEFAULT_EPOCHS, lm_defaults
 from charrnn.training.trainer import Trainer
 
 
@@ -27,20 +29,22 @@ def add_parser(sub) -> None:
                        description="Train a character-level model. Flags not given take the defaults shown, or, "
                                    "with --resume, the values the run was started with.",
                        argument_default=argparse.SUPPRESS)
-    add_train_flags(p, TrainConfig(), "a UTF-8 text file")
-    p.set_defaults(func=lambda args: run_training(args, TrainConfig, "char"))
+    add_train_flags(p, train_config("lm")(), "a UTF-8 text file")
+    p.set_defaults(func=lambda args: run_training(args, "lm", "train", lm_defaults))
 
 
-def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> None:
-    """The flags of a training command whose defaults are `d`'s; `what` names its data in the help."""
-    seq2seq = isinstance(d, Seq2SeqTrainConfig)
+def add_train_flags(p: argparse.ArgumentParser, d: BaseTrainConfig, what: str) -> None:
+    """The flags of a training command whose defaults are `d`'s; `what` names its data in the help. A flag
+    is offered where the kind's config has its field."""
+    has = {f.name for f in fields(d)}
+    streams = "seq_len" in has  # text read as carried streams (an LM), not pairs: the batch and length wording
     p.add_argument("corpus", nargs="?", help=f"{what}, or a corpus name from 'charrnn corpora list' "
                                              "(optional with --resume)")
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out exactly (one with nothing saved yet starts from the beginning)")
     g = p.add_argument_group("model")
-    if not seq2seq:
+    if "size" in has:
         presets = ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in autosize.PRESETS.items())
         g.add_argument("--size", choices=autosize.SIZES,
                        help="auto: layers, hidden, batch, sequence length, lr and dropout chosen for the time budget, "
@@ -52,7 +56,7 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     g.add_argument("--hidden", type=positive_int, help=f"hidden size (default {d.hidden})")
     g.add_argument("--embed", type=positive_int, help=f"embedding size (default {d.embed})")
     g.add_argument("--dropout", type=finite_float, help=f"default {d.dropout}")
-    if seq2seq:
+    if "attention" in has:
         g.add_argument("--attention", choices=ATTENTION, help=f"Luong's dot or general, or Bahdanau's additive "
                                                               f"(default {d.attention})")
     g = p.add_argument_group("optimisation")
@@ -64,17 +68,17 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     g.add_argument("--grad-clip", type=finite_float,
                    help=f"global gradient-norm clip, 0 = off (default {d.grad_clip})")
     g.add_argument("--batch-size", type=positive_int,
-                   help=f"{'pairs' if seq2seq else 'parallel streams'} per step (default {d.batch_size})")
-    if not seq2seq:
+                   help=f"{'parallel streams' if streams else 'pairs'} per step (default {d.batch_size})")
+    if streams:
         g.add_argument("--seq-len", type=positive_int, help=f"BPTT length (default {d.seq_len})")
     g.add_argument("--seed", type=int, help=f"default {d.seed}")
     g = p.add_argument_group("when to stop (the learning-rate schedule fits the first that applies)")
     g.add_argument("--max-steps", type=int, help="optimizer steps")
     g.add_argument("--epochs", type=finite_float,
-                   help=f"passes over the training split (default {DEFAULT_EPOCHS} if no other limit is given)"
-                   if seq2seq else "passes over the training split")
+                   help="passes over the training split" if streams else
+                   f"passes over the training split (default {DEFAULT_EPOCHS} if no other limit is given)")
     fmt = autosize.format_duration
-    length = "" if seq2seq else (f" (default, if no other limit is given: {autosize.DEFAULT_S_PER_MCHAR:g}s per "
+    length = "" if not streams else (f" (default, if no other limit is given: {autosize.DEFAULT_S_PER_MCHAR:g}s per "
                                  f"million characters of corpus, {fmt(autosize.DEFAULT_MIN_S)} to "
                                  f"{fmt(autosize.DEFAULT_MAX_S)})")
     g.add_argument("--time-budget", type=duration, help=f"training time, e.g. 90s, 20m, 2h, 1h30m{length}")
@@ -83,7 +87,7 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
     g.add_argument("--val-frac", type=finite_float, help=f"share of the data for validation (default {d.val_frac})")
     g.add_argument("--test-frac", type=finite_float, help=f"share held out as test (default {d.test_frac})")
     g.add_argument("--eval-every", type=positive_int, help=f"steps between evaluations (default {d.eval_every})")
-    if seq2seq:
+    if "source_tokens" in has:
         g.add_argument("--source-tokens", choices=TOKENS, help="source symbols: characters, or whitespace-separated"
                                                                f" (default {d.source_tokens})")
         g.add_argument("--target-tokens", choices=TOKENS, help=f"target symbols (default {d.target_tokens})")
@@ -93,17 +97,18 @@ def add_train_flags(p: argparse.ArgumentParser, d: TrainConfig, what: str) -> No
                        help="skip and count malformed lines instead of stopping at the first")
         g.add_argument("--eval-sample", type=positive_int,
                        help=f"val sources decoded for the WER/TER at each evaluation (default {d.eval_sample})")
-    else:
+    else:  # the fields of a text read as streams
         g.add_argument("--eval-batch", type=positive_int, help=f"streams in evaluation (default {d.eval_batch})")
         g.add_argument("--encoding", help=f"text encoding of the corpus (default {d.encoding})")
         g.add_argument("--cache-dir", help="where encoded corpora are cached (default ~/.cache/charrnn)")
     g = p.add_argument_group("machine")
     g.add_argument("--device", choices=DEVICES, help=f"default {d.device}")
-    g.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's choice)")
+    g.add_argument("--threads", type=positive_int, help="CPU threads (default: the cores no other process is "
+                                                            "using, looked at again every few seconds)")
     p.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
 
 
-def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, unit: str) -> str | None:
+def finished_message(cfg: BaseTrainConfig, saved: RunFile, given: dict, verb: str, unit: str) -> str | None:
     """What to say instead of resuming a run that has already reached one of its limits (None: resume it)."""
     steps, spent = saved.step, saved.training_time_s
     reached = []  # (flag, its value now, a larger value to suggest)
@@ -126,11 +131,14 @@ def finished_message(cfg: TrainConfig, saved: RunFile, given: dict, verb: str, u
             f"charrnn {verb} --out {shlex.quote(str(cfg.out))} --resume {larger}")
 
 
-def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) -> int:
-    """Start or resume the run the flags describe and print its outcome; the exit code."""
+def run_training(args: argparse.Namespace, kind: str, verb: str,
+                 fill_defaults: Callable[[dict], str | None]) -> int:
+    """Start or resume a run of model kind `kind` as the flags describe (a new run's open settings filled in by
+    `fill_defaults`, which may return a note for the user) and print its outcome; the exit code. `verb` is
+    the command, for the lines that say how to go on."""
+    cls, unit = train_config(kind), models.lookup(kind).unit
     names = {f.name for f in fields(cls)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    verb = "seq2seq train" if cls is Seq2SeqTrainConfig else "train"
     cfg = resume_config(args.out, given) if args.resume else None
     if cfg is not None and (done := finished_message(cfg, RunFile.read(cfg.out), given, verb, unit)):
         print(done)
@@ -141,21 +149,20 @@ def run_training(args: argparse.Namespace, cls: type[TrainConfig], unit: str) ->
                                else "train needs a corpus file (or --resume to continue a run)")
         if args.resume:
             print(f"nothing saved in {args.out} yet: starting the run from the beginning", file=sys.stderr)
-        if cls is not Seq2SeqTrainConfig:
-            if note := lm_defaults(given):
-                print(note, file=sys.stderr)
-        else:
-            seq2seq_defaults(given)
+        if note := fill_defaults(given):
+            print(note, file=sys.stderr)
         cfg = cls(**given)
     command = "charrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     trainer = Trainer(cfg, resume=args.resume, progress=not args.quiet, command=command, keep=given)
     if trainer.auto and trainer.dist.main:
         print(trainer.auto.line(), file=sys.stderr)
+    for note in trainer.notes if trainer.dist.main else ():
+        print(note, file=sys.stderr)
     result = trainer.run()
     if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
         return 130 if result["status"] == "interrupted" else 0
     print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
-          f"{loss_text(result['best_val_loss'], unit)}; run: {cfg.out}")
+          f"{loss_text(result['best_val_loss'], unit, result['best_train_loss'])}; run: {cfg.out}")
     if result["status"] == "interrupted":
         launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
         print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,18 @@ from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt
 from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
+
+SAMPLING_ONLY = ("temperature", "top-k", "top-p", "seed")  # what beam search never uses: it ranks, it draws nothing
+
+
+def unused_by_beam(given: Iterable[str]) -> str:
+    """The line saying which of the given settings (SAMPLING_ONLY's names) beam search leaves unused; ""
+    for none. The CLI and the app say it rather than ignore such settings silently."""
+    names = [name for name in SAMPLING_ONLY if name in set(given)]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"beam search does not use {listed}: it keeps the likeliest texts and draws nothing at random"
 
 
 @dataclass(frozen=True)

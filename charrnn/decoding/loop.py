@@ -13,6 +13,7 @@ rows (beams); it builds it only when a processor looks at it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ class Point:
     length: int
 
 
-class Strategy:
+class Strategy(ABC):
     """How tokens are chosen. After `advance` and `update_finished`, `tokens` (rows,) are what the live
     rows go on with, and `select` says which rows of the step before they continue (None: the same ones)."""
 
@@ -40,17 +41,17 @@ class Strategy:
     select: torch.Tensor | None = None
     rolls_back = False  # True: the loop calls `at` after every step (and at the start)
 
+    @abstractmethod
     def advance(self, logits: torch.Tensor) -> None:
         """Choose the next token of every live row from its processed logits (rows, V)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update_finished(self) -> None:
         """Record the tokens just chosen and retire the rows (or inputs) that have finished."""
-        raise NotImplementedError
 
+    @abstractmethod
     def is_finished(self) -> bool:
         """Whether no row is left to decode."""
-        raise NotImplementedError
 
     def at(self, point: Point) -> Point:
         """The loop has reached `point`: the point to go on from (a strategy that rolls back saves and restores)."""

@@ -154,7 +154,7 @@ def _generate(model: Decodable, vocab: Vocab, prompt: Prompt, length: int, setti
     generator = torch.Generator(device=prompt.logits.device)
     generator.manual_seed(settings.seed if settings.seed is not None else torch.seed())
     stop = Stopping.text(vocab, length, settings.stop)
-    strategy = Greedy(stop) if settings.greedy else Sample(stop, generator)
+    strategy = Greedy(stop, scored=False) if settings.greedy else Sample(stop, generator)
     chars, out = vocab.chars, strategy.out[0]
     for _ in steps(model, strategy, prompt.logits, prompt.state, processors):
         yield chars[out[-1]]

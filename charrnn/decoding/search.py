@@ -118,24 +118,29 @@ class Beam(Strategy):
 
 
 class Greedy(Rows):
-    """The most likely token at every step; `results[i]` is input i's output once it ends."""
+    """The most likely token at every step; `results[i]` is input i's output once it ends. Unscored, it
+    keeps no log-probabilities (streaming generation reads only the tokens: one argmax a step)."""
 
-    def __init__(self, stop: Stopping, rows: int = 1):
+    def __init__(self, stop: Stopping, rows: int = 1, scored: bool = True):
         super().__init__(stop, rows)
-        self.total = torch.zeros(rows, dtype=torch.float64)  # each live row's log-probability so far
+        self.total = torch.zeros(rows, dtype=torch.float64) if scored else None  # each live row's log-probability
         self.results: list[Hypothesis | None] = [None] * rows
 
     def advance(self, logits: torch.Tensor) -> None:
-        best, self.tokens = logits.log_softmax(-1).max(-1)
-        self.total += best.double().cpu()
+        if self.total is None:
+            self.tokens = logits.argmax(-1)
+        else:
+            best, self.tokens = logits.log_softmax(-1).max(-1)
+            self.total += best.double().cpu()
 
     def finish(self, r: int, i: int) -> None:
-        logprob = float(self.total[r])
-        self.results[i] = Hypothesis(tuple(self.out[i]), logprob, logprob)
+        if self.total is not None:
+            logprob = float(self.total[r])
+            self.results[i] = Hypothesis(tuple(self.out[i]), logprob, logprob)
 
     def update_finished(self) -> None:
         super().update_finished()
-        if self.select is not None:
+        if self.select is not None and self.total is not None:
             self.total = self.total[self.select.cpu()]
 
 

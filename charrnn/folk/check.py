@@ -197,7 +197,7 @@ class _Checker:
         """Summarise the tune; bars and parts come from the first voice that has music."""
         main = next((v for v in self.voices.values() if v.measures), None)
         return TuneReport(
-            findings=tuple(self.findings),
+            findings=tuple(sorted(self.findings, key=lambda f: -1 if f.bar is None else f.bar)),  # header, then bars
             headers=dict(self.headers),
             meter=self.header_meter,
             unit=self.unit,
@@ -241,12 +241,13 @@ class _Checker:
             if found[0] == "K":
                 body_start = index + 1
                 break
-        self._check_header_fields(order)
-        self._check_fields_after_k(lines, body_start)
+        late = self._check_fields_after_k(lines, body_start)
+        self._check_header_fields(order, late)
         return body_start
 
-    def _check_header_fields(self, order: list[str]) -> None:
-        """X: first, K:, M: and L: present, and meter and unit that parse."""
+    def _check_header_fields(self, order: list[str], late: set[str]) -> None:
+        """X: first, K:, M: and L: present, and meter and unit that parse; an M: or L: in `late` (after K:)
+        is reported as out of order already, not as missing too."""
         fields = [key for key in order if key != "music"]
         if "X" not in fields:
             self.add("missing-header", "the tune has no X: field")
@@ -261,7 +262,7 @@ class _Checker:
             else:
                 self.meter = meter
                 self.header_meter = meter.value
-        else:
+        elif "M" not in late:
             self.add("missing-header", "the header has no M: field")
         if "L" in self.headers:
             self.unit = parse_unit(self.headers["L"])
@@ -269,23 +270,26 @@ class _Checker:
                 self.add("bad-length", f"L:{self.headers['L']} is not a note length")
         if self.unit is None:
             self.unit = default_unit(self.meter)
-            if "L" not in self.headers:
+            if "L" not in self.headers and "L" not in late:
                 self.add(
                     "missing-header",
                     f"the header has no L: field, so the unit is {self.unit} by the ABC default",
                     severity="warning",
                 )
 
-    def _check_fields_after_k(self, lines: list[str], body_start: int) -> None:
-        """M: or L: that follow K: before the music belong in the header, before K:."""
+    def _check_fields_after_k(self, lines: list[str], body_start: int) -> set[str]:
+        """M: or L: that follow K: before the music belong in the header, before K:; the keys found so."""
+        late: set[str] = set()
         for line in lines[body_start:]:
             if not line.strip() or line.lstrip().startswith("%"):
                 continue
             found = parse_field(line)
             if found is None:
-                return
+                break
             if found[0] in "ML" and found[0] not in self.headers:
+                late.add(found[0])
                 self.add("header-order", f"{found[0]}: comes after K:, which must end the header")
+        return late
 
     # Body
 

@@ -331,7 +331,7 @@ class FolkModel:
         stop = Stopping.text(self.vocab, max_chars, (END,), before=forced)
         checks = LineChecks(self.vocab, forced)
         if settings.greedy:  # greedy would draw a rejected line again as it was: nothing to guide
-            strategy: Rows = Greedy(stop)
+            strategy: Rows = Greedy(stop, scored=False)
         elif guided:
             strategy = Guided(stop, generator, self.vocab.index["\n"], checks)
         else:

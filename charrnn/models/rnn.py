@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrnn.models import register
+from charrnn.models import Kind, register
 
 # An LSTM state is (h, c), a GRU/RNN state is h; each tensor is (layers, batch, hidden) as nn.LSTM uses.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -23,11 +23,39 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+PRECISIONS = ("fp32", "bf16")  # of the step's matrices (see StepWeights.step_precision)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), where oneDNN runs bf16 fast."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 class StepWeights:
     """A module whose `step` runs on its weights rearranged once (`_build_step_weights`), rebuilt lazily
-    whenever the weights may have changed: train/eval switches, loading, and .to/.half/.cuda."""
+    whenever the weights may have changed: train/eval switches, loading, and .to/.half/.cuda.
+
+    `step_precision` "bf16" keeps the step's matrices in bfloat16 (CPU with oneDNN only), multiplied by
+    the input rounded to bfloat16 and summed in float32; the state, gates, embedding table and the
+    result stay float32. It changes each logit by ~1e-2: a seed draws the same characters as in "fp32"
+    only until a draw lands that close to a boundary, so bf16 samples are reproducible run to run on one
+    machine, but not equal to fp32's (README, "Lower precision").
+    """
 
     _fast = None
+    _precision = "fp32"
+
+    @property
+    def step_precision(self) -> str:
+        return self._precision
+
+    @step_precision.setter
+    def step_precision(self, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"step precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        if precision == "bf16" and (self.device.type != "cpu" or not torch.backends.mkldnn.is_available()):
+            raise ValueError("bf16 step weights need a CPU with oneDNN")
+        self._precision, self._fast = precision, None
 
     def step_weights(self):
         if self._fast is None:
@@ -48,7 +76,7 @@ class StepWeights:
         return super()._apply(fn, *args, **kwargs)
 
 
-def stack_weights(embed: nn.Embedding, rnn: nn.RNNBase, cell: str) -> list[tuple]:
+def stack_weights(embed: nn.Embedding, rnn: nn.RNNBase, cell: str, precision: str = "fp32") -> list[tuple]:
     """Per layer of a unidirectional stack fed by `embed`: (input, b_in, W_hh, b_hh), arranged for `stack_step`.
 
     Each matrix becomes a `_Matrix`. Layer 0's input is an embedding row, so W_ih @ embed + b_ih is
@@ -62,8 +90,8 @@ def stack_weights(embed: nn.Embedding, rnn: nn.RNNBase, cell: str) -> list[tuple
         b_hh = getattr(rnn, f"bias_hh_l{k}").detach()
         if cell != "gru":  # GRU keeps b_hh apart: the new-gate uses r * (W_hh h + b_hh)
             b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
-        w_in = F.linear(embed.weight.detach(), w_ih, b_ih) if k == 0 else _Matrix.of(w_ih)
-        layers.append((w_in, b_ih, _Matrix.of(w_hh), b_hh))
+        w_in = F.linear(embed.weight.detach(), w_ih, b_ih) if k == 0 else _Matrix.of(w_ih, precision=precision)
+        layers.append((w_in, b_ih, _Matrix.of(w_hh, precision=precision), b_hh))
     return layers
 
 
@@ -169,7 +197,7 @@ class CharRNN(StepWeights, nn.Module):
     def _build_step_weights(self) -> tuple[list[tuple], tuple]:
         # The head is small (V x H): oneDNN's ~12 us a call would cost more than it saves.
         head = (_Matrix.of(self.head.weight.detach(), pack=False), self.head.bias.detach())
-        return stack_weights(self.embed, self.rnn, self.cfg.cell), head
+        return stack_weights(self.embed, self.rnn, self.cfg.cell, self.step_precision), head
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Advance one character: ids x (B,) -> logits (B, V). Call in eval mode, under inference_mode."""
@@ -191,15 +219,21 @@ class _Matrix(NamedTuple):
     cols: torch.Tensor
     rows: torch.Tensor
     packed: torch.Tensor | None
+    low: torch.Tensor | None = None  # W in bfloat16, oneDNN's layout: every row count multiplies this
 
     @classmethod
-    def of(cls, w: torch.Tensor, pack: bool = True) -> _Matrix:
+    def of(cls, w: torch.Tensor, pack: bool = True, precision: str = "fp32") -> _Matrix:
+        if precision == "bf16":
+            return cls(w, w, None, torch.ops.mkldnn._reorder_linear_weight(w.bfloat16()))
         onednn = pack and w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkldnn.is_available()
         return cls(w.t().contiguous(), w, torch.ops.mkldnn._reorder_linear_weight(w) if onednn else None)
 
     def linear(self, x: torch.Tensor, bias: torch.Tensor | None = None,
                add: torch.Tensor | None = None) -> torch.Tensor:
         """x @ W^T + bias, or x @ W^T + add (a fresh tensor of the result's shape, which may be reused)."""
+        if self.low is not None:
+            out = torch.ops.mkldnn._linear_pointwise(x.bfloat16(), self.low, None, "none", [], "").float()
+            return out.add_(add if add is not None else bias)
         if x.shape[0] == 1:
             return add.addmm_(x, self.cols) if add is not None else torch.addmm(bias, x, self.cols)
         if self.packed is None:
@@ -217,4 +251,15 @@ def detach_state(state: State) -> State:
     return state.detach()
 
 
-register("lm", ModelConfig, CharRNN)
+def warm_up(model: CharRNN) -> None:
+    """Build the step weights and run the step and the fused read once, before a first request needs them."""
+    with torch.inference_mode():
+        one = torch.ones(1, 2, dtype=torch.long, device=model.device)
+        state = model.init_state(1)
+        model.step(one[0, :1], state)
+        model.read(one, state)
+
+
+register(Kind("lm", "language model", "charrnn sample, complete, eval or inspect", ModelConfig, CharRNN,
+              unit="char", warm_up=warm_up, train_config="charrnn.training.config:TrainConfig",
+              task="charrnn.training.lm:LMTask"))

@@ -10,8 +10,9 @@ as the language model's, on the decoder's weights rearranged once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -19,11 +20,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from charrnn.models import register
+from charrnn.models import Kind, register
 from charrnn.models.rnn import CELLS, CharRNN, State, StepWeights, stack_step, stack_weights
 
 PAD, BOS, EOS = 0, 1, 2  # the first ids of every seq2seq vocabulary (a source vocabulary uses PAD only)
 ATTENTION = ("dot", "general", "additive")
+TOKENS = ("chars", "space")  # how a side of a pair is cut into tokens: its characters, or at whitespace
 
 
 @dataclass
@@ -161,7 +163,7 @@ class Seq2Seq(StepWeights, nn.Module):
         return CharRNN.reorder(begun.hidden, rows), Memory(*(t.index_select(0, rows) for t in begun.memory))
 
     def _build_step_weights(self) -> list[tuple]:
-        return stack_weights(self.target_embed, self.decoder, self.cfg.cell)
+        return stack_weights(self.target_embed, self.decoder, self.cfg.cell, self.step_precision)
 
     def step(self, x: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """Advance one target token: ids (R,) -> logits (R, V). Eval mode, under inference_mode.
@@ -216,4 +218,50 @@ class Seq2Seq(StepWeights, nn.Module):
         return DecoderState(CharRNN.concat([s.hidden for s in states]), memory, owner)
 
 
-register("seq2seq", Seq2SeqConfig, Seq2Seq)
+@dataclass(frozen=True)
+class Seq2SeqExtra:
+    """What a seq2seq run file records beyond RunFile's own fields (under "extra"): the vocabularies and
+    how text becomes their tokens, which a translator needs, and facts about the training pairs."""
+
+    source_vocab: list[str]  # the source tokens in id order, PAD first
+    target_vocab: list[str]  # the target tokens in id order, PAD, BOS, EOS first
+    source_tokens: str  # one of TOKENS
+    target_tokens: str
+    max_ratio: float  # the longest (target + EOS) / source length in training: outputs stop beyond it
+    pairs: int  # training pairs
+    skipped_lines: int = 0  # malformed lines left out (--skip-bad-lines)
+
+    def __post_init__(self):
+        """Raise ValueError for contents no translator could use."""
+        for name in ("source_vocab", "target_vocab"):
+            tokens = getattr(self, name)
+            if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens) \
+                    or len(set(tokens)) != len(tokens):
+                raise ValueError(f"extra.{name} must be a list of distinct tokens")
+        if self.source_tokens not in TOKENS or self.target_tokens not in TOKENS:
+            raise ValueError(f"extra.source_tokens and target_tokens must be one of {', '.join(TOKENS)}")
+        if not (isinstance(self.max_ratio, int | float) and math.isfinite(self.max_ratio) and self.max_ratio > 0):
+            raise ValueError(f"extra.max_ratio must be a positive number, not {self.max_ratio!r}")
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> Seq2SeqExtra:
+        """From config.json's "extra" object (keys this charrnn does not know are left out)."""
+        return cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
+
+    def check(self, cfg: Seq2SeqConfig) -> None:
+        """Raise ValueError unless the vocabularies are the sizes the network was built for."""
+        for side in ("source", "target"):
+            have, want = len(getattr(self, f"{side}_vocab")), getattr(cfg, f"{side}_vocab_size")
+            if have != want:
+                raise ValueError(f"extra.{side}_vocab has {have} tokens but model.{side}_vocab_size is {want}")
+
+
+def warm_up(model: Seq2Seq) -> None:
+    """Build the decoder's step weights and run the encoder and a first step once, before a first request."""
+    with torch.inference_mode():
+        model.start(torch.ones(1, 2, dtype=torch.long, device=model.device), torch.tensor([2]))
+
+
+register(Kind("seq2seq", "seq2seq model", "charrnn seq2seq translate or eval", Seq2SeqConfig, Seq2Seq,
+              unit="token", warm_up=warm_up, train_config="charrnn.training.config:Seq2SeqTrainConfig",
+              task="charrnn.training.seq2seq:Seq2SeqTask", extra=Seq2SeqExtra))

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError
-from charrnn.models.seq2seq import BOS, EOS, PAD
+from charrnn.models.seq2seq import BOS, EOS, PAD, TOKENS
 
-TOKENS = ("chars", "space")
 SOURCE_SPECIALS = ("<pad>",)  # ids 0.. of a source vocabulary
 TARGET_SPECIALS = ("<pad>", "<s>", "</s>")  # PAD, BOS, EOS of a target vocabulary
 POOL = 50  # batches whose pairs are sorted by length together: batches differ from epoch to epoch

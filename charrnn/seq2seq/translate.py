@@ -15,14 +15,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charrnn import models
 from charrnn.checkpoint import load_model
 from charrnn.decoding.interface import Stepper
 from charrnn.decoding.search import Hypothesis, beam_search, greedy_search
 from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
-from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq
+from charrnn.models.seq2seq import EOS, PAD, DecoderState, Seq2Seq, Seq2SeqExtra
 from charrnn.runfile import RunFile
 from charrnn.seq2seq.data import TokenVocab, detokenize, make_batch, max_output_len, pad, tokenize
+from charrnn.seq2seq.normalize import Reading, normalize
 
 CHUNK = 512  # sources encoded and decoded together
 MAX_SOURCE_TOKENS = 200  # longer sources are refused: nothing a character model is trained on is this long
@@ -81,36 +83,35 @@ class Output:
 class Answer:
     origin: str  # "lexicon" (the dictionary knew the source) or "model"
     outputs: list[Output]
+    notes: tuple[str, ...] = ()  # what of the source was read otherwise or left out (Reading.notes)
 
 
 class Translator:
     """A trained seq2seq model with its vocabularies: text in, text out."""
 
-    def __init__(self, model: Seq2Seq, run: RunFile):
-        if run.kind != "seq2seq":
-            raise CharRNNError(f"this is a {run.kind} model, not a seq2seq one; use charrnn sample or complete")
+    def __init__(self, model: Seq2Seq, run: RunFile, where: str = "this model"):
+        """`where` names the model in the error for a run of another kind."""
+        models.expect(run.kind, "seq2seq", where)
         self.model, self.run = model, run
-        extra = run.extra
-        self.source_vocab, self.target_vocab = TokenVocab(extra["source_vocab"]), TokenVocab(extra["target_vocab"])
-        self.source_tokens, self.target_tokens = extra["source_tokens"], extra["target_tokens"]
-        self.max_ratio = float(extra["max_ratio"])
+        extra: Seq2SeqExtra = run.extra
+        self.source_vocab, self.target_vocab = TokenVocab(extra.source_vocab), TokenVocab(extra.target_vocab)
+        self.source_tokens, self.target_tokens = extra.source_tokens, extra.target_tokens
+        self.max_ratio = float(extra.max_ratio)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Translator:
         model, _, run = load_model(path, device)
-        return cls(model, run)
+        return cls(model, run, str(path))
+
+    def read(self, source: str, unknown: str = "error") -> Reading:
+        """What the model reads of a source, and what was read otherwise or left out (seq2seq/normalize.py)."""
+        return normalize(source, tokenize(source, self.source_tokens), self.source_vocab.index, unknown)
 
     def encode(self, source: str, unknown: str = "error") -> list[int]:
-        """A source's ids; unknown tokens are an error, or with unknown="skip" are left out."""
-        tokens = tokenize(source, self.source_tokens)
-        missing = self.source_vocab.unknown(tokens)
-        if missing and unknown == "skip":
-            tokens = tuple(t for t in tokens if t in self.source_vocab.index)
-        elif missing:
-            shown = ", ".join(repr(t) for t in missing[:10])
-            raise CharRNNError(f"{source[:40]!r} has symbols the model does not know: {shown} (use --unknown skip)")
+        """A source's ids, as `read` reads it."""
+        tokens = self.read(source, unknown).tokens
         if not tokens:
-            raise CharRNNError(f"nothing to translate in {source!r}")
+            raise CharRNNError(f"nothing to translate in {source[:40]!r}: the model knows none of its symbols")
         if len(tokens) > MAX_SOURCE_TOKENS:
             raise CharRNNError(f"a source may have at most {MAX_SOURCE_TOKENS} tokens; {source[:20]!r}... has "
                                f"{len(tokens)}")
@@ -138,7 +139,11 @@ class Translator:
     def translate_known(self, sources: Sequence[str], known: Callable[[str], list[tuple[str, ...]]], beam: int = 1,
                         num: int = 1, length_penalty: float = 0.0, unknown: str = "error") -> list[Answer]:
         """As translate, but a source that `known` has outputs for (a G2P front end's dictionary) gets those,
-        scored by the model, and the model decodes only the others."""
+        scored by the model, and the model decodes only the others. Sources are read as `read` reads them."""
+        readings = [self.read(s, unknown) for s in sources]
+        if empty := next((s for s, r in zip(sources, readings, strict=True) if not r.tokens), None):
+            raise CharRNNError(f"nothing to translate in {empty[:40]!r}: the model knows none of its symbols")
+        sources = [detokenize(r.tokens, self.source_tokens) for r in readings]
         found = [known(s)[:num] for s in sources]
         ask = [i for i, f in enumerate(found) if not f]
         decoded = dict(zip(ask, self.translate([sources[i] for i in ask], beam, num, length_penalty, unknown),
@@ -148,8 +153,8 @@ class Translator:
         listed: dict[int, list[Output]] = {}
         for (i, out), (logprob, _) in zip(pairs, scored, strict=True):
             listed.setdefault(i, []).append(Output(out, detokenize(out, self.target_tokens), logprob, True))
-        return [Answer("lexicon", listed[i]) if i in listed else Answer("model", decoded[i])
-                for i in range(len(sources))]
+        return [Answer("lexicon", listed[i], readings[i].notes) if i in listed else
+                Answer("model", decoded[i], readings[i].notes) for i in range(len(sources))]
 
     def _output(self, h: Hypothesis) -> Output:
         tokens = self.target_vocab.decode(h.tokens)

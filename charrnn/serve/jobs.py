@@ -24,14 +24,11 @@ from pathlib import Path
 
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
+from charrnn.serve.limits import BUDGET_S, MAX_NAME_TEXT, MAX_RUN_NAME, MAX_UPLOAD_BYTES, MIN_UPLOAD_CHARS
 from charrnn.training.autosize import PRESETS, SIZES
 
 CORES = tuple(CELLS)  # the recurrent cells a job may train (the page calls them cores)
-MIN_BUDGET_S, MAX_BUDGET_S = 5.0, 3600.0
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MIN_CHARS = 5_000
 VAL_CHARS = 50_000  # evaluate on at most about this many characters, so evaluations stay quick
-MAX_NAME = 40
 POINTS = 40  # aim at about this many evaluations (points on the loss curve) per run
 UPLOAD_DIR = "upload"  # the uploaded file's copy, under its own name, in this folder of the run (apart from its files)
 
@@ -46,14 +43,14 @@ def default_threads() -> int:
 
 
 def safe_name(text: str) -> str:
-    """A run folder name from user text: letters, digits, '_' and '-', at most MAX_NAME characters."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)[:200]).strip("-_")
-    return name[:MAX_NAME].strip("-_")
+    """A run folder name from user text: letters, digits, '_' and '-', at most MAX_RUN_NAME characters."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)[:MAX_NAME_TEXT]).strip("-_")
+    return name[:MAX_RUN_NAME].strip("-_")
 
 
 def upload_file_name(name: str) -> str:
     """A safe file name for an upload's copy: its stem as safe_name makes it, and its extension if plain."""
-    path = Path(str(name)[:200])
+    path = Path(str(name)[:MAX_NAME_TEXT])
     suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", path.suffix) else ".txt"
     return (safe_name(path.stem) or "upload") + suffix
 
@@ -74,8 +71,8 @@ def check_upload(path: str | Path, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
         raise CharRNNError(f"the file is not UTF-8 text (invalid byte at offset {e.start:,})") from None
     if "\x00" in text:
         raise CharRNNError("the file holds NUL characters: it looks binary, not text")
-    if len(text) < MIN_CHARS:
-        raise CharRNNError(f"the file has {len(text):,} characters; training needs at least {MIN_CHARS:,}")
+    if len(text) < MIN_UPLOAD_CHARS:
+        raise CharRNNError(f"the file has {len(text):,} characters; training needs at least {MIN_UPLOAD_CHARS:,}")
     return text
 
 
@@ -166,7 +163,7 @@ class JobManager:
               seed: int = 1337) -> TrainingJob:
         """Start a job on a catalogued corpus (by name) or an uploaded file (a server-side path).
 
-        Raises Busy if a job runs, CharRNNError for a bad request. Bounds: time_budget 5 s .. 1 h.
+        Raises Busy if a job runs, CharRNNError for a bad request. The time budget is clamped to BUDGET_S.
         """
         from charrnn import corpora
         from charrnn.training.trainer import TrainConfig
@@ -181,7 +178,7 @@ class JobManager:
             raise CharRNNError("the time budget must be a number of seconds") from None
         if not math.isfinite(time_budget):
             raise CharRNNError("the time budget must be a finite number of seconds")
-        time_budget = min(MAX_BUDGET_S, max(MIN_BUDGET_S, time_budget))
+        time_budget = BUDGET_S.clamp(time_budget)
         seed = int(seed) % 2**31 if isinstance(seed, int | float) and math.isfinite(seed) else 1337
         if (corpus is None) == (upload is None):
             raise CharRNNError("choose a corpus from the list, or upload a text file (one of the two)")
@@ -250,9 +247,9 @@ class JobManager:
                 "one job at a time per server. Wait for it to finish, or stop it.")
 
     def _new_run_dir(self, base: str) -> Path:
-        base = base[:MAX_NAME] or "run"
+        base = base[:MAX_RUN_NAME] or "run"
         for i in range(1, 10_000):
-            candidate = self.runs_dir / (base if i == 1 else f"{base[:MAX_NAME - 6]}-{i}")
+            candidate = self.runs_dir / (base if i == 1 else f"{base[:MAX_RUN_NAME - 6]}-{i}")
             if not candidate.exists():
                 return candidate
         raise CharRNNError("too many runs with this name; choose another name")
@@ -279,7 +276,7 @@ class JobManager:
             job.result = trainer.run()
             status = job.result["status"]
             best = job.result["best_val_loss"]
-            best_text = f"; best val loss {best:.4f} nats/char" if math.isfinite(best) else ""
+            best_text = f"; best val loss {best:.4f} nats/char" if best is not None else ""
             saved = (job.run_dir / "model.safetensors").is_file()
             job.message = (f"{status} at step {job.result['step']} after {job.result['elapsed']:.0f}s{best_text}. "
                            + (f"The model 'trained/{job.name}' is now in the model menus." if saved else

@@ -17,21 +17,30 @@ from contextlib import nullcontext
 
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon, arpabet_to_ipa, is_phoneme
+from charrnn.seq2seq.data import detokenize
 from charrnn.seq2seq.translate import Translator
+from charrnn.serve import limits
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.registry import Registry
 
-MAX_WORDS = 40  # per request
-MAX_WORD = 40  # letters of one word
-MAX_TEXT = 2_000  # characters of text read
-MAX_BEAM = 8
-MAX_NUM = 5
-WORD = re.compile(r"[a-z][a-z']*")
+MAX_NOTES = 20  # lines saying what was read otherwise or left out
+WORD = re.compile(r"[^\s\-\u2010-\u2015/]+")  # words are separated by spaces, hyphens, dashes and slashes
 
 
-def words_of(text: str) -> list[str]:
-    """The distinct words (letters a-z and apostrophes, lower-cased) of a text, in order."""
-    return list(dict.fromkeys(WORD.findall(str(text)[:MAX_TEXT].lower())))
+def words_of(text: str, translator: Translator) -> tuple[list[str], list[str]]:
+    """The distinct words of a text as the model reads them (seq2seq/normalize.py: the CLI's reading), in
+    order, and what was read otherwise or left out, a line for each word concerned."""
+    words, notes = [], []
+    for found in WORD.findall(str(text)[:limits.MAX_PRONOUNCE_TEXT]):
+        try:
+            reading = translator.read(found, unknown="skip")
+        except CharRNNError as e:  # digits: the word is left out, and why is said
+            notes.append(f"left out {str(e)}")
+            continue
+        notes += [f"{found}: {note}" for note in reading.notes]
+        if reading.tokens:
+            words.append(detokenize(reading.tokens, translator.source_tokens)[:limits.MAX_WORD])
+    return list(dict.fromkeys(words)), list(dict.fromkeys(notes))[:MAX_NOTES]
 
 
 def ipa(phonemes: tuple[str, ...]) -> str:
@@ -58,21 +67,23 @@ class Pronouncer:
         return self._lexicon
 
     def translator(self, name: str) -> Translator:
-        loaded = self.registry.load(str(name)[:200], kind="seq2seq")
+        loaded = self.registry.load(limits.clip(name, limits.MAX_NAME_TEXT), kind="seq2seq")
         if loaded.model not in self._translators:
             self._translators[loaded.model] = Translator(loaded.model, loaded.config)
         return self._translators[loaded.model]
 
-    def pronounce(self, model: str, text: str, beam: int = 5, num: int = 3) -> dict:
+    def pronounce(self, model: str, text: str, beam: int = limits.PRONOUNCE_BEAM.default,
+                  num: int = limits.PRONOUNCE_NUM.default) -> dict:
         """{"words": [{"word", "outputs": [{"arpabet", "ipa", "prob", "logprob"}], "dictionary": [...],
         "attention": {"letters", "phonemes", "weights"}}], "ms", "model"}."""
         t0 = time.perf_counter()
-        words = [w[:MAX_WORD] for w in words_of(text)][:MAX_WORDS]
-        if not words:
-            raise CharRNNError("type one or more words (letters a-z)")
-        num = max(1, min(int(num), MAX_NUM))
-        beam = max(num, min(int(beam), MAX_BEAM))
         translator = self.translator(model)
+        words, notes = words_of(text, translator)
+        words = words[:limits.MAX_WORDS]
+        if not words:
+            raise CharRNNError("; ".join(["type one or more words", *notes]))
+        num = limits.PRONOUNCE_NUM.clamp_int(num)
+        beam = max(num, limits.PRONOUNCE_BEAM.clamp_int(beam))
         encoded = translator.begin(words, unknown="skip")  # once, for the search and the scoring pass
         with self.batcher.session(translator.model) if self.batcher else nullcontext() as session:
             found = translator.translate(words, beam, num, unknown="skip", stepper=session, encoded=encoded)
@@ -95,7 +106,7 @@ class Pronouncer:
             attention = {"letters": list(word), "phonemes": [*outs[0].tokens, "</s>"],
                          "weights": [[round(float(x), 4) for x in row] for row in weights]}
             result.append({"word": word, "outputs": outputs, "dictionary": dictionary, "attention": attention})
-        return {"words": result, "model": model, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        return {"words": result, "notes": notes, "model": model, "ms": round((time.perf_counter() - t0) * 1000, 1)}
 
     @staticmethod
     def _item(tokens: tuple[str, ...], logprob: float) -> dict:

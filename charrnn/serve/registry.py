@@ -21,11 +21,13 @@ from pathlib import Path
 
 import torch
 
+from charrnn import models
 from charrnn.checkpoint import WEIGHTS, load_model
 from charrnn.data import Vocab
 from charrnn.decoding.interface import Decodable
 from charrnn.errors import CharRNNError
 from charrnn.runfile import CONFIG, RunFile
+from charrnn.serve.limits import MIN_UPLOAD_CHARS
 
 TRAINED_PREFIX = "trained/"
 MAX_LOADED = 4  # models kept in memory at once (a 2x512 LSTM takes about 27 MB with its step weights)
@@ -193,9 +195,7 @@ class Registry:
                     return entry
         shown = repr(name)[:80]
         if not offered:
-            what = "models folder holds no seq2seq model" if kind == "seq2seq" else \
-                "models folder is empty; train one in the Train tab"
-            raise UnknownModel(f"no model {shown}: the {what}")
+            raise UnknownModel(f"no model {shown}: {no_model(kind)}")
         raise UnknownModel(f"no model {shown}; choose one of: {', '.join(e.name for e in offered)}")
 
     def signature(self) -> tuple:
@@ -241,14 +241,7 @@ class Registry:
         model, vocab, cfg = load_model(entry.path, self.device)
         # The file may have been replaced between describe() and now: record what was actually read.
         fresh = describe(entry.path, entry.name, entry.source) or entry
-        with torch.inference_mode():  # build the step weights and warm the kernels once, here
-            one = torch.ones(1, 2, dtype=torch.long, device=model.device)
-            if entry.kind == "seq2seq":
-                model.start(one, torch.tensor([2]))
-            else:
-                state = model.init_state(1)
-                model.step(one[0, :1], state)
-                model.read(one, state)
+        models.lookup(entry.kind).warm_up(model)  # once, here, rather than in a first request
         return LoadedModel(fresh, model, vocab, cfg)
 
     def loaded_names(self) -> list[str]:
@@ -258,6 +251,18 @@ class Registry:
     def forget(self, name: str) -> None:
         with self._lock:
             self._cache.pop(name, None)
+
+
+def no_model(kind: str = "lm", folk: bool | None = None) -> str:
+    """What to say where the app has no model of `kind` (folk: a folk tune model), and how to get one."""
+    if kind == "seq2seq":
+        return ("the models folder holds no pronunciation (seq2seq) model, and the Train tab trains language "
+                "models only: train one with `charrnn seq2seq train cmudict --out models/g2p --time-budget 1h`")
+    if folk:
+        return ("the models folder holds no folk tune model: in the Train tab, build the folk corpus and train on "
+                "it (or `charrnn train folk --out models/folk --time-budget 1h`)")
+    return (f"the models folder holds no text model: train one in the Train tab (at least {MIN_UPLOAD_CHARS:,} "
+            "characters of text), or put a model folder in the models folder")
 
 
 def default_runs_dir(models_dir: str | Path) -> Path:

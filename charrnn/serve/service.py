@@ -1,16 +1,13 @@
 """What the web app does, as plain Python: generate, autocomplete, folk tunes, training; no Gradio here.
 
 charrnn.web lays out the page and wires each event to one method of `Service`, and renders the plain data
-these methods return (charrnn.web.views). Every method bounds its
-own arguments (numbers clamped, text truncated, models chosen by name from the registry's list), since
-nothing a browser or an API client sends can be trusted to respect the page's sliders and max lengths.
+these methods return (charrnn.web.views). Every method bounds its own arguments by serve/limits.py
+(numbers clamped, text truncated, models chosen by name from the registry's list).
 Errors the user can fix are CharRNNErrors; the app shows their message.
 """
 
 from __future__ import annotations
 
-import math
-import secrets
 import shutil
 import tempfile
 import threading
@@ -19,11 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from charrnn import corpora
-from charrnn.decoding.autocomplete import Autocompleter
-from charrnn.decoding.beam import beam_search
+from charrnn import corpora, threads
+from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
@@ -35,27 +29,21 @@ from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
 from charrnn.folk.stats import Reading, summary
 from charrnn.inside.report import CellRef, Report, inspect_text
+from charrnn.serve import limits
+from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import CORES, SIZES, JobManager, safe_name
+from charrnn.serve.limits import clip, pick
 from charrnn.serve.pronounce import Pronouncer
-from charrnn.serve.registry import LoadedModel, Registry, UnknownModel
+from charrnn.serve.registry import LoadedModel, Registry, UnknownModel, no_model
 
-MAX_LENGTH = 5_000  # characters one generation may produce
-MAX_BEAM_LENGTH = 500
-MAX_BEAM = 16
-MAX_PRIME = 2_000  # characters of prime kept
-MAX_TEMPERATURE = 3.0
-MAX_SEED = 2**31 - 1
 STREAM_EVERY_S = 0.05  # a streaming generation yields at most this often ...
 STREAM_MIN_CHARS = 8  # ... and only once this many new characters are there
-MAX_FOLK_CANDIDATES = 8
-MAX_FOLK_START = 200  # characters of "first bars"
-MAX_INSPECT = 10_000  # characters of text the Look inside tab reads (the rest is cut off)
 INSPECT_BEST = 3  # the finder's best cells per feature offered in the tab's menu
 MAX_HISTORY = 50  # tunes kept in a session's history
 KEEP_FILES = 100  # folders of tune files kept on disk (the newest)
 MODES = ("sample", "greedy", "beam")
-UNTILS = ("word", "phrase", "line")
+UNTILS = tuple(UNTIL)  # where a completion may end: decoding/beam.py's ends
 METERS = ("6/8", "2/2", "2/4", "4/4", "3/4", "9/8", "3/8", "6/4", "12/8", "3/2")
 TONICS = ("C", "C#", "Db", "D", "Eb", "E", "F", "F#", "Gb", "G", "Ab", "A", "Bb", "B")
 MODES_MUSIC = ("major", "minor", "dorian", "mixolydian", "lydian", "phrygian", "locrian")
@@ -63,50 +51,14 @@ ANY_TYPE = "any"
 FOLK_TYPES = FOLK_TUNE_TYPES
 # The catalogue's language-model corpora the app may build itself (offline; a download is left to the CLI).
 BUILDABLE = tuple(c.name for c in corpora.CATALOGUE.values() if c.task == "lm" and c.kind == "build")
-NO_MODELS = "No model here yet: train one in the Train tab (or put a model folder in the models folder)."
-
-
-# --- bounds --------------------------------------------------------------------------------------------
-
-def clamp_float(value, lo: float, hi: float, default: float) -> float:
-    """A float in [lo, hi]; `default` for None, NaN or anything that is not a number."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    if not math.isfinite(number):
-        return default
-    return max(lo, min(hi, number))
-
-
-def clamp_int(value, lo: int, hi: int, default: int) -> int:
-    """An int in [lo, hi]; `default` for None, NaN or anything that is not a number."""
-    return int(round(clamp_float(value, lo, hi, default)))
-
-
-def clip(text, limit: int) -> str:
-    """`text` as a string of at most `limit` characters (None -> "")."""
-    return "" if text is None else str(text)[:limit]
-
-
-def pick(value, allowed: tuple[str, ...], what: str) -> str:
-    if value not in allowed:
-        raise CharRNNError(f"{what} must be one of {', '.join(allowed)}; got {str(value)[:30]!r}")
-    return value
+NO_MODELS = (f"No model here yet: train a text model in the Train tab (at least {limits.MIN_UPLOAD_CHARS:,} "
+             "characters of text), or put model folders in the models folder. Folk tunes need a model trained on the "
+             "folk corpus, and pronunciation a seq2seq model (`charrnn seq2seq train cmudict`): their tabs say how.")
 
 
 def inference_threads() -> None:
-    """Inference runs on one thread per request (torch's setting is per thread: see charrnn.serve.jobs)."""
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
-def seed_or_random(seed) -> int:
-    """The seed a client gave (clamped to 0 .. 2**31-1), or a fresh one for blank or negative values."""
-    if seed is None or seed == "":
-        return secrets.randbelow(MAX_SEED)
-    value = clamp_int(seed, -1, MAX_SEED, -1)
-    return secrets.randbelow(MAX_SEED) if value < 0 else value
+    """Each request runs on one thread (charrnn.threads' STEP work: concurrent requests are the app's parallelism)."""
+    threads.use(threads.Work.STEP)
 
 
 # --- results ---------------------------------------------------------------------------------------------
@@ -180,20 +132,19 @@ class Service:
         return [{"name": e.name, "label": e.label, "kind": e.kind, "source": e.source, "corpus": e.corpus,
                  "arch": e.arch, "folk": e.is_folk, "best_val_loss": e.best_val_loss} for e in self.registry.entries()]
 
-    def load(self, name) -> LoadedModel:
-        try:
-            if not name:
-                raise UnknownModel("choose a model first")
-            return self.registry.load(clip(name, 200))
-        except UnknownModel:
-            if not self.registry.entries():
-                raise CharRNNError(NO_MODELS) from None
-            raise
+    def load(self, name, folk: bool | None = None) -> LoadedModel:
+        """The language model called `name`; with folk=True, where no folk model is offered, how to get one."""
+        if not self.registry.offered(folk):
+            raise CharRNNError(no_model("lm", folk))
+        if not name:
+            raise UnknownModel("choose a model first")
+        return self.registry.load(clip(name, limits.MAX_NAME_TEXT))
 
     # --- generate -------------------------------------------------------------------------------------
 
-    def generate(self, model, prime="", length=500, mode="sample", temperature=0.8, top_k=0, top_p=1.0,
-                 seed=None, beam=8) -> Iterator[Generation]:
+    def generate(self, model, prime="", length=limits.LENGTH.default, mode="sample",
+                 temperature=limits.TEMPERATURE.default, top_k=0, top_p=limits.TOP_P.default, seed=None,
+                 beam=limits.BEAM.default) -> Iterator[Generation]:
         """Stream a generation: yields a growing text every few characters, then a final update (done)."""
         inference_threads()
         mode = pick(mode, MODES, "mode")
@@ -205,26 +156,26 @@ class Service:
 
     def _generate(self, lm: LoadedModel, session: Decodable, prime, length, mode, temperature, top_k, top_p, seed,
                   beam) -> Iterator[Generation]:
-        prime = clip(prime, MAX_PRIME)
+        prime = clip(prime, limits.MAX_PRIME)
         vocab = lm.vocab
         skipped = "".join(vocab.unknown(prime))
         note = f"left out characters the model does not know: {skipped[:20]!r}" if skipped else ""
         prompt = prepare_prompt(session, vocab, prime, unknown="skip", char_counts=lm.char_counts)
         t0 = time.perf_counter()
         if mode == "beam":
-            length = clamp_int(length, 1, MAX_BEAM_LENGTH, 200)
-            width = clamp_int(beam, 1, min(MAX_BEAM, len(vocab)), 8)
+            length = limits.BEAM_LENGTH.clamp_int(length)
+            width = min(limits.BEAM.clamp_int(beam), len(vocab))
             yield Generation(prompt.text, 0, 0.0, None, False, f"beam search, width {width} …")
             best = beam_search(session, vocab, prompt, width, length, num=1, length_penalty=1.0)[0]
             took = time.perf_counter() - t0
             yield Generation(prompt.text + best.text, len(best.text), took, None, True,
                              "; ".join(filter(None, [f"beam width {width}, logprob {best.logprob:.2f}", note])))
             return
-        length = clamp_int(length, 1, MAX_LENGTH, 500)
-        temperature = 0.0 if mode == "greedy" else clamp_float(temperature, 0.0, MAX_TEMPERATURE, 0.8)
-        k = clamp_int(top_k, 0, len(vocab), 0)
-        p = clamp_float(top_p, 0.01, 1.0, 1.0)
-        seed_value = seed_or_random(seed)
+        length = limits.LENGTH.clamp_int(length)
+        temperature = 0.0 if mode == "greedy" else limits.TEMPERATURE.clamp(temperature)
+        k = limits.clamp_int(top_k, 0, len(vocab), 0)
+        p = limits.TOP_P.clamp(top_p)
+        seed_value = limits.seed_or_random(seed)
         settings = SamplingSettings(temperature, k or None, p if p < 1 else None, seed=seed_value)
         pieces = generate(session, vocab, prompt, length, settings)
         out: list[str] = []
@@ -240,16 +191,16 @@ class Service:
 
     # --- autocomplete ---------------------------------------------------------------------------------
 
-    def complete(self, model, text="", num=3, until="word", max_len=30) -> dict:
-        """The best completions of `text` (only its last 10,000 characters are kept), as a dict."""
+    def complete(self, model, text="", num=limits.COMPLETIONS.default, until="word",
+                 max_len=limits.COMPLETION_LENGTH.default) -> dict:
+        """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict."""
         inference_threads()
         until = pick(until, UNTILS, "until")
         text = "" if text is None else str(text)
         lm = self.load(model)
         # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
         # character or two on from a cached state, too little to be worth waiting for company.
-        result = self.autocompleter.complete(lm.model, lm.vocab, text, clamp_int(num, 1, 10, 3), until,
-                                             clamp_int(max_len, 1, 60, 30), char_counts=lm.char_counts,
+        result = self.autocompleter.complete(lm.model, lm.vocab, text, num, until, max_len, char_counts=lm.char_counts,
                                              together=self.batcher.together)
         answer = result.to_dict(tail=text[-32:])
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
@@ -257,7 +208,7 @@ class Service:
 
     # --- pronunciation --------------------------------------------------------------------------------
 
-    def pronounce(self, model, text="", beam=5, num=3) -> dict:
+    def pronounce(self, model, text="", beam=limits.PRONOUNCE_BEAM.default, num=limits.PRONOUNCE_NUM.default) -> dict:
         """Pronunciations of each word of `text` (see serve/pronounce.py), on this request's one thread."""
         inference_threads()
         return self.pronouncer.pronounce(model, text, beam, num)
@@ -265,7 +216,8 @@ class Service:
     # --- folk tunes -----------------------------------------------------------------------------------
 
     def folk_tune(self, model, meter="6/8", tonic="D", mode="major", tune_type=ANY_TYPE, start="",
-                  temperature=0.8, seed=None, candidates=4, tempo=120) -> FolkResult:
+                  temperature=limits.FOLK_TEMPERATURE.default, seed=None, candidates=limits.FOLK_CANDIDATES.default,
+                  tempo=limits.TEMPO.default) -> FolkResult:
         """Write a tune (the best of `candidates`), check it, and render the one that passes."""
         inference_threads()
         pick(meter, METERS, "meter")
@@ -273,11 +225,11 @@ class Service:
         pick(mode, MODES_MUSIC, "mode")
         if tune_type in (None, "", ANY_TYPE):
             tune_type = None
-        lm = self.load(model)
+        lm = self.load(model, folk=True)
         folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name, facts=self._facts(lm))
-        tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, MAX_FOLK_START).strip(),
-                             temperature=clamp_float(temperature, 0.05, 2.0, 0.8), seed=seed_or_random(seed),
-                             candidates=clamp_int(candidates, 1, MAX_FOLK_CANDIDATES, 4))
+        tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, limits.MAX_FOLK_START).strip(),
+                             temperature=limits.FOLK_TEMPERATURE.clamp(temperature),
+                             seed=limits.seed_or_random(seed), candidates=limits.FOLK_CANDIDATES.clamp_int(candidates))
         findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
                     for f in tune.report.findings]
         title = tune.report.headers.get("T", "").strip() or "Untitled"
@@ -293,9 +245,9 @@ class Service:
             facts = self._folk_facts[key] = CorpusFacts.find(lm.config, lm.entry.path)
         return facts
 
-    def rerender(self, record: dict, tempo=120) -> FolkResult:
+    def rerender(self, record: dict, tempo=limits.TEMPO.default) -> FolkResult:
         """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
-        abc = clip(record.get("abc"), 20_000)
+        abc = clip(record.get("abc"), limits.MAX_ABC)
         report = check_tune(abc)
         findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
                     for f in report.findings]
@@ -304,8 +256,9 @@ class Service:
         copied = record.get("form") if isinstance(record.get("form"), dict) else {}
         form.update({key: copied[key] for key in ("copied_bars", "copied_tune")
                      if isinstance(copied.get(key), int | float)})
-        result = FolkResult(abc, clip(record.get("title"), 200) or "Untitled", passed, bool(record.get("ended", True)),
-                            findings, int(record.get("seed") or 0), int(record.get("candidates") or 1),
+        title = clip(record.get("title"), limits.MAX_TITLE) or "Untitled"
+        result = FolkResult(abc, title, passed, bool(record.get("ended", True)), findings,
+                            int(record.get("seed") or 0), int(record.get("candidates") or 1),
                             float(record.get("seconds") or 0.0), form=form)
         return self._render(result, tempo)
 
@@ -321,7 +274,7 @@ class Service:
             result.message = ("Sheet music and audio are made only for tunes that pass; "
                               "try another seed or more candidates.")
             return result
-        tempo = clamp_float(tempo, 40.0, 240.0, 120.0)
+        tempo = limits.TEMPO.clamp(tempo)
         try:
             result.svg = render.to_svg(result.abc)
         except CharRNNError as e:
@@ -347,12 +300,12 @@ class Service:
     # --- look inside ----------------------------------------------------------------------------------
 
     def inspect(self, model, text="", cell="", find=True) -> Report:
-        """What the model makes of the first MAX_INSPECT characters of `text` (characters it does not know
+        """What the model makes of the first limits.MAX_INSPECT characters of `text` (characters it does not know
         are left out); with `cell` (LAYER:INDEX[:KIND]) that cell's series; `find`: rank the cells."""
         inference_threads()
         lm = self.load(model)
-        text = clip(text, MAX_INSPECT)
-        refs = [CellRef.parse(clip(cell, 40))] if cell else []
+        text = clip(text, limits.MAX_INSPECT)
+        refs = [CellRef.parse(clip(cell, limits.MAX_CELL))] if cell else []
         return inspect_text(lm.model, lm.vocab, text, cells=refs, unknown="skip", char_counts=lm.char_counts,
                             find=find)
 
@@ -380,16 +333,18 @@ class Service:
             return f"Built the corpus {name} in {time.perf_counter() - started:.0f} s: pick it above to train on it."
 
     def start_training(self, corpus=None, upload=None, upload_name=None, name="", core="lstm", size="auto",
-                       time_budget=60) -> dict:
+                       time_budget=limits.BUDGET_S.default) -> dict:
         """Start the server's training job (raises charrnn.serve.jobs.Busy if one runs); returns its status."""
         pick(core, CORES, "core")
         pick(size, SIZES, "size")
-        budget = clamp_float(time_budget, 5, 3600, 60)
+        budget = limits.BUDGET_S.clamp(time_budget)
+        name = clip(name, limits.MAX_NAME_TEXT)
         if upload:
-            self.jobs.start(upload=upload, upload_name=clip(upload_name or Path(str(upload)).name, 200),
-                            name=clip(name, 100), model=core, size=size, time_budget=budget)
+            upload_name = clip(upload_name or Path(str(upload)).name, limits.MAX_NAME_TEXT)
+            self.jobs.start(upload=upload, upload_name=upload_name, name=name, model=core, size=size,
+                            time_budget=budget)
         else:
-            self.jobs.start(corpus=clip(corpus, 100) or None, name=clip(name, 100), model=core, size=size,
+            self.jobs.start(corpus=clip(corpus, limits.MAX_NAME_TEXT) or None, name=name, model=core, size=size,
                             time_budget=budget)
         return self.jobs.snapshot()
 

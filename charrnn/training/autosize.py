@@ -5,7 +5,10 @@ The rule, with every constant in the block below:
 1. The candidates are LADDER's shapes, walked from the one nearest START_PARAMS up (while they fit)
    or down (until one fits). Each one's training speed on this device (chars/s at its batch) is timed
    for a few steps on random ids (the median step counts), and cached per device and shape, so only the
-   first run on a machine pays for it (the time is counted in the budget).
+   first run on a machine pays for it (the time is counted in the budget). A cached figure that the
+   others contradict (a larger shape faster than a smaller one, or TRUST times slower than a smaller one's
+   figure scaled by parameters) is timed again, a run's own speed corrects its shape's figure when they
+   differ by more than DRIFT times, and a budget is refused only on a figure timed in this run.
 2. A shape fits when the budget lets it read at least chars_per_param(budget) characters per parameter
    (compute: CHARS_PER_PARAM at REFERENCE_S, fewer for longer budgets) in at least MIN_STEPS steps, and it
    has at most PARAMS_PER_CHAR parameters per training character (data). The largest shape that fits
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import time
 from collections.abc import Collection
@@ -66,6 +70,8 @@ DROPOUT = ((5.0, 0.0), (10.0, 0.1), (30.0, 0.2), (math.inf, 0.3))  # (epochs up 
 WARMUP_SHARE, MAX_WARMUP = 0.05, 100
 PROBE_S, PROBE_STEPS = 0.25, (3, 8)  # timing one shape: after one untimed step, this long in this many steps;
 # the median step counts, so that a moment of another process's work does not set the speed
+TRUST = 2.0  # a cached figure this many times slower than another one implies is timed again (see _trusted)
+DRIFT = 1.5  # a run's own speed this many times off the cached figure replaces it
 PLAUSIBLE = 1.5  # a shape is timed only if it could fit at this much more than its FLOP-scaled speed
 START_PARAMS = 350_000  # the walk up or down the ladder starts at the shape nearest this size (1x256)
 # The default length of a run given no --time-budget, --epochs or --max-steps: it follows the corpus size.
@@ -103,6 +109,12 @@ class Shape:
 
     def key(self, cell: str, vocab: int) -> str:
         return f"{cell} {self.layers}x{self.hidden} e{self.embed} v{vocab} b{self.batch}x{self.seq_len}"
+
+    @classmethod
+    def parse(cls, key: str, cell: str, vocab: int) -> Shape | None:
+        """The shape of a cache key written by `key` for this cell and vocabulary, else None."""
+        m = re.fullmatch(rf"{re.escape(cell)} (\d+)x(\d+) e(\d+) v{vocab} b(\d+)x(\d+)", key)
+        return cls(*map(int, m.groups())) if m else None
 
 
 @dataclass(frozen=True)
@@ -172,12 +184,18 @@ def dropout_for(epochs: float) -> float:
 
 
 class Speeds:
-    """Measured training speeds, cached in the cache directory per machine (device, CPU, threads, torch)."""
+    """Measured training speeds, cached in the cache directory per machine (device, CPU, threads, torch).
+
+    A cached figure is used only if the others agree with it (`_trusted`); a run that measures its own
+    speed corrects the figure (`correct`). Timing on a busy machine only ever slows a shape down, so a
+    figure that is re-timed keeps the faster of the two.
+    """
 
     def __init__(self, cache_dir: str | Path | None, machine: str, device: torch.device):
         self.path = Path(cache_dir or default_cache_dir()) / SPEEDS
         self.machine, self.device = f"{machine}, torch {torch.__version__}", device
         self.timing_s = 0.0  # spent timing, this run
+        self.timed: set[str] = set()  # the keys timed in this run
 
     def left(self, budget: float) -> float:
         """Seconds of `budget` left for training after the timing done so far in this run."""
@@ -189,23 +207,58 @@ class Speeds:
         except (OSError, ValueError):  # none yet, or damaged: time again
             return {}
 
-    def get(self, cell: str, shape: Shape, vocab: int) -> float:
-        vocab = -(-vocab // VOCAB_STEP) * VOCAB_STEP  # nearby vocabularies cost the same: one entry
-        key = shape.key(cell, vocab)
+    def _known(self) -> dict[str, float]:
         known = self._read().get(self.machine, {})
-        if isinstance(known.get(key), int | float) and known[key] > 0:
-            return float(known[key])
-        t0 = time.perf_counter()
-        speed = measure(cell, shape, vocab, self.device)
-        self.timing_s += time.perf_counter() - t0
+        return {k: float(v) for k, v in known.items() if isinstance(v, int | float) and v > 0} \
+            if isinstance(known, dict) else {}
+
+    def _write(self, key: str, speed: float) -> None:
         cache = self._read()  # again: another run may have added speeds meanwhile
-        cache.setdefault(self.machine, {})[key] = round(speed, 1)
+        if not isinstance(cache.get(self.machine), dict):
+            cache[self.machine] = {}
+        cache[self.machine][key] = round(speed, 1)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_json(self.path, cache)
         except (OSError, CharRNNError):  # a read-only cache costs a re-timing next time, nothing more
             pass
+
+    def get(self, cell: str, shape: Shape, vocab: int, fresh: bool = False) -> float:
+        """chars/s of `shape`: cached if trusted, else timed (and cached). `fresh`: time it unless this run did."""
+        vocab = -(-vocab // VOCAB_STEP) * VOCAB_STEP  # nearby vocabularies cost the same: one entry
+        key, known = shape.key(cell, vocab), self._known()
+        cached = known.get(key)
+        if cached is not None and (key in self.timed or (not fresh and _trusted(cell, shape, vocab, cached, known))):
+            return cached
+        t0 = time.perf_counter()
+        speed = max(measure(cell, shape, vocab, self.device), cached or 0.0)
+        self.timing_s += time.perf_counter() - t0
+        self.timed.add(key)
+        self._write(key, speed)
         return speed
+
+    def correct(self, cell: str, shape: Shape, vocab: int, measured: float) -> bool:
+        """Replace the cached figure of `shape` by a run's own speed if they differ by more than DRIFT times."""
+        key = shape.key(cell, -(-vocab // VOCAB_STEP) * VOCAB_STEP)
+        cached = self._known().get(key)
+        if cached is None or measured <= 0 or max(measured / cached, cached / measured) <= DRIFT:
+            return False
+        self._write(key, measured)
+        return True
+
+
+def _trusted(cell: str, shape: Shape, vocab: int, speed: float, known: dict[str, float]) -> bool:
+    """Whether the other figures of the same cell, vocabulary and batch agree with `speed` for `shape`: no
+    larger shape is faster, and no smaller one implies, scaled by parameters, TRUST times more."""
+    params = shape.params(cell, vocab)
+    for key, other_speed in known.items():
+        other = Shape.parse(key, cell, vocab)
+        if other is None or other == shape or (other.batch, other.seq_len) != (shape.batch, shape.seq_len):
+            continue
+        implied = other_speed * min(1.0, other.params(cell, vocab) / params)
+        if speed * TRUST < implied:
+            return False
+    return True
 
 
 def measure(cell: str, shape: Shape, vocab: int, device: torch.device) -> float:
@@ -315,6 +368,10 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     if picked is None:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
         picked = (shapes[0], tried[0])
     shape, speed = _batched(*picked, speeds.left(budget), keep, speeds, cell, vocab, train_chars)
+    if speed * speeds.left(budget) < MIN_STEPS * shape.batch * shape.seq_len:  # a refusal is never on cached figures
+        fresh = speeds.get(cell, shape, vocab, fresh=True)
+        if fresh > speed:  # the cache was slow: walk again, re-timing the figures the new one contradicts
+            return choose(cfg, keep, train_chars, vocab, speeds)
     seconds = speeds.left(budget)
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
     if steps < MIN_STEPS:

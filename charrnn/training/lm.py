@@ -60,10 +60,19 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int = 32, seq_len: int
     return total_all / n, n
 
 
+def check_split(cfg: TrainConfig, chars: int, val_chars: int) -> None:
+    """Refuse a corpus too small for its val split, saying how large it must be."""
+    if cfg.val_frac > 0 and val_chars < 2:
+        # Enough for one training batch and 2 val characters, after the val and test shares.
+        need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
+                             2 / cfg.val_frac))
+        raise CharRNNError(f"the corpus has {chars:,} characters, too few for a val split "
+                           f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
+                           f"{cfg.seq_len} it needs at least {need:,}")
+
+
 class LMTask:
     """What the trainer needs of a language-model run: data, model, loss, evaluation, carried state."""
-
-    kind, rate_key = "lm", "chars_per_s"
 
     def __init__(self, cfg: TrainConfig, dist: Dist):
         self.cfg, self.dist, self.device = cfg, dist, dist.device
@@ -75,13 +84,8 @@ class LMTask:
             dist.barrier()
         self.corpus, self.sha256 = corpus, corpus.sha256
         train_ids, self.val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-        if cfg.val_frac > 0 and len(self.val_ids) < 2:
-            # Enough for one training batch and 2 val characters, after the val and test shares.
-            need = math.ceil(max(cfg.batch_size * (cfg.seq_len + 1) / (1 - cfg.val_frac - cfg.test_frac),
-                                 2 / cfg.val_frac))
-            raise CharRNNError(f"the corpus has {len(corpus.ids):,} characters, too few for a val split "
-                               f"(--val-frac {cfg.val_frac:g}): with batch size {cfg.batch_size} x sequence length "
-                               f"{cfg.seq_len} it needs at least {need:,}")
+        check_split(cfg, len(corpus.ids), len(self.val_ids))
+        self.has_val, self.notes = len(self.val_ids) >= 2, []
         self.batches = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len, dist.rank, dist.world)
         self.batches_per_epoch = self.batches.batches_per_epoch
         self.local_batch = cfg.batch_size // dist.world
@@ -100,7 +104,7 @@ class LMTask:
         return F.cross_entropy(logits.flatten(0, 1), y.flatten()), self.cfg.batch_size * self.cfg.seq_len
 
     def evaluate(self) -> dict:
-        if len(self.val_ids) < 2:
+        if not self.has_val:
             return {"val_loss": None}
         loss, _ = evaluate(self.model, self.val_ids, self.cfg.eval_batch, 256, self.device, self.dist)
         return {"val_loss": loss}
@@ -119,6 +123,6 @@ class LMTask:
 
     def run_fields(self) -> dict:
         corpus = self.corpus
-        return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
+        return {"model": self.model.cfg.to_dict(), "vocab": corpus.vocab.chars,
                 "char_counts": corpus.counts,
                 "corpus": ckpt.CorpusInfo(self.corpus_name, str(corpus.path), corpus.sha256, len(corpus.ids))}

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint as ckpt
 from charrnn import corpora
+from charrnn.errors import CharRNNError
 from charrnn.files import sha256_file
-from charrnn.models.seq2seq import PAD, Seq2Seq
+from charrnn.models.seq2seq import PAD, Seq2Seq, Seq2SeqExtra
 from charrnn.seq2seq.data import (
     SOURCE_SPECIALS,
     TARGET_SPECIALS,
@@ -29,30 +30,38 @@ from charrnn.training.task import resolve_corpus
 EVAL_ROWS = 256  # pairs per batch when computing the val loss
 
 
-def load_splits(cfg: Seq2SeqTrainConfig) -> tuple[str | None, dict[str, Pairs]]:
+def load_splits(cfg: Seq2SeqTrainConfig) -> tuple[str | None, dict[str, Pairs], dict[str, int]]:
     """The train/val/test pairs: from --val-file/--test-file, a catalogue corpus's fixed split files, or
-    split from the one file by a hash of the source."""
+    split from the one file by a hash of the source; and the bad lines skipped in each file read."""
     name, path = resolve_corpus(cfg.corpus)
     files = {"train": path, "val": cfg.val_file, "test": cfg.test_file}
     if name and corpora.CATALOGUE[name].splits:
         files = {**corpora.split_files(name), **{k: v for k, v in files.items() if k != "train" and v}}
     read = {split: read_pairs(f, cfg.source_tokens, cfg.target_tokens, cfg.skip_bad_lines)
             for split, f in files.items() if f}
+    skipped = {p.path: p.skipped for p in read.values() if p.skipped}
     if "val" in read or "test" in read:
-        return name, {"train": read["train"], **{k: v for k, v in read.items() if k != "train"}}
-    return name, read["train"].split(cfg.val_frac, cfg.test_frac)
+        return name, {"train": read["train"], **{k: v for k, v in read.items() if k != "train"}}, skipped
+    splits = read["train"].split(cfg.val_frac, cfg.test_frac)
+    if cfg.val_frac > 0 and not len(splits["val"]):
+        raise CharRNNError(
+            f"no pair of {path} falls in the val split (--val-frac {cfg.val_frac:g}: its "
+            f"{len(read['train'].references()):,} distinct sources all hash into train or test); give a --val-file, "
+            f"a larger --val-frac, or --val-frac 0 to keep the checkpoint with the lowest train loss")
+    return name, splits, skipped
 
 
 class Seq2SeqTask:
-    kind, rate_key = "seq2seq", "tokens_per_s"
-
     def __init__(self, cfg: Seq2SeqTrainConfig, dist: Dist):
         self.cfg, self.dist, self.device = cfg, dist, dist.device
-        self.corpus_name, splits = load_splits(cfg)
+        self.corpus_name, splits, skipped = load_splits(cfg)
         train, self.val = splits["train"], splits.get("val")
+        self.has_val = bool(self.val)
         self.train_path = train.path
         self.sha256 = sha256_file(train.path)
-        self.skipped = sum(p.skipped for p in splits.values())
+        self.skipped = sum(skipped.values())
+        self.notes = [f"skipped {n:,} bad line{'s' if n != 1 else ''} of {path} (--skip-bad-lines)"
+                      for path, n in skipped.items()]
         known = [p for p in splits.values() if p is not None]  # the vocabularies cover every split's symbols
         self.source_vocab = TokenVocab.of([s for p in known for s in p.sources], SOURCE_SPECIALS)
         self.target_vocab = TokenVocab.of([t for p in known for t in p.targets], TARGET_SPECIALS)
@@ -74,7 +83,7 @@ class Seq2SeqTask:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Val loss (nats per target token) over every val pair; greedy WER/TER over the first eval_sample sources."""
-        if self.val is None or not len(self.val):
+        if not self.has_val:
             return {"val_loss": None}
         was_training = self.model.training
         self.model.eval()
@@ -109,9 +118,8 @@ class Seq2SeqTask:
         pass
 
     def run_fields(self) -> dict:
-        extra = {"source_vocab": self.source_vocab.tokens, "target_vocab": self.target_vocab.tokens,
-                 "source_tokens": self.cfg.source_tokens, "target_tokens": self.cfg.target_tokens,
-                 "max_ratio": round(self.max_ratio, 4), "pairs": self.pairs, "skipped_lines": self.skipped}
+        extra = Seq2SeqExtra(self.source_vocab.tokens, self.target_vocab.tokens, self.cfg.source_tokens,
+                             self.cfg.target_tokens, round(self.max_ratio, 4), self.pairs, self.skipped)
         corpus = ckpt.CorpusInfo(self.corpus_name, str(self.train_path), self.sha256, self.tokens)
-        return {"kind": self.kind, "model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
+        return {"model": self.model.cfg.to_dict(), "vocab": [], "corpus": corpus, "extra": extra}
 

@@ -26,20 +26,19 @@ import torch
 from tqdm.auto import tqdm
 
 from charrnn import checkpoint as ckpt
+from charrnn import models, threads
 from charrnn.data import encode_corpus
 from charrnn.devices import resolve_device
 from charrnn.errors import CharRNNError
 from charrnn.files import remove_temporaries
-from charrnn.models.rnn import CELLS
 from charrnn.training import autosize
-from charrnn.training.config import Seq2SeqTrainConfig, TrainConfig
+from charrnn.training.config import BaseTrainConfig, TrainConfig, resolve
 from charrnn.training.config import parse_duration as parse_duration  # re-exported: callers import it from here
 from charrnn.training.config import resume_config as resume_config
 from charrnn.training.distributed import Dist
-from charrnn.training.lm import LMTask
+from charrnn.training.lm import check_split
 from charrnn.training.lm import evaluate as evaluate
 from charrnn.training.lock import RunLock
-from charrnn.training.seq2seq import Seq2SeqTask
 from charrnn.training.task import resolve_corpus
 
 METRICS = "metrics.jsonl"
@@ -57,9 +56,10 @@ def machine_description(device: torch.device) -> str:
     return f"{device.type}: {cpu}, threads={torch.get_num_threads()}"
 
 
-def make_task(cfg: TrainConfig, dist: Dist) -> LMTask | Seq2SeqTask:
-    """The task a config describes: its data loaded, its model built (on dist's device)."""
-    return Seq2SeqTask(cfg, dist) if isinstance(cfg, Seq2SeqTrainConfig) else LMTask(cfg, dist)
+def make_task(cfg: BaseTrainConfig, dist: Dist):
+    """The task a config describes (its kind's, models.Kind.task): its data loaded, its model built (on
+    dist's device)."""
+    return resolve(models.lookup(cfg.kind).task)(cfg, dist)
 
 
 STOP_REASONS = (None, "finished", "time budget reached", "interrupted")  # agreed across ranks: the last wins
@@ -120,22 +120,23 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
 class Trainer:
     """One training run in one run directory. `run()` trains until a stop condition and returns a summary."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+    def __init__(self, cfg: BaseTrainConfig, resume: bool = False, progress: bool = True,
                  on_eval: Callable[[dict], int | None] | None = None, command: str | None = None,
                  keep: Collection[str] = ()):
         """on_eval sees each evaluation's record (on rank 0) and may return a new --eval-every, in steps
         (single-process runs only: other ranks would not learn of it). With cfg.size "auto", `keep` names
         the fields the caller set itself, which auto leaves as they are."""
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
+        self.kind = models.lookup(cfg.kind)
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
-        self._check_args(cfg)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        cfg.check()
+        self.threads = threads.Follow(cfg.threads)  # also the speed probe's count (--size auto)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
         self.auto: autosize.Choice | None = None  # what --size auto chose in this process, if it did
+        self.speeds: autosize.Speeds | None = None  # ... and the speed cache it chose from (see _heal_speeds)
         try:
             self._setup(resume, keep)
         except BaseException:
@@ -146,12 +147,15 @@ class Trainer:
         cfg = self.cfg
         if not resume and ((self.out / ckpt.CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
             raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
-        if cfg.size == "auto" and cfg.auto is None:  # a resumed run keeps the choice it recorded
+        if cfg.auto_size_pending:
             self.cfg = cfg = self._auto_size(cfg, keep)
         if cfg.batch_size % self.dist.world:
             raise CharRNNError(f"--batch-size {cfg.batch_size} must be a multiple of the {self.dist.world} processes")
         torch.manual_seed(cfg.seed)
         self.task = make_task(cfg, self.dist)  # reads and checks the data before anything is written
+        # What the user should hear before training starts (the CLI prints these lines).
+        self.notes = [*self.task.notes, *([] if self.task.has_val else [
+            f"no val split (--val-frac {cfg.val_frac:g}): the checkpoint kept is the one with the lowest train loss"])]
         # One trainer per run directory (rank 0 holds it for all ranks); released when run() ends or we die.
         if self.dist.main:
             self.lock = RunLock(self.out).acquire()
@@ -180,40 +184,15 @@ class Trainer:
 
     def _auto_size(self, cfg: TrainConfig, keep: Collection[str]) -> TrainConfig:
         """cfg with --size auto's choice (rank 0 times and chooses; every rank trains what it chose)."""
-        if isinstance(cfg, Seq2SeqTrainConfig):
-            raise CharRNNError("--size auto is for language models; give seq2seq sizes explicitly")
         choice = None
         if self.dist.main:
             corpus = encode_corpus(resolve_corpus(cfg.corpus)[1], cfg.cache_dir, cfg.encoding)
-            train_ids, _, _ = corpus.split(cfg.val_frac, cfg.test_frac)
-            speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
-            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), speeds)
+            train_ids, val_ids, _ = corpus.split(cfg.val_frac, cfg.test_frac)
+            check_split(cfg, len(corpus.ids), len(val_ids))  # the corpus's errors come before sizing's
+            self.speeds = autosize.Speeds(cfg.cache_dir, machine_description(self.device), self.device)
+            choice = autosize.choose(cfg, keep, len(train_ids), len(corpus.vocab), self.speeds)
         self.auto = self.dist.share(choice)
         return autosize.apply(cfg, self.auto)
-
-    @staticmethod
-    def _check_args(cfg: TrainConfig) -> None:
-        positive = ("layers", "hidden", "embed", "batch_size", "seq_len", "eval_every", "eval_batch")
-        for name in positive:
-            if getattr(cfg, name) < 1:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
-        checks = [
-            (cfg.model in CELLS, f"--model must be {', '.join(CELLS)} (got {cfg.model!r})"),
-            (cfg.optimizer in ("adamw", "rmsprop"), f"--optimizer must be adamw or rmsprop (got {cfg.optimizer!r})"),
-            (0 <= cfg.dropout < 1, "--dropout must be in [0, 1)"),
-            (math.isfinite(cfg.lr) and cfg.lr > 0, "--lr must be a positive number"),
-            (0 <= cfg.val_frac < 1 and 0 <= cfg.test_frac < 1 and cfg.val_frac + cfg.test_frac < 1,
-             "--val-frac and --test-frac must be in [0, 1) and leave some text for training"),
-            (cfg.max_steps is None or cfg.max_steps >= 0, "--max-steps must not be negative"),
-            (cfg.epochs is None or cfg.epochs > 0, "--epochs must be positive"),
-            (cfg.time_budget is None or cfg.time_budget > 0, "--time-budget must be positive"),
-            (cfg.patience is None or cfg.patience >= 1, "--patience must be at least 1"),
-            (cfg.grad_clip >= 0 and cfg.warmup >= 0, "--grad-clip and --warmup must not be negative"),
-            (0 <= cfg.min_lr_frac <= 1, "--min-lr-frac must be in [0, 1]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise CharRNNError(message)
 
     def _total_steps(self) -> int | None:
         """Steps until --max-steps or --epochs, whichever comes first (None if only a time budget)."""
@@ -263,11 +242,17 @@ class Trainer:
         if self.dist.enabled:
             machine += f" x {self.dist.world} processes"
         ckpt.RunFile(
-            **self.task.run_fields(), train=asdict(self.cfg),
-            best_val_loss=None if math.isinf(self.best_val) else self.best_val, step=self.step,
+            kind=self.kind.name, **self.task.run_fields(), train=asdict(self.cfg),
+            best_val_loss=self._best("val"), step=self.step,
             training_time_s=round(self.elapsed, 1), machine=machine, command=self.command, torch=torch.__version__,
             **extra,
         ).write(self.out)
+
+    def _best(self, split: str) -> float | None:
+        """The best loss so far if it was measured on `split` ("val" or "train": without a val split the
+        best checkpoint is chosen by train loss, never to be reported as a val loss); else None."""
+        measured = "val" if self.task.has_val else "train"
+        return self.best_val if split == measured and math.isfinite(self.best_val) else None
 
     def _save_latest(self) -> None:
         """Every rank's RNG and share of the hidden state are gathered (all ranks call this); rank 0 writes."""
@@ -338,7 +323,7 @@ class Trainer:
         record = {"step": self.step, "epoch": round(self.step / self.task.batches_per_epoch, 3),
                   "train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
                   **{k: round(v, 5) for k, v in metrics.items() if k != "val_loss"},
-                  "lr": self.lr_at(self.step, self.elapsed), self.task.rate_key: round(chars_per_s),
+                  "lr": self.lr_at(self.step, self.elapsed), f"{self.kind.unit}s_per_s": round(chars_per_s),
                   "elapsed": round(self.elapsed, 2)}
         improved = score < self.best_val
         if improved:
@@ -347,7 +332,7 @@ class Trainer:
             self.bad_evals += 1
         if self.dist.main:
             if improved:
-                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=score)
+                ckpt.save_weights(self.out, self.model, step=self.step, val_loss=self._best("val"))
                 self._write_config(status="running", best_step=self.step)
             ckpt.append_json_line(self.out / METRICS, record)
         # The trainer state goes last: killed before it, a resume starts from the previous one, trims the
@@ -386,6 +371,7 @@ class Trainer:
         begun_step, begun_elapsed = self.step, self.elapsed  # the ETA counts this loop's pace, not start-up's
         with StopFlag() as stop, bar:
             while (status := self._stop_reason(stop)) is None:
+                self.threads.check()
                 t0 = time.perf_counter()
                 loss, items = self.train_step()
                 losses.append(loss)
@@ -398,7 +384,7 @@ class Trainer:
                     bar.total = self.step + max(0, int(pace * (cfg.time_budget - self.elapsed)))
                 bar.update(1)
                 best = f"{self.best_val:.3f}" if math.isfinite(self.best_val) else "-"
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", val=best,
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", **{"val" if self.task.has_val else "best": best},
                                 rate=f"{interval_chars / max(interval_time, 1e-9):,.0f}/s", refresh=False)
                 if self.step % cfg.eval_every == 0:
                     last_record = self._timed_eval(losses, interval_chars, interval_time)
@@ -416,14 +402,25 @@ class Trainer:
         # into interpreter shutdown (a rank that exits holding it can abort: "terminate called ...").
         self.net = self.model
         self.dist.close()
-        return {"status": status, "step": self.step, "best_val_loss": self.best_val, "elapsed": self.elapsed,
+        return {"status": status, "step": self.step, "best_val_loss": self._best("val"),
+                "best_train_loss": self._best("train"), "elapsed": self.elapsed,
                 "last": last_record, "out": str(self.out)}
 
     def _timed_eval(self, losses: list[float], chars: int, seconds: float) -> dict:
         t0 = time.perf_counter()
         record = self._evaluate_and_save(sum(losses) / len(losses), chars / max(seconds, 1e-9))
+        self._heal_speeds(chars / max(seconds, 1e-9))
         self.elapsed += time.perf_counter() - t0
         return record
+
+    def _heal_speeds(self, chars_per_s: float) -> None:
+        """Correct the speed cache that --size auto chose from with this run's own speed (one process, still on
+        the thread count the shapes were timed at)."""
+        if self.speeds is None or self.dist.enabled or self.threads.changes:
+            return
+        cfg = self.cfg
+        shape = autosize.Shape(cfg.layers, cfg.hidden, cfg.embed, cfg.batch_size, cfg.seq_len)
+        self.speeds.correct(cfg.model, shape, len(self.task.corpus.vocab), chars_per_s)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,

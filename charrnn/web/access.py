@@ -3,7 +3,8 @@
 `--auth USER:PASSWORD` (repeatable) and `--auth-file FILE` become Gradio's own login (`launch(auth=...)`),
 which guards the page, the API and the file routes. An address other than loopback without credentials
 is refused unless `--no-auth` says so. A port already in use is one line naming it, not a traceback.
-`ReadOnlyUploads` is the ASGI middleware that refuses uploads in `--read-only` mode.
+`ReadOnlyUploads` is the ASGI middleware that refuses uploads in `--read-only` mode; `KnownEndpoints` answers
+404 for API names the page does not have.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import argparse
 import errno
 import ipaddress
 import os
+import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from charrnn.errors import CharRNNError
@@ -22,6 +24,7 @@ DEFAULT_PORT = 7860
 PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's own variable: the app honours it as its default port
 LOOPBACK_NAMES = ("localhost",)
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")  # Gradio's routes that take files
+CALL_ROUTE = re.compile(r"/gradio_api/(?:call|run)/([^/]+)")  # Gradio's routes that call an event by its API name
 
 
 def default_port() -> str:
@@ -91,6 +94,14 @@ def exposure(host: str, port: int, has_auth: bool, no_auth: bool, read_only: boo
     return f"warning: --no-auth on {host}: anyone who can reach port {port} can {reach}"
 
 
+def serving(host: str, port: int, local_url: str) -> str:
+    """Where the app can be reached, for its start-up line: a wildcard address serves every interface."""
+    if host in ("0.0.0.0", "::", ""):
+        return (f"every network interface of this machine (--host {host or '0.0.0.0'}), port {port}: "
+                f"here at {local_url}, from elsewhere at this machine's address")
+    return local_url
+
+
 def port_in_use(host: str, port: int) -> str:
     """The one line to show when `port` is taken on `host`."""
     return (f"port {port} on {host} is already in use: stop what is using it, or choose another "
@@ -114,6 +125,29 @@ def check_port(host: str, port: int) -> None:
             raise CharRNNError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
+async def _refuse(send, status: int, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class KnownEndpoints:
+    """ASGI middleware: a call to an API name the page does not have (--read-only leaves out training's) is
+    a 404 that says so, where Gradio would answer 500 and log a traceback."""
+
+    def __init__(self, app, names: Collection[str], read_only: bool = False):
+        self.app, self.names, self.read_only = app, frozenset(names), read_only
+
+    async def __call__(self, scope, receive, send):
+        found = CALL_ROUTE.search(scope["path"]) if scope["type"] == "http" else None
+        if found and found[1] not in self.names:
+            why = " (this app runs with --read-only: it does not train)" if self.read_only else ""
+            await _refuse(send, 404, f"no API endpoint /{found[1]} here{why}")
+            return
+        await self.app(scope, receive, send)
+
+
 class ReadOnlyUploads:
     """ASGI middleware of --read-only mode: every upload is refused (403) before Gradio reads it."""
 
@@ -122,9 +156,6 @@ class ReadOnlyUploads:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith(UPLOAD_ROUTES):
-            body = b"uploads are off: this app runs with --read-only"
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _refuse(send, 403, "uploads are off: this app runs with --read-only")
             return
         await self.app(scope, receive, send)

@@ -19,10 +19,10 @@ import gradio as gr
 import torch
 from starlette.middleware import Middleware
 
-from charrnn.decoding.autocomplete import Autocompleter
 from charrnn.errors import CharRNNError
 from charrnn.seq2seq.cmudict import Lexicon
 from charrnn.serve import memory
+from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
@@ -86,10 +86,12 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
                   quiet=True, run_history=False, state_session_capacity=args.max_sessions,
                   auth=args.credentials or None, auth_message="charrnn: log in with the user name and password "
                                                               "you were given")
-    app_kwargs = {"routes": rest.routes(service, CONCURRENCY, args.queue_size, args.credentials)}
+    names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
+    app_kwargs = {"routes": rest.routes(service, CONCURRENCY, args.queue_size, args.credentials),
+                  "middleware": [Middleware(access.KnownEndpoints, names=names, read_only=args.read_only)]}
     if args.read_only:  # Gradio's upload routes stay mounted without a file component: refuse them outright
         launch["max_file_size"] = 0
-        app_kwargs["middleware"] = [Middleware(access.ReadOnlyUploads)]
+        app_kwargs["middleware"].append(Middleware(access.ReadOnlyUploads))
     launch["app_kwargs"] = app_kwargs
     return demo, launch, service
 
@@ -136,7 +138,8 @@ def serve(args: argparse.Namespace, started: float | None = None) -> int:
             raise
         raise CharRNNError(access.port_in_use(args.host, args.port)) from None
     # Gradio's own lines are off (quiet): they tell users to set share=True, which this app never does.
-    print(f"charrnn app ready in {time.perf_counter() - started:.1f}s on {demo.local_url}", flush=True)
+    print(f"charrnn app ready in {time.perf_counter() - started:.1f}s on "
+          f"{access.serving(args.host, args.port, demo.local_url)}", flush=True)
     threading.Thread(target=warm_up, args=(service,), daemon=True, name="warm-up").start()
     try:
         demo.block_thread()

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from charrnn.errors import CharRNNError
+from charrnn.serve.limits import Range
 from charrnn.serve.service import Service
 from charrnn.web import views
 
@@ -23,10 +27,44 @@ POLL_S = 1.0
 RUNNING = ("starting", "running", "stopping")  # job states worth polling for
 
 
+class Failures:
+    """The last error each browser session met, for the `.failure` event that shows it where the result
+    would be: Gradio's toast fades after seconds and leaves the previous result looking current."""
+
+    KEPT = 1_000  # sessions remembered; an older one's message is replaced by a general line
+
+    def __init__(self) -> None:
+        self._messages: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _session() -> str | None:
+        request = LocalContext.request.get(None)  # the event's request (Gradio sets it for its function)
+        return getattr(request, "session_hash", None)
+
+    def put(self, message: str) -> None:
+        if (session := self._session()) is not None:
+            with self._lock:
+                self._messages[session] = message
+                self._messages.move_to_end(session)
+                while len(self._messages) > self.KEPT:
+                    self._messages.popitem(last=False)
+
+    def take(self, request: gr.Request) -> str:
+        """The message of the failure just seen in this request's session."""
+        with self._lock:
+            return self._messages.pop(getattr(request, "session_hash", None), "the request failed")
+
+
+FAILURES = Failures()
+
+
 def user_errors(fn: Callable) -> Callable:
-    """CharRNNErrors become Gradio errors: the page shows the message; API clients get it too."""
+    """CharRNNErrors become Gradio errors: the page shows the message (and keeps it: Page.keep_errors);
+    API clients get it too."""
 
     def error(e: CharRNNError) -> gr.Error:
+        FAILURES.put(str(e))
         return gr.Error(str(e), print_exception=False)
 
     if inspect.isgeneratorfunction(fn):  # Gradio streams a generator function's updates: stay one
@@ -47,6 +85,11 @@ def user_errors(fn: Callable) -> Callable:
             raise error(e) from None
 
     return call
+
+
+def slider(bound: Range, step: float, **kwargs) -> gr.Slider:
+    """A slider over a request bound (serve/limits.py), starting at its default."""
+    return gr.Slider(bound.lo, bound.hi, value=bound.default, step=step, **kwargs)
 
 
 def polling(snapshot: dict) -> gr.Timer:
@@ -97,6 +140,16 @@ class Page:
                                value=self.registry.default(folk, prefer, kind), **kwargs)
         self.menus.append(Menu(dropdown, folk, prefer, kind))
         return dropdown
+
+    @staticmethod
+    def keep_errors(event, shown: Callable[[str], tuple], outputs: Sequence) -> None:
+        """When `event` fails, `shown(message)` replaces its results in `outputs`: the error stays where
+        the result would be, and no earlier result is left looking current."""
+
+        def failed(request: gr.Request):
+            return shown(FAILURES.take(request))
+
+        event.failure(failed, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
 
     def on_load(self, fn: Callable[[], tuple], outputs: Sequence) -> None:
         """When a page opens, `fn()` gives fresh values for `outputs`."""

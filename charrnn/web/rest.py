@@ -8,6 +8,8 @@ the machine. What Gradio's queue gives, they keep:
 - the same refusal: beyond those workers and --queue-size waiting, HTTP 503 "Queue is full";
 - the same login: a Gradio session cookie (the page, gradio_client) or HTTP Basic with an --auth pair.
 Errors in the request, a malformed body too, are HTTP 400 with {"error": one line}.
+`POST /api/page/complete` is the Autocomplete tab's own path (static/autocomplete.js asks it as you type): the
+same arguments, workers and login as /api/complete, answered with what the popup shows (views.completions).
 `GET /api/health` says whether the server is warm (its default models and the dictionary loaded).
 """
 
@@ -26,7 +28,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve.service import Service
+from charrnn.web import views
 
 QUEUE_FULL = "Queue is full. Please try again later."  # Gradio's own words for its full queue
 
@@ -63,10 +67,22 @@ class Login:
 
     @staticmethod
     def _session(request: Request) -> bool:
-        app = request.app  # Gradio's App: its login cookie names a token it issued (as its own /user route reads)
-        token = (request.cookies.get(f"access-token-{app.cookie_id}")
-                 or request.cookies.get(f"access-token-unsecure-{app.cookie_id}"))
-        return token is not None and app.tokens.get(token) is not None
+        """Whether the request carries a login cookie of Gradio's page.
+
+        Gradio 6 has no public call for this: the logged-in user reaches only its own event handlers
+        (gr.Request.username) and its HTTP route /gradio_api/user, and launch(auth_dependency=...), the public
+        hook, replaces the login form that --auth needs (Gradio refuses both at once). So this reads what that
+        route reads (routes.py, get_current_user: the cookie names a token in App.tokens), and refuses the
+        request if a later Gradio keeps them elsewhere; tests/test_app_access.py logs in on the page and calls
+        the JSON routes with its cookie, so such a change fails a test instead of locking users out silently.
+        """
+        app = request.app
+        cookie_id, tokens = getattr(app, "cookie_id", None), getattr(app, "tokens", None)
+        if cookie_id is None or not isinstance(tokens, dict):
+            return False
+        token = (request.cookies.get(f"access-token-{cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{cookie_id}"))
+        return token is not None and tokens.get(token) is not None
 
     def _basic(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")
@@ -85,16 +101,16 @@ class Login:
 class CompleteBody(BaseModel):
     model: str
     text: str = ""
-    num: int = 3
+    num: int = limits.COMPLETIONS.default
     until: str = "word"
-    max_len: int = 30
+    max_len: int = limits.COMPLETION_LENGTH.default
 
 
 class TranslateBody(BaseModel):
     model: str
     text: str
-    beam: int = 5
-    num: int = 3
+    beam: int = limits.PRONOUNCE_BEAM.default
+    num: int = limits.PRONOUNCE_NUM.default
 
 
 def _error(message: str) -> JSONResponse:
@@ -128,12 +144,19 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     translate_gate = Gate(concurrency["pronounce"] or 1, waiting)
     login = Login(credentials)
 
-    async def complete(request: Request):
-        """The best completions of the text (as the /complete event, without its HTML)."""
+    async def completions(request: Request, shown: Callable[[dict], dict]):
         if isinstance(body := await _body(request, CompleteBody), JSONResponse):
             return body
-        return await complete_gate.run(_answer, lambda: service.complete(body.model, body.text, body.num,
-                                                                         body.until, body.max_len))
+        return await complete_gate.run(_answer, lambda: shown(service.complete(body.model, body.text, body.num,
+                                                                               body.until, body.max_len)))
+
+    async def complete(request: Request):
+        """The best completions of the text (as the /complete event, without its HTML)."""
+        return await completions(request, lambda answer: answer)
+
+    async def page_complete(request: Request):
+        """What the Autocomplete tab's popup shows for the text: the page's own path, as cheap as /api/complete."""
+        return await completions(request, views.completions)
 
     async def translate(request: Request):
         """Pronunciations of each word of the text (the /translate event's data)."""
@@ -150,4 +173,5 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
     guarded = {"dependencies": [Depends(login)]}
     return [APIRoute("/api/health", health, methods=["GET"], **guarded),
             APIRoute("/api/complete", complete, methods=["POST"], **guarded),
+            APIRoute("/api/page/complete", page_complete, methods=["POST"], **guarded),
             APIRoute("/api/translate", translate, methods=["POST"], **guarded)]

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from charrnn.decoding.beam import SAMPLING_ONLY, unused_by_beam
 from charrnn.inside import render as inside
 from charrnn.inside.report import CellRef, Report
 from charrnn.serve.service import NO_MODELS, FolkResult, Generation
@@ -93,6 +94,25 @@ def form_markdown(result: FolkResult) -> str:
             (f"Ends ({form.get('key') or '?'})", ending), ("Range", f"{form.get('range', 0)} semitones"),
             ("Longest run shared with the corpus", copied_text)]
     return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
+
+
+def mode_note(mode: str) -> str:
+    """Under the Generate tab's decoding choice: which controls the mode leaves unused (they are disabled)."""
+    if mode == "beam":
+        return f"*{unused_by_beam(SAMPLING_ONLY).capitalize()}.*"
+    if mode == "greedy":
+        return ("*Greedy decoding always takes the likeliest character: temperature, top-k, top-p and seed do not "
+                "apply.*")
+    return ""
+
+
+def error_html(message: str) -> str:
+    """An error shown where a result would be (it stays until the next request)."""
+    return f'<p class="result-error" role="alert"><strong>Error:</strong> {html.escape(message)}</p>'
+
+
+def error_markdown(message: str) -> str:
+    return f"**Error:** {message}"
 
 
 def sheet(result: FolkResult) -> str:
@@ -215,6 +235,9 @@ def attention_svg(attention: dict) -> str:
     return "".join(parts) + "</svg>"
 
 
+DICTIONARY_MARK = ' <span class="in-dictionary" title="the CMU dictionary gives this pronunciation">✓ dictionary</span>'
+
+
 def pronunciations_html(result: dict) -> str:
     """Each word: its N-best pronunciations (ARPAbet, IPA, probability), the dictionary's, the heatmap."""
     blocks = []
@@ -222,14 +245,16 @@ def pronunciations_html(result: dict) -> str:
         rows = "".join(
             f'<tr><td>{i}</td><td class="arpabet">{html.escape(o["arpabet"])}</td>'
             f'<td class="ipa">/{html.escape(o["ipa"])}/</td>'
-            f'<td>{o["prob"]:.1%}</td><td>{"in the dictionary" if o["in_dictionary"] else ""}</td></tr>'
+            f'<td>{o["prob"]:.1%}{DICTIONARY_MARK if o["in_dictionary"] else ""}</td></tr>'
             for i, o in enumerate(word["outputs"], 1))
         known = "".join(f'<li><span class="arpabet">{html.escape(d["arpabet"])}</span> '
                         f'<span class="ipa">/{html.escape(d["ipa"])}/</span> (model: {d["prob"]:.1%})</li>'
                         for d in word["dictionary"])
         dictionary = f"<p>Dictionary:</p><ul>{known}</ul>" if known else "<p>Not in the dictionary.</p>"
         blocks.append(f'<div class="pronounce-word"><h3>{html.escape(word["word"])}</h3>'
-                      f'<table><tr><th>#</th><th>ARPAbet</th><th>IPA</th><th>probability</th><th></th></tr>{rows}'
+                      f'<table><tr><th>#</th><th>ARPAbet</th><th>IPA</th><th>probability</th></tr>{rows}'
                       f'</table>{dictionary}{attention_svg(word["attention"])}</div>')
     timing = f'<p class="timing">{len(result["words"])} words in {result["ms"]:.0f} ms</p>'
-    return f'<div class="pronounce">{timing}{"".join(blocks)}</div>'
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.get("notes", []))
+    notes = f'<ul class="pronounce-notes">{notes}</ul>' if notes else ""
+    return f'<div class="pronounce">{timing}{notes}{"".join(blocks)}</div>'

@@ -3,6 +3,9 @@
 // paste, an accepted completion) get a synthetic keypress to ask for new completions.
 // The popup's gr.HTML calls this from its js_on_load with Gradio's `element`, `props` and `watch`
 // (charrnn/web/tabs/autocomplete.py); the page loads this file from the app itself (charrnn/web/app.py).
+// The Textbox's .input event runs only in the browser: it hands the settings to charrnnAutocompleteAsk,
+// which asks the app's /api/page/complete (charrnn/web/rest.py) and shows the answer; one request at a
+// time, and while one is out only the latest text waits (Gradio's trigger_mode "always_last").
 window.charrnnAutocomplete = function (element, props, watch) {
   const area = () => document.querySelector('#ac-input textarea');
   const cps = (s) => Array.from(s || '');
@@ -70,11 +73,37 @@ window.charrnnAutocomplete = function (element, props, watch) {
   }
   element.addEventListener('mousedown', (e) => { if (e.target.closest('.ac-item')) e.preventDefault(); });
   element.addEventListener('click', (e) => { const b = e.target.closest('.ac-item'); if (b) accept(b); });
-  watch('value', () => {
+  let answers = 0, shownAnswers = 0;
+  function shown() {
+    shownAnswers = answers;
     window.__acShown = {len: state().text_len, n: visible().length, t: performance.now()};
     selected = 0; refresh();
     window.__acShown.n = visible().length;
-  });
+  }
+  watch('value', shown);
+  const url = new URL('api/page/complete', document.baseURI);
+  let asking = false, waiting = null;
+  function failed(message) { return {text_len: -1, completions: [], status: message}; }
+  async function answer(body) {
+    try {
+      const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                  credentials: 'same-origin', body: JSON.stringify(body)});
+      const d = await r.json().catch(() => ({}));
+      return r.ok ? d : failed(d.error || d.detail || r.statusText);
+    } catch (e) { return failed('no answer from the app: ' + e.message); }
+  }
+  async function send(body) {
+    if (asking) { waiting = body; return; }
+    asking = true;
+    const d = await answer(body);
+    props.value = d;
+    const k = ++answers;
+    setTimeout(() => { if (shownAnswers < k) shown(); }, 0);  // where `watch` does not see a value set here
+    asking = false;
+    if (waiting) { const next = waiting; waiting = null; send(next); }
+  }
+  window.charrnnAutocompleteAsk = (model, text, num, until, maxLen) =>
+    send({model: model || '', text: text || '', num: num, until: until, max_len: maxLen});
   if (!window.__acInstalled) {
     window.__acInstalled = true;
     document.addEventListener('keypress', (e) => {

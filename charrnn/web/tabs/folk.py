@@ -5,13 +5,14 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.web import views
-from charrnn.web.page import Page, user_errors
+from charrnn.web.page import Page, slider, user_errors
 
 
 def build(page: Page) -> None:
-    """Lay out the Folk tunes tab and wire its events (API: folk, folk_show)."""
+    """Lay out the Folk tunes tab and wire its events (API: folk, folk_show(row, tempo))."""
     service = page.service
 
     def show(result: svc.FolkResult, history: list) -> tuple:
@@ -25,14 +26,18 @@ def build(page: Page) -> None:
         record = {**result.summary(), "meter": meter, "key": f"{tonic} {mode}", "type": tune_type, "tempo": tempo}
         return show(result, [*(history or []), record][-svc.MAX_HISTORY:])
 
+    def pick(evt: gr.SelectData) -> int:
+        """The history row that was clicked (the page's step before folk_show)."""
+        return evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+
     @user_errors
-    def folk_show(history, tempo, evt: gr.SelectData):
-        """Show a tune of the session's history again (the row that was clicked)."""
+    def folk_show(history, row, tempo):
+        """Show the tune of row `row` (from 0, oldest first) of the session's history again, at `tempo`."""
         history = history or []
-        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        if not isinstance(index, int) or not 0 <= index < len(history):
-            raise CharRNNError("no such tune in this session's history")
-        return show(service.rerender(history[index], tempo), history)
+        if not isinstance(row, int | float) or not 0 <= row < len(history) or row != int(row):
+            tunes = f"rows 0 to {len(history) - 1}" if history else "none yet: write one with /folk first"
+            raise CharRNNError(f"no tune {row} in this session's history ({tunes})")
+        return show(service.rerender(history[int(row)], tempo), history)
 
     with gr.Tab("Folk tunes", id="folk"):
         history = gr.State([])
@@ -45,15 +50,15 @@ def build(page: Page) -> None:
                 with gr.Row():
                     tonic = gr.Dropdown(list(svc.TONICS), value="D", label="Key")
                     mode = gr.Dropdown(list(svc.MODES_MUSIC), value="major", label="Mode")
-                start = gr.Textbox(label="First bars (optional)", max_length=svc.MAX_FOLK_START,
+                start = gr.Textbox(label="First bars (optional)", max_length=limits.MAX_FOLK_START,
                                    placeholder="e.g. |:A2B c2d|")
-                temperature = gr.Slider(0.05, 2, value=0.8, step=0.05, label="Temperature")
+                temperature = slider(limits.FOLK_TEMPERATURE, 0.05, label="Temperature")
                 with gr.Row():
                     seed = gr.Number(-1, label="Seed", info="-1 = random", precision=0, minimum=-1,
-                                     maximum=svc.MAX_SEED)
-                    candidates = gr.Slider(1, svc.MAX_FOLK_CANDIDATES, value=4, step=1,
+                                     maximum=limits.MAX_SEED)
+                    candidates = slider(limits.FOLK_CANDIDATES, 1,
                                            label="Candidates", info="the best that passes is kept")
-                tempo = gr.Slider(40, 240, value=120, step=5, label="Tempo (quarter notes a minute)")
+                tempo = slider(limits.TEMPO, 5, label="Tempo (quarter notes a minute)")
                 button = gr.Button("Write a tune", variant="primary")
             with gr.Column(scale=2):
                 with gr.Row():
@@ -67,8 +72,18 @@ def build(page: Page) -> None:
                                     interactive=False, scale=2)
         table = gr.Dataframe(headers=views.HISTORY_HEADERS, label="This session's tunes (click one to show it again)",
                              interactive=False, wrap=True)
+        row = gr.Number(visible=False, precision=0, label="Row")  # the clicked row, for folk_show
 
     outputs = [sheet, audio, abc, findings, files, history, table, form]  # form last: the API's order stays
-    button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history],
-                 outputs, api_name="folk", **page.workers("folk"))
-    table.select(folk_show, [history, tempo], outputs, api_name="folk_show", **page.workers("folk"))
+
+    def failed(message: str) -> tuple:
+        """The error where the sheet music and the checks would be; no earlier tune's audio, ABC or files."""
+        return views.error_html(message), None, "", views.error_markdown(message), None
+
+    written = button.click(folk, [model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo,
+                                  history], outputs, api_name="folk", **page.workers("folk"))
+    page.keep_errors(written, failed, outputs[:5])
+    # A click picks the row, then folk_show shows it: API clients call folk_show with the row themselves.
+    shown = table.select(pick, None, row, api_visibility="private", queue=False, show_progress="hidden").then(
+        folk_show, [history, row, tempo], outputs, api_name="folk_show", **page.workers("folk"))
+    page.keep_errors(shown, failed, outputs[:5])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.web import views
 from charrnn.web.page import Page, user_errors
@@ -44,10 +45,10 @@ def build(page: Page) -> None:
                                    allow_custom_value=True)
                 with gr.Row():
                     free = gr.Textbox(label="... or any cell", placeholder="layer:index[:kind], e.g. 1:137 or 0:5:f",
-                                      max_length=40, elem_id="inside-cell", scale=3)
+                                      max_length=limits.MAX_CELL, elem_id="inside-cell", scale=3)
                     show = gr.Button("Colour", elem_id="inside-show", scale=1, min_width=60)
             with gr.Column(scale=2):
-                text = gr.Textbox(label="Text", lines=8, max_lines=16, max_length=svc.MAX_INSPECT,
+                text = gr.Textbox(label="Text", lines=8, max_lines=16, max_length=limits.MAX_INSPECT,
                                   elem_id="inside-input", placeholder="The text for the model to read")
                 summary = gr.Markdown(elem_id="inside-summary", label="Summary")
         coloured = gr.HTML(EMPTY, elem_id="inside-out", label="The text as the model read it")
@@ -57,8 +58,12 @@ def build(page: Page) -> None:
         plot = gr.HTML(elem_id="inside-plot", label="Gate saturation")
 
     last.click(None, None, text, js=LAST_SAMPLE_JS, queue=False)
-    button.click(inspect, [model, text], [summary, coloured, best, plot], api_name="inspect",
-                 **page.workers("inspect"))
-    best.input(recolour, [model, text, best], coloured, api_name="inspect_cell", **page.workers("inspect"))
-    show.click(recolour, [model, text, free], coloured, api_name=False, **page.workers("inspect"))
-    free.submit(recolour, [model, text, free], coloured, api_name=False, **page.workers("inspect"))
+    looked = button.click(inspect, [model, text], [summary, coloured, best, plot], api_name="inspect",
+                          **page.workers("inspect"))
+    page.keep_errors(looked, lambda message: (views.error_markdown(message), views.error_html(message), ""),
+                     [summary, coloured, plot])
+    workers = page.workers("inspect")
+    for event in (best.input(recolour, [model, text, best], coloured, api_name="inspect_cell", **workers),
+                  show.click(recolour, [model, text, free], coloured, api_name=False, **workers),
+                  free.submit(recolour, [model, text, free], coloured, api_name=False, **workers)):
+        page.keep_errors(event, lambda message: (views.error_html(message),), [coloured])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from charrnn.serve import pronounce as svc
+from charrnn.serve import limits
 from charrnn.web import views
-from charrnn.web.page import Page, user_errors
+from charrnn.web.page import Page, slider, user_errors
 
 
 def build(page: Page) -> None:
@@ -22,15 +22,20 @@ def build(page: Page) -> None:
     with gr.Tab("Pronounce", id="pronounce"):
         with gr.Row():
             model = page.model_menu(None, "g2p", kind="seq2seq", scale=2)
-            beam = gr.Slider(1, svc.MAX_BEAM, value=5, step=1, label="Beam width")
-            num = gr.Slider(1, svc.MAX_NUM, value=3, step=1, label="Pronunciations per word")
+            beam = slider(limits.PRONOUNCE_BEAM, 1, label="Beam width")
+            num = slider(limits.PRONOUNCE_NUM, 1, label="Pronunciations per word")
         text = gr.Textbox(label="Words or a sentence", value="pytorch gradio charrnn", lines=2,
-                          max_length=svc.MAX_TEXT, elem_id="pronounce-input")
+                          max_length=limits.MAX_PRONOUNCE_TEXT, elem_id="pronounce-input")
         go = gr.Button("Pronounce", variant="primary")
         shown = gr.HTML(label="Pronunciations", elem_id="pronounce-output")
         data = gr.JSON(label="As data", visible=False)
         gr.Markdown("The model reads the letters and writes ARPAbet phonemes (stress: 1 primary, 2 secondary, "
                     "0 none); the heatmap shows which letters each phoneme attended to.")
     inputs, outputs = [model, text, beam, num], [shown, data]
-    go.click(translate, inputs, outputs, api_name="translate", **page.workers("pronounce"))
-    text.submit(translate, inputs, outputs, api_name=False, **page.workers("pronounce"))
+
+    def failed(message: str) -> tuple:
+        return views.error_html(message), None
+
+    for event in (go.click(translate, inputs, outputs, api_name="translate", **page.workers("pronounce")),
+                  text.submit(translate, inputs, outputs, api_name=False, **page.workers("pronounce"))):
+        page.keep_errors(event, failed, outputs)

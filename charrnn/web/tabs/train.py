@@ -7,10 +7,11 @@ from pathlib import Path
 import gradio as gr
 
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.serve.jobs import PRESETS
 from charrnn.web import views
-from charrnn.web.page import Page, polling, user_errors
+from charrnn.web.page import Page, polling, slider, user_errors
 
 UPLOAD = ("My own text file (upload it below)", "upload")
 UPLOAD_TYPES = [".txt", ".abc", ".md", ".csv", ".tsv", ".json", ".py", ".html", ".xml", ".tex", ".rst"]
@@ -68,14 +69,16 @@ def build(page: Page) -> None:
                 builds = [gr.Button(f"Build the {corpus} corpus", size="sm", elem_id=f"build-{corpus}",
                                     visible=corpus in {c["name"] for c in missing}) for corpus in svc.BUILDABLE]
                 built = gr.Markdown(elem_id="train-built", label="Corpus build")
-                upload = gr.File(label=f"Text file (UTF-8, up to {page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES,
-                                 type="filepath", elem_id="train-upload")
-                name = gr.Textbox(label="Name (optional)", max_length=40, placeholder="letters, digits, - and _")
+                upload = gr.File(label=f"Text file (UTF-8, {limits.MIN_UPLOAD_CHARS:,} characters to "
+                                       f"{page.max_upload_mb:g} MB)", file_types=UPLOAD_TYPES, type="filepath",
+                                 elem_id="train-upload")
+                name = gr.Textbox(label="Name (optional)", max_length=limits.MAX_RUN_NAME,
+                                  placeholder="letters, digits, - and _")
                 core = gr.Radio([("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")], value="lstm", label="Core")
                 size = gr.Radio([("auto (best for the budget)", "auto"),
                                  *((f"{k} ({v[0]}×{v[1]})", k) for k, v in PRESETS.items())], value="auto",
                                 label="Size (layers × hidden)")
-                budget = gr.Slider(5, 3600, value=60, step=5, label="Time budget (seconds)")
+                budget = slider(limits.BUDGET_S, 5, label="Time budget (seconds)")
                 with gr.Row():
                     start = gr.Button("Start training", variant="primary")
                     stop = gr.Button("Stop", variant="stop")

@@ -1,5 +1,8 @@
 """Autocomplete as the user types: beam-search completions of the text so far, fast enough for every pause.
 
+The search is decoding's (decoding/beam.py); what is here is the server's part: its bounds, its caches
+and their locks, and its timing.
+
 Two caches make typing cheap. The model's state after reading a text is kept (a few dozen texts per
 model), so when the user types a few more characters only those are read, one `model.step` each,
 instead of the whole text again. And the completions of a text are kept, so going back (Backspace)
@@ -26,21 +29,19 @@ from charrnn.decoding.beam import UNTIL, Completion, complete, complete_all
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt, extend_prompt, prepare_prompt
 from charrnn.errors import CharRNNError
+from charrnn.serve import limits
 
 # Batcher.together's shape: run_all(items) for an item, batched with other calls of the same key.
 Together = Callable[[Hashable, Callable[[Sequence[Any]], Sequence[Any]], Any], Any]
 CONTEXT = 64  # characters read when no cached state can be extended (see the module docstring)
 MAX_EXTEND = 16  # beyond this many new characters, read the text afresh (one fused call) instead
-MAX_NUM = 10  # completions one request may ask for
-MAX_LEN = 60  # characters of the longest completion a request may ask for
-MAX_TEXT = 10_000  # characters of text kept from a request (the last ones); the model reads far fewer
 
 
 @dataclass(frozen=True)
 class Result:
     """The completions of one text, for display and for API clients."""
 
-    text_len: int  # length of the text they complete (after truncation to MAX_TEXT)
+    text_len: int  # length of the text they complete (after truncation to limits.MAX_COMPLETE_TEXT)
     completions: list[Completion]
     ms: float  # server-side time
     cache: str  # "result" (answer reused), "state" (state reused), "extend" (state extended), "cold" (text read)
@@ -116,22 +117,23 @@ class Autocompleter:
         """Read `extra` one character at a time on from a cached prompt."""
         return replace(extend_prompt(model, vocab, start, extra), text=text)
 
-    def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = 3, until: str = "word",
-                 max_len: int = 30, width: int | None = None, char_counts: list[int] | None = None,
+    def complete(self, model: Decodable, vocab: Vocab, text: str, num: int = limits.COMPLETIONS.default,
+                 until: str = "word", max_len: int = limits.COMPLETION_LENGTH.default, width: int | None = None,
+                 char_counts: list[int] | None = None,
                  session: Decodable | None = None, together: Together | None = None) -> Result:
         """The `num` best completions of `text` to the end of the word, phrase or line.
 
-        Arguments are checked and clamped here (the server's bounds): num 1..10, max_len 1..60, and
-        only the last MAX_TEXT characters of the text are kept. `session` as for `prompt`; with
+        Arguments are checked and clamped here, to limits.COMPLETIONS and COMPLETION_LENGTH, and only the
+        last limits.MAX_COMPLETE_TEXT characters of the text are kept. `session` as for `prompt`; with
         `together` (a serve.batcher Batcher's), the searches of concurrent calls with the same settings
         run as one batched search.
         """
         t0 = time.perf_counter()
         if until not in UNTIL:
             raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
-        text = str(text)[-MAX_TEXT:]
-        num = max(1, min(MAX_NUM, int(num)))
-        max_len = max(1, min(MAX_LEN, int(max_len)))
+        text = str(text)[-limits.MAX_COMPLETE_TEXT:]
+        num = limits.COMPLETIONS.clamp_int(num)
+        max_len = limits.COMPLETION_LENGTH.clamp_int(max_len)
         skipped = "".join(vocab.unknown(text))
         known = "".join(c for c in text if c in vocab.index) if skipped else text
         cache = self._cache_for(model)
