@@ -7,6 +7,14 @@ for the training corpus, and the time to write one tune with its sheet music (SV
 --titles measures only the titles the model writes: whether a title's " -- Type" suffix names the tune's
 own type (R:), and whether a title begins with a bar line.
 
+    python -m benchmarks.bench_folk MODEL_DIR --form [--before OLD_DIR] [--num 247] [--corpus C] [--plot PNG]
+
+--form writes tunes over every tune type the CLI offers (each in its commonest meter in the corpus) and
+every meter the app offers with no type, in 12 keys, at default settings; each tune twice, one after the
+other: as before (the model's own form, copies allowed; with --before DIR, by that model) and held to a
+form (the default). It reads their form (charrnn.folk.form) beside the corpus's and prints tables by
+type, meter and key (see `form_table`); the copies are measured against the corpus's note index.
+
 Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
 candidate each, at the default temperature unless --temperature says otherwise; guided (the default:
 a line that breaks the checks is drawn again) and unguided (every line kept as the model wrote it).
@@ -22,6 +30,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +40,11 @@ from charrnn.corpora import corpus_path
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
+from charrnn.folk.form import Form, read_form
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune, title_type
+from charrnn.folk.originality import NoteIndex, index_path
+from charrnn.folk.spelling import canonical_key
+from charrnn.folk.stats import MEASURES, cell
 
 # What musicians ask for most, as the folk corpus has it: its meters, keys and types.
 CHOICES = (
@@ -145,6 +159,132 @@ def one_tune_timing(folk: FolkModel, model_dir: str, rounds: int) -> None:
     print(f"  of which Python and 'import torch' alone take: {time.perf_counter() - started:.2f}s")
 
 
+# --form: every tune type the CLI offers, in its commonest meter in the corpus, and with no type every
+# meter the app offers that 20 or more corpus tunes are in; keys with 40 or more tunes in the corpus. Left
+# out: slides (12/8) and 3/8, 6/4, 12/8, 3/2 with no type, which the corpus has 0-13 tunes of: the shipped
+# model writes no tune in them that passes the checks, with or without a form, and each takes a minute.
+FORM_CHOICES = (
+    ("reel", "2/2"), ("reel", "2/4"), ("jig", "6/8"), ("hornpipe", "2/2"), ("hornpipe", "2/4"), ("slip jig", "9/8"),
+    ("clog", "2/2"), ("strathspey", "4/4"), ("highland fling", "2/2"), ("air", "3/4"), ("walkaround", "2/4"),
+    ("waltz", "3/4"), ("gavotte", "2/4"), *((None, meter) for meter in ("6/8", "2/2", "2/4", "4/4", "3/4", "9/8")),
+)
+FORM_KEYS = ("G", "D", "A", "Em", "Am", "C", "Bb", "F", "Gm", "Amix", "Ador", "Dm")
+# The measures of a set of tunes (charrnn.folk.stats), and two of generation's own.
+FORM_MEASURES = {
+    **MEASURES,
+    "passes": lambda rows: 100 * sum(r.passed for r in rows) / len(rows) if rows else float("nan"),
+    "s/tune": lambda rows: statistics.median(r.seconds for r in rows) if rows and rows[0].seconds else float("nan"),
+}
+
+
+@dataclass(frozen=True)
+class FormRow:
+    """One tune as --form counts it."""
+
+    group: str  # "corpus", "before" or "after"
+    tune_type: str
+    meter: str
+    key: str
+    form: Form
+    copied_bars: float | None  # bars of its longest run shared with a corpus tune (None for corpus tunes)
+    passed: bool
+    seconds: float = 0.0
+
+
+def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex,
+              each_round: Callable[[list[FormRow]], None]) -> list[FormRow]:
+    """Write tune i with seed i and the i-th choice, before (`before`, plain: the model's own form, copies
+    allowed) and after (`folk`, held to a form, copies drawn again), one after the other; `each_round`
+    sees the rows so far after each round of FORM_CHOICES."""
+    rows = []
+    for i in range(num):
+        if i and i % len(FORM_CHOICES) == 0:
+            each_round(rows)
+        tune_type, meter = FORM_CHOICES[i % len(FORM_CHOICES)]
+        key = FORM_KEYS[(i + i // len(FORM_CHOICES)) % len(FORM_KEYS)]
+        for group, model, keep in (("before", before, False), ("after", folk, True)):
+            tune = model.generate(meter, key, tune_type, seed=i, keep_form=keep, allow_copies=not keep)
+            rows.append(FormRow(group, tune_type or "", meter, canonical_key(key) or key, tune.form,
+                                index.longest_copy(tune.abc).bars, tune.passed, tune.seconds))
+    return rows
+
+
+def corpus_rows(path: Path) -> list[FormRow]:
+    """The corpus's tunes as --form counts them."""
+    rows = []
+    for abc in split_tunes(path.read_text(encoding="utf-8")):
+        form = read_form(abc)
+        rows.append(FormRow("corpus", form.tune_type, form.meter, form.key, form, None, True))
+    return rows
+
+
+def form_table(rows: list[FormRow], by: str | None, measures: tuple[str, ...], least: int = 5) -> str:
+    """A markdown table: for each value of `by` (tune_type, meter, key; None: all tunes) with at least
+    `least` generated tunes, each measure for the corpus, before and after."""
+    groups = ("corpus", "before", "after")
+    values = ["all"] if by is None else sorted({getattr(r, by) for r in rows if r.group == "after"})
+    lines = [f"| {by or ''} | measure | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+    for value in values:
+        chosen = {g: [r for r in rows if r.group == g and (by is None or getattr(r, by) == value)] for g in groups}
+        if len(chosen["after"]) < least:
+            continue
+        for measure in measures:
+            cells = [FORM_MEASURES[measure](chosen[g]) for g in groups]
+            lines.append(f"| {value or '(none)'} | {measure} | " + " | ".join(cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def form_plot(rows: list[FormRow], path: Path) -> None:
+    """Bars of the form measures (shares of tunes, %) for the corpus, before and after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = ("two parts", "parts of 4k bars", "a part of 7 or 9", "every part 8", "ends on tonic", "copies 4+ bars")
+    groups = ("corpus", "before", "after")
+    figure, axes = plt.subplots(figsize=(9, 3.6))
+    for g, group in enumerate(groups):
+        chosen = [r for r in rows if r.group == group]
+        values = [FORM_MEASURES[m](chosen) for m in measures]
+        axes.bar([i + (g - 1) * 0.27 for i in range(len(measures))], values, width=0.27,
+                 label=f"{group} ({len(chosen)} tunes)")
+    axes.set_xticks(range(len(measures)), measures)
+    axes.set_ylabel("% of tunes")
+    axes.set_ylim(0, 100)
+    axes.legend(loc="upper right", fontsize=8)
+    axes.set_title("Folk tunes: form, corpus beside generated (before: the model's own; after: held to a form)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, plot: Path | None) -> None:
+    """Print the --form tables (and write the plot)."""
+    index = NoteIndex.load(index_path(corpus)) if index_path(corpus).is_file() else None
+    if index is None:
+        raise SystemExit(f"no note index beside {corpus}: build the corpus (charrnn corpora build folk)")
+    corpus_tunes = corpus_rows(corpus)
+    everything = tuple(FORM_MEASURES)
+
+    def so_far(rows: list[FormRow]) -> None:  # a slow run on a busy machine still says something
+        print(f"## after {len(rows) // 2} tunes\n" + form_table(corpus_tunes + rows, None, everything), flush=True)
+
+    rows = corpus_tunes + form_rows(folk, before, num, index, so_far)
+    print("## all tunes\n" + form_table(rows, None, everything))
+    before = [r.seconds for r in rows if r.group == "before"]
+    after = [r.seconds for r in rows if r.group == "after"]
+    print(f"\ntime per tune: before median {statistics.median(before):.2f}s mean {statistics.mean(before):.2f}s, "
+          f"after median {statistics.median(after):.2f}s mean {statistics.mean(after):.2f}s "
+          f"(ratio of means {statistics.mean(after) / statistics.mean(before):.2f})")
+    parts = ("tunes", "two parts", "parts of 4k bars", "a part of 7 or 9", "every part 8", "ends on tonic")
+    print("\n## by type\n" + form_table(rows, "tune_type", parts))
+    print("\n## by meter\n" + form_table(rows, "meter", parts))
+    print("\n## by key\n" + form_table(rows, "key", ("tunes", "ends on tonic")))
+    if plot is not None:
+        form_plot(rows, plot)
+        print(f"\nplot: {plot}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir")
@@ -155,10 +295,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="warm timing rounds (default 5)")
     parser.add_argument("--titles", action="store_true",
                         help="measure only the titles: do they name the tune's type, do they begin with '|'")
+    parser.add_argument("--form", action="store_true",
+                        help="measure the form of tunes over every type and meter, before and after, beside the corpus")
+    parser.add_argument("--plot", type=Path, help="with --form: write the plot here (PNG)")
+    parser.add_argument("--before", help="with --form: the model that writes the 'before' tunes (default: MODEL_DIR)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
     folk = FolkModel.load(args.model_dir)
     print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}")
+    if args.form:
+        form_benchmark(folk, FolkModel.load(args.before) if args.before else folk, args.num, args.corpus, args.plot)
+        return
     if args.titles:
         for temperature in args.temperature:
             title_agreement(folk, args.num, temperature)

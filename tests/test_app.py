@@ -138,9 +138,10 @@ def test_inspect(client):
 
 
 def test_folk_tune(client, server):
-    sheet, audio, abc, findings, files, table = client.predict(
+    sheet, audio, abc, findings, files, table, form = client.predict(
         "folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120, api_name="/folk")
     assert abc.startswith("X:1\nT:") and "K:D" in abc
+    assert "| Parts × bars |" in form and "| Longest run shared with the corpus |" in form, form  # beside the sheet
     assert "Passed every check" in findings, findings
     assert "<svg" in sheet and audio
     assert sorted(f.rsplit(".", 1)[1] for f in (x if isinstance(x, str) else x["path"] for x in files)) == [

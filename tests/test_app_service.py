@@ -21,6 +21,7 @@ from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry
 from charrnn.serve.service import Service
+from charrnn.web import views
 
 PASSING = ("X:1\nT:Test Jig\nR:jig\nM:6/8\nL:1/8\nK:D\n|:AFA dFA | d2e fed | e2f gfe | d3 d2A :|\n"
            "|:afd ecA | g2e fdB | FAd fdA | D3 D2A :|")
@@ -115,6 +116,10 @@ def test_models_for_api_clients(service):
 def test_a_folk_tune_that_passes_is_rendered(service):
     result = service.folk_tune("folk", "6/8", "D", "major", "jig", "", 0.5, 1, 8, 120)
     assert result.passed, result.findings
+    # The form beside the sheet music; this test model has no corpus index, so the copied run is not checked.
+    assert result.form["layout"] and result.form["parts"] and result.form["ends_on"] is not None
+    assert result.form["copied_bars"] is None and "not checked" in views.form_markdown(result)
+    assert "Parts × bars" in views.form_markdown(result) and result.summary()["form"] == result.form
     assert result.abc.startswith("X:1\nT:") and "M:6/8\nL:1/8\nK:D\n" in result.abc
     assert result.svg and "<svg" in result.svg
     rate, samples = result.audio

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from folk_tunes import train_tiny_folk
 
 from charrnn.cli import main
 from charrnn.data import Vocab
@@ -34,9 +35,8 @@ from charrnn.folk.generate import (
 )
 from charrnn.models.rnn import CharRNN, ModelConfig
 from charrnn.runfile import CorpusInfo, RunFile
-from charrnn.training.trainer import train
 
-from conftest import REPO, tiny_config
+from conftest import REPO
 
 # Hand-written for these tests; not tunes from any collection.
 TUNES = (
@@ -52,12 +52,7 @@ JIG = "|:GAB dBG|AGA BGE|GAB dBd|edB A3:|\n"  # the whole jig: the model has onl
 
 @pytest.fixture(scope="module")
 def folk_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("folk")
-    corpus = folder / "tunes.abc"
-    corpus.write_text("\n\n".join(f"X:{i + 1}\n{TUNES[i % len(TUNES)]}" for i in range(60)) + "\n", encoding="utf-8")
-    train(tiny_config(corpus, folder / "run", hidden=64, max_steps=300, lr=1e-2, eval_every=100, threads=1),
-          progress=False)
-    return folder / "run"
+    return train_tiny_folk(tmp_path_factory.mktemp("folk"), TUNES, 60)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +144,7 @@ def test_candidates_keep_the_likeliest_that_passes(folk: FolkModel) -> None:
     choices = {"meter": "6/8", "key": "G", "tune_type": "jig", "temperature": 1.0}
     singles = [folk.generate(**choices, seed=seed) for seed in range(20, 26)]
     best = folk.generate(**choices, seed=20, candidates=6)
-    expected = max(singles, key=lambda tune: (tune.passed, tune.logprob))
+    expected = max(singles, key=lambda tune: (tune.passed, not tune.copies, tune.form_score(), tune.logprob))
     assert (best.abc, best.seed, best.logprob, best.candidates) == (expected.abc, expected.seed, expected.logprob, 6)
 
 
@@ -313,7 +308,9 @@ def test_cli_prints_the_tune_and_the_verdict(folk_run: Path, capsys: pytest.Capt
         torch.set_num_threads(threads)
     out, err = capsys.readouterr()
     assert code == 0 and out == f"X:1\nT:Trial\nR:jig\nM:6/8\nL:1/8\nK:G\n{JIG}"
-    assert err.startswith("[seed 7, ") and err.endswith(": passed the checks (4 bars, 1 part)]\n")
+    # The jig is one repeated part of 4 bars ending on A, the second degree of G; this model has no corpus index.
+    assert err.startswith("[seed 7, ") and err.endswith(": passed the checks; AA 4; ends on 2 of G; range 12 "
+                                                        "semitones]\n")
 
 
 @pytest.mark.parametrize(

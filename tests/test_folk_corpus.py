@@ -214,7 +214,8 @@ def test_build_from_one_collection(tmp_path: Path) -> None:
     assert counts["tunes"] == counts["kept"] + sum(counts[reason] for reason in corpus.DROP_REASONS)
     assert stats.sha256 == sha256_file(path)
     assert json.loads((tmp_path / "folk.stats.json").read_text()) == json.loads(stats.to_json())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["folk.abc", "folk.stats.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folk.abc", "folk.forms.json", "folk.notes.gz",
+                                                          "folk.stats.json"]
 
     one_worker = corpus.build_folk(
         tmp_path / "again" / "folk.abc", ("miscFolk",), keep=lambda abc: "M:6/8" not in abc, progress=False, workers=1

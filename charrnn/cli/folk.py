@@ -1,4 +1,5 @@
-"""`charrnn folk`: write a folk tune in ABC, checked; `charrnn folk check FILE.abc`: check one."""
+"""`charrnn folk`: write a folk tune in ABC, checked and held to a form; `charrnn folk check FILE.abc`:
+check one; `charrnn folk stats FILE.abc`: the form of each tune, and a summary beside the corpus's."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import sys
 from pathlib import Path
 
 from charrnn.cli.common import add_encoding, finite_float, load_lm, positive_int, whole_number
+from charrnn.corpora import corpora_dir, corpus_path
 from charrnn.data import read_text
 from charrnn.devices import DEVICES
 from charrnn.errors import CharRNNError
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
+from charrnn.folk.facts import CorpusFacts
+from charrnn.folk.form import read_form
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, MAX_MUSIC, FolkModel
+from charrnn.folk.originality import COPY_LIMIT_BARS, NoteIndex, index_path
 from charrnn.folk.render import DEFAULT_TEMPO
+from charrnn.folk.stats import Reading, describe, table
 
-VERBS = ("write", "check")  # write is the default: see spelled_out
+VERBS = ("write", "check", "stats")  # write is the default: see spelled_out
 
 
 def spelled_out(argv: list[str]) -> list[str]:
@@ -37,6 +43,15 @@ def add_parser(sub) -> None:
     c.add_argument("file", help="the ABC file ('-': standard input)")
     add_encoding(c, "the file")
     c.set_defaults(func=cmd_folk_check)
+    st = verbs.add_parser("stats", help="read the form of the tunes of an ABC file",
+                          description="Read the form of every tune of an ABC file (parts x bars, repeats, the "
+                                      "ending against the tonic, the range, the longest run copied from the "
+                                      "corpus), one line a tune, then a summary beside the corpus.")
+    st.add_argument("file", help="the ABC file ('-': standard input)")
+    add_encoding(st, "the file")
+    st.add_argument("--corpus", help="the corpus to set the tunes beside, and to find copied runs in "
+                                     "(default: the built folk corpus, if there is one)")
+    st.set_defaults(func=cmd_folk_stats)
 
 
 def _add_write(verbs, prog: str) -> None:
@@ -56,6 +71,15 @@ def _add_write(verbs, prog: str) -> None:
     p.add_argument("--seed", type=whole_number, help="same seed and choices, same tune")
     p.add_argument("--candidates", type=positive_int, default=1,
                    help="write N tunes (seeds seed ... seed+N-1) and keep the likeliest that passes the checks")
+    p.add_argument("--parts", type=positive_int, help="parts the tune has (default: as the corpus's tunes of the "
+                                                       "type and meter have them)")
+    p.add_argument("--bars", type=positive_int, help="bars of each part (default: as the corpus has them)")
+    p.add_argument("--form", help="a form string: each part A, B, C... in order, written twice if it is repeated "
+                                  "(AABB, AB, AABBCC)")
+    p.add_argument("--free-form", action="store_true",
+                   help="let the model end parts and the tune where it likes (default: held to the form)")
+    p.add_argument("--allow-copies", action="store_true",
+                   help="keep a tune that shares 4 bars or more with a corpus tune (default: drawn again)")
     p.add_argument("--unguided", action="store_true",
                    help="keep every line as the model writes it (default: a line that breaks the checks is drawn "
                         "again)")
@@ -76,10 +100,12 @@ def cmd_folk(args) -> int:
     if args.svg:
         render.ENGRAVER.start()  # its start-up (music21, verovio) overlaps the model's work
     model, vocab, run = load_lm(args)
-    tune = FolkModel(model, vocab, run, name=args.model_dir).generate(
+    folk = FolkModel(model, vocab, run, name=args.model_dir, facts=CorpusFacts.find(run, args.model_dir, corpora_dir()))
+    tune = folk.generate(
         args.meter, args.key, args.tune_type, args.start, unit=args.unit, title=args.title,
         temperature=args.temperature, seed=args.seed, candidates=args.candidates, max_chars=args.max_chars,
-        guided=not args.unguided)
+        guided=not args.unguided, parts=args.parts, bars=args.bars, form=args.form, keep_form=not args.free_form,
+        allow_copies=args.allow_copies)
     if args.out:
         try:
             Path(args.out).write_text(tune.abc + "\n", encoding="utf-8")
@@ -96,9 +122,13 @@ def cmd_folk(args) -> int:
             problems.insert(0, f"it did not end within --max-chars {args.max_chars}")
         raise CharRNNError(f"the tune (seed {tune.seed}, {tried}{tune.seconds:.2f}s) fails the checks: "
                            f"{'; '.join(problems)}; try another --seed or more --candidates")
-    parts = f"{report.parts} part{'s' if report.parts != 1 else ''}"
-    print(f"[seed {tune.seed}, {tried}{tune.seconds:.2f}s: passed the checks ({report.bars} bars, {parts})]",
-          file=sys.stderr)
+    if tune.copies and not args.allow_copies:
+        raise CharRNNError(f"every tune drawn ({tune.rejected + 1}) shares {COPY_LIMIT_BARS} bars or more with a "
+                           f"corpus tune (this one {tune.copied.bars:g} bars of tune {tune.copied.tune}); try another "
+                           "--seed, or --allow-copies")
+    rejected = f"{tune.rejected} drawn again as copies, " if tune.rejected else ""
+    print(f"[seed {tune.seed}, {tried}{rejected}{tune.seconds:.2f}s: passed the checks; "
+          f"{describe(Reading(tune.form, tune.copied))}]", file=sys.stderr)
     if args.midi:
         render.write_midi(args.midi, tune.abc, args.tempo)
     if args.wav:
@@ -108,12 +138,18 @@ def cmd_folk(args) -> int:
     return 0
 
 
+def _tunes(args) -> list[str]:
+    """The tunes of the ABC file `folk check` or `folk stats` was given; a CharRNNError if there are none."""
+    tunes = split_tunes(read_text(args.file, args.encoding))
+    if not tunes:
+        raise CharRNNError(f"{args.file} holds no ABC tune")
+    return tunes
+
+
 def cmd_folk_check(args) -> int:
     """Print each finding of each tune of an ABC file on one line; exit 1 if any is an error, 2 if unreadable."""
     try:
-        tunes = split_tunes(read_text(args.file, args.encoding))
-        if not tunes:
-            raise CharRNNError(f"{args.file} holds no ABC tune")
+        tunes = _tunes(args)
     except CharRNNError as e:
         print(f"charrnn: error: {e}", file=sys.stderr)
         return 2
@@ -128,3 +164,25 @@ def cmd_folk_check(args) -> int:
     tally = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items())
     print(f"{args.file}: {len(tunes)} tune{'s' if len(tunes) != 1 else ''} checked, {tally}")
     return 1 if counts["error"] else 0
+
+
+def cmd_folk_stats(args) -> int:
+    """Print each tune's form on one line, then a summary of the file's tunes beside the corpus's."""
+    try:
+        tunes = _tunes(args)
+        corpus = Path(args.corpus) if args.corpus else corpus_path("folk")
+        if args.corpus and not corpus.is_file():
+            raise CharRNNError(f"there is no corpus at {corpus}")
+        index = NoteIndex.load(index_path(corpus)) if index_path(corpus).is_file() else None
+    except CharRNNError as e:
+        print(f"charrnn: error: {e}", file=sys.stderr)
+        return 2
+    readings = [Reading(read_form(tune), index.longest_copy(tune) if index else None) for tune in tunes]
+    for number, reading in enumerate(readings, 1):
+        title = f" ({reading.form.title})" if reading.form.title else ""
+        print(f"{args.file}: tune {number}{title}: {describe(reading)}")
+    columns = {args.file: readings}
+    if corpus.is_file():
+        columns[str(corpus)] = [Reading(read_form(tune)) for tune in split_tunes(read_text(corpus))]
+    print(table(columns))
+    return 0

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_path
 from charrnn.folk.check import check_tune
+from charrnn.folk.facts import write_facts
+from charrnn.folk.melody import near_duplicates
 from charrnn.folk.reader import (
     FREE_METER,
     INLINE_FIELD_RE,
@@ -37,7 +39,8 @@ from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune
 
 FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
 ESSEN_COLLECTION = "essenFolksong"  # licensed for non-commercial use only, so it is opt-in
-DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected", "parse_error", "no_notes")
+DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected", "parse_error", "no_notes",
+                "near_duplicate")
 
 _HEADER_ORDER = ("T", "R", "M", "L", "K")  # after X:, which is renumbered; K: ends the header
 _BODY_FIELDS = frozenset("KLM")  # field lines in the music that change how the notes after them read
@@ -276,9 +279,11 @@ def build_folk(
     progress: bool = True,
     workers: int | None = None,
 ) -> BuildStats:
-    """Write music21's ABC collections to path as one clean training text, and its stats beside it.
+    """Write music21's ABC collections to path as one clean training text, and beside it its stats and
+    the facts generation uses (facts.write_facts: the layouts of its tunes' parts, its note index).
 
-    Only tunes that pass charrnn.folk.check's checks and music21's parser are kept. keep, if given, sees each
+    Only tunes that pass charrnn.folk.check's checks and music21's parser are kept, and of tunes that share
+    many bars (melody.near_duplicates), only the first. keep, if given, sees each
     remaining tune's ABC text (numbered X:1) and says whether to keep it.
     """
     started = time.perf_counter()
@@ -294,6 +299,10 @@ def build_folk(
     if keep is not None:
         tunes = _sift(tunes, [None if keep(tune.abc(1)) else "rejected" for tune in tunes], counts)
     tunes = _sift(tunes, music21_verdicts([tune.abc(1) for tune in tunes], workers, progress), counts)
+    # The same melody under another title or in another key would be learnt twice and would sit on both
+    # sides of the train/val split; the first of each group stays.
+    copies = near_duplicates([tune.abc(1) for tune in tunes])
+    tunes = _sift(tunes, [None if copy is None else "near_duplicate" for copy in copies], counts)
     if not tunes:
         raise CharRNNError(f"no tune of {', '.join(collections)} survived the checks; nothing written")
 
@@ -310,6 +319,7 @@ def build_folk(
         },
     )
     _write_atomically(path.with_suffix(".stats.json"), stats.to_json().encode("utf-8"))
+    write_facts(path, data_bytes.decode("utf-8"))  # generation's default forms and its copy check
     return stats
 
 

@@ -24,12 +24,16 @@ from charrnn.checkpoint import load_model
 from charrnn.data import Vocab
 from charrnn.decoding.interface import Scorer, State
 from charrnn.decoding.loop import Rows, decode
-from charrnn.decoding.processors import ForbidFirst, SamplingSettings
+from charrnn.decoding.processors import ForbidFirst, LogitsProcessor, SamplingSettings
 from charrnn.decoding.sampling import MAX_LENGTH, Guided, Prompt, Sample, generate, prepare_prompt
 from charrnn.decoding.search import Greedy
 from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 from charrnn.folk.check import TuneReport, check_tune
+from charrnn.folk.constraints import FormPlan, form_plan, form_processors
+from charrnn.folk.facts import CorpusFacts
+from charrnn.folk.form import Form, closed_parts, read_form
+from charrnn.folk.originality import COPY_LIMIT_BARS, Copied
 from charrnn.folk.spelling import FOLK_TUNE_TYPES, canonical_key, canonical_meter, canonical_tune_type
 from charrnn.runfile import RunFile
 
@@ -38,6 +42,7 @@ MAX_MUSIC = 1500  # characters of music per tune; the longest tune of the folk c
 MAX_TITLE = 100
 MAX_CANDIDATES = 100
 MAX_REJECTED_LINES = 64  # lines the checks may send back in one tune before the model writes on unchecked
+MAX_COPY_REDRAWS = 8  # tunes drawn again because they copy the corpus, before a copy is let through
 RETRIES_PER_LINE = 8  # a line drawn again this often in a row is given up: the line before it is redrawn too
 END = "\n\n"  # a blank line ends a tune
 PRIME = "X:1\nT:"
@@ -146,11 +151,32 @@ class FolkTune:
     seconds: float  # time to write it, with all candidates
     candidates: int = 1  # how many tunes were sampled to choose this one
     redrawn: int = 0  # lines of music the checks sent back to be drawn again (guided sampling)
+    plan: FormPlan | None = None  # the form the tune was held to (None: the model's own)
+    copied: Copied | None = None  # its longest run shared with a corpus tune; None: no corpus index here
+    rejected: int = 0  # tunes drawn and rejected as copies before this one
 
     @property
     def passed(self) -> bool:
         """The tune is complete and passed every check."""
         return self.ended and self.report.passed
+
+    @property
+    def form(self) -> Form:
+        return read_form(self.abc)
+
+    @property
+    def copies(self) -> bool:
+        """It shares COPY_LIMIT_BARS bars or more with a corpus tune."""
+        return self.copied is not None and self.copied.bars >= COPY_LIMIT_BARS
+
+    def form_score(self) -> int:
+        """How much of its plan the tune keeps: the number of parts, each part's bars, the ending on the
+        tonic (one point each)."""
+        form = self.form
+        if self.plan is None:
+            return int(form.ends_on_tonic)
+        bars = tuple(part.bars for part in form.parts)
+        return int(len(bars) == self.plan.parts) + int(bars == self.plan.bars) + int(form.ends_on_tonic)
 
 
 def title_type(title: str) -> tuple[int, int, str] | None:
@@ -183,17 +209,19 @@ def agreeing_title(title: str, tune_type: str | None) -> str:
 
 
 def choose(tunes: Sequence[FolkTune]) -> FolkTune:
-    """The tune to keep of several candidates: the likeliest (mean log-probability per character) of those
-    that passed, or of all of them if none did; the first of equals."""
+    """The tune to keep of several candidates: of those that pass the checks (or all, if none does), those
+    that copy least from the corpus, then keep their form best (`form_score`); of those, the likeliest
+    (mean log-probability per character); the first of equals."""
     if not tunes:
         raise CharRNNError("there is no candidate tune to choose from")
-    return max(tunes, key=lambda tune: (tune.passed, tune.logprob))
+    return max(tunes, key=lambda tune: (tune.passed, not tune.copies, tune.form_score(), tune.logprob))
 
 
 class FolkModel:
     """A model that writes ABC; `generate` writes checked tunes."""
 
-    def __init__(self, model: Scorer, vocab: Vocab, config: RunFile, name: str = "the model"):
+    def __init__(self, model: Scorer, vocab: Vocab, config: RunFile, name: str = "the model",
+                 facts: CorpusFacts | None = None):
         corpus = config.corpus
         missing = vocab.unknown(_ABC_CHARS)
         if (corpus is None or corpus.name != "folk") and missing:
@@ -202,22 +230,26 @@ class FolkModel:
                                f"lacks {''.join(missing)!r}, which ABC needs; train one with "
                                "'charrnn train folk --out runs/folk'")
         self.model, self.vocab, self.config = model, vocab, config
+        self.facts = facts if facts is not None else CorpusFacts.find(config)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "cpu") -> FolkModel:
-        """Load a run directory or shipped model folder."""
+        """Load a run directory or shipped model folder (with the corpus facts it carries, if any)."""
         model, vocab, config = load_model(model_dir, device)
-        return cls(model, vocab, config, name=str(model_dir))
+        return cls(model, vocab, config, name=str(model_dir), facts=CorpusFacts.find(config, model_dir))
 
     def generate(self, meter: str = "4/4", key: str = "D", tune_type: str | None = None, start: str = "", *,
                  unit: str | None = None, title: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
                  seed: int | None = None, candidates: int = 1, max_chars: int = MAX_MUSIC,
-                 guided: bool = True) -> FolkTune:
-        """Write `candidates` tunes with seeds seed, seed + 1, ... and return the best.
+                 guided: bool = True, parts: int | None = None, bars: int | None = None, form: str | None = None,
+                 keep_form: bool = True, allow_copies: bool = False) -> FolkTune:
+        """Write `candidates` tunes with seeds seed, seed + 1, ... and return the best (see `choose`).
 
-        The best is the most likely (mean log-probability per character of music) among those that pass
-        the checks, or among all of them if none does. Without a title, the model writes one. Guided,
-        each line of music that breaks a check is drawn again (see `_music`).
+        Without a title, the model writes one. Guided, each line of music that breaks a check is drawn
+        again (see `_music`). With keep_form, the model is held to a form (constraints.py): `parts` parts
+        of `bars` bars, or a form string such as AABB; what is not given is drawn from the layouts the
+        corpus has for the type and meter. A tune that copies COPY_LIMIT_BARS bars or more of a corpus
+        tune is drawn again with the next seed (up to MAX_COPY_REDRAWS times) unless allow_copies.
         """
         chosen = conditions(meter, key, tune_type, start, unit)
         self._check_writable(chosen, title)
@@ -226,10 +258,25 @@ class FolkModel:
             raise CharRNNError(f"the length limit must be between 1 and {MAX_LENGTH:,} characters; got {max_chars}")
         if not 1 <= candidates <= MAX_CANDIDATES:
             raise CharRNNError(f"candidates must be between 1 and {MAX_CANDIDATES}; got {candidates}")
+        form_plan(parts, bars, form)  # checks the choices before any work
         seed = secrets.randbelow(2**31) if seed is None else seed
         started = time.perf_counter()
-        tunes = [self._write(chosen, title, temperature, seed + i, max_chars, guided) for i in range(candidates)]
-        return replace(choose(tunes), seconds=time.perf_counter() - started, candidates=candidates)
+        tunes: list[FolkTune] = []
+        rejected = 0
+        next_seed = seed
+        # Without the corpus's layouts the form is held only to what the musician asked for.
+        keep_form = keep_form and bool(self.facts.layouts or parts or bars or form)
+        layouts = self.facts.layouts_for(chosen.tune_type, chosen.meter)
+        given = tuple(part.bars for part in closed_parts(f"{chosen.header()}\n"))  # parts the first bars close
+        while len(tunes) < candidates:
+            plan = form_plan(parts, bars, form, layouts, next_seed, given) if keep_form else None
+            tune = self._write(chosen, title, temperature, next_seed, max_chars, guided, plan)
+            next_seed += 1
+            if tune.copies and not allow_copies and rejected < MAX_COPY_REDRAWS:
+                rejected += 1
+                continue
+            tunes.append(tune)
+        return replace(choose(tunes), seconds=time.perf_counter() - started, candidates=candidates, rejected=rejected)
 
     def _check_writable(self, chosen: Conditions, title: str | None) -> None:
         """Every character that would be forced on the model must be one it knows."""
@@ -244,18 +291,22 @@ class FolkModel:
                 raise CharRNNError(f"this model cannot write {what} {text!r}: it never saw {''.join(missing)!r}")
 
     def _write(self, chosen: Conditions, title: str | None, temperature: float, seed: int,
-               max_chars: int, guided: bool) -> FolkTune:
+               max_chars: int, guided: bool, plan: FormPlan | None) -> FolkTune:
         """One tune: a title (unless given), the forced header, then music up to the blank line that ends it."""
         started = time.perf_counter()
         if title is None:
             title = agreeing_title(self._title(temperature, seed), chosen.tune_type)
         forced = f"{PRIME}{title}\n{chosen.header()}"
         prompt = prepare_prompt(self.model, self.vocab, forced)
-        music, redrawn = self._music(forced, prompt, temperature, seed, max_chars, guided)
+        header = forced.removesuffix(chosen.start)
+        processors = form_processors(self.vocab, header, plan, chosen.start) if plan is not None else ()
+        music, redrawn = self._music(forced, prompt, temperature, seed, max_chars, guided, processors)
         ended = (forced[-1] + music).endswith(END)
         abc = (forced + music).removesuffix(END)
+        index = self.facts.index
         return FolkTune(abc, check_tune(abc), seed, ended, self._mean_logprob(prompt.logits, prompt.state, music),
-                        time.perf_counter() - started, redrawn=redrawn)
+                        time.perf_counter() - started, redrawn=redrawn, plan=plan,
+                        copied=index.longest_copy(abc) if index is not None else None)
 
     def _title(self, temperature: float, seed: int) -> str:
         """A title drawn from the model; it never begins with a bar line (the music's first character)."""
@@ -266,12 +317,13 @@ class FolkModel:
                                 (ForbidFirst(bar),))).removesuffix("\n")
 
     def _music(self, forced: str, prompt: Prompt, temperature: float, seed: int, max_chars: int,
-               guided: bool) -> tuple[str, int]:
+               guided: bool, form: Sequence[LogitsProcessor] = ()) -> tuple[str, int]:
         """Sample music after the forced text, up to the blank line that ends the tune or `max_chars`;
         return it and the number of lines drawn again.
 
         Guided, every line is checked, with the tune so far, as soon as its newline is written (see
         `LineChecks`); a line that breaks a check is drawn again (decoding.sampling.Guided).
+        The `form` processors (constraints.py) see the music written so far before each draw.
         """
         settings = SamplingSettings(temperature)
         generator = torch.Generator(device=prompt.logits.device)
@@ -284,7 +336,7 @@ class FolkModel:
             strategy = Guided(stop, generator, self.vocab.index["\n"], checks)
         else:
             strategy = Sample(stop, generator)
-        decode(self.model, strategy, prompt.logits, prompt.state, settings.processors)
+        decode(self.model, strategy, prompt.logits, prompt.state, (*form, *settings.processors))
         return self.vocab.decode(strategy.out[0]), checks.rejected
 
     def _mean_logprob(self, first_logits: torch.Tensor, state: State, music: str) -> float:

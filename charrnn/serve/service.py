@@ -26,8 +26,11 @@ from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
 from charrnn.errors import CharRNNError
 from charrnn.folk import render
 from charrnn.folk.check import check_tune
+from charrnn.folk.facts import CorpusFacts
+from charrnn.folk.form import read_form
 from charrnn.folk.generate import FolkModel
 from charrnn.folk.spelling import FOLK_TUNE_TYPES
+from charrnn.folk.stats import Reading, summary
 from charrnn.inside.report import CellRef, Report, inspect_text
 from charrnn.serve import limits
 from charrnn.serve.adaptation import Sessions
@@ -93,6 +96,7 @@ class FolkResult:
     candidates: int
     seconds: float
     redrawn: int = 0  # lines of music the checks sent back (guided sampling)
+    form: dict = field(default_factory=dict)  # folk.stats.summary: parts x bars, repeats, ending, copied run
     svg: str | None = None
     audio: tuple[int, object] | None = None  # (sample_rate, int16 numpy array)
     files: list[str] = field(default_factory=list)  # .abc always; .mid and .wav for a tune that passed
@@ -102,7 +106,7 @@ class FolkResult:
         """A short record for the session's history and for API clients."""
         return {"title": self.title, "passed": self.passed, "ended": self.ended, "seed": self.seed,
                 "candidates": self.candidates, "seconds": round(self.seconds, 2), "redrawn": self.redrawn,
-                "abc": self.abc,
+                "abc": self.abc, "form": self.form,
                 "findings": self.findings}
 
 
@@ -125,6 +129,7 @@ class Service:
         self._build_lock = threading.Lock()
         self.sessions = sessions or Sessions()  # the adapted models of the sessions that asked for one
         self.warm = threading.Event()  # set once the server has loaded what its first requests need
+        self._folk_facts: dict[tuple[str, int], CorpusFacts] = {}  # folk model folder -> its corpus facts
 
     # --- models ---------------------------------------------------------------------------------------
 
@@ -258,7 +263,7 @@ class Service:
         if tune_type in (None, "", ANY_TYPE):
             tune_type = None
         lm = self.load(model, folk=True)
-        folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name)
+        folk = FolkModel(lm.model, lm.vocab, lm.config, name=lm.entry.name, facts=self._facts(lm))
         tune = folk.generate(meter, f"{tonic} {mode}", tune_type, clip(start, limits.MAX_FOLK_START).strip(),
                              temperature=limits.FOLK_TEMPERATURE.clamp(temperature),
                              seed=limits.seed_or_random(seed), candidates=limits.FOLK_CANDIDATES.clamp_int(candidates))
@@ -266,8 +271,16 @@ class Service:
                     for f in tune.report.findings]
         title = tune.report.headers.get("T", "").strip() or "Untitled"
         result = FolkResult(tune.abc, title, tune.passed, tune.ended, findings, tune.seed, tune.candidates,
-                            tune.seconds, tune.redrawn)
+                            tune.seconds, tune.redrawn, summary(Reading(tune.form, tune.copied)))
         return self._render(result, tempo)
+
+    def _facts(self, lm: LoadedModel) -> CorpusFacts:
+        """The corpus facts of a folk model (its note index is read once per model folder and kept)."""
+        key = (str(lm.entry.path), lm.entry.mtime_ns)
+        facts = self._folk_facts.get(key)
+        if facts is None:
+            facts = self._folk_facts[key] = CorpusFacts.find(lm.config, lm.entry.path, corpora.corpora_dir())
+        return facts
 
     def rerender(self, record: dict, tempo=limits.TEMPO.default) -> FolkResult:
         """A tune of the session's history (a `FolkResult.summary()`), shown again, at this tempo."""
@@ -276,10 +289,14 @@ class Service:
         findings = [{"kind": f.kind, "message": f.message, "bar": f.bar, "severity": f.severity}
                     for f in report.findings]
         passed = bool(record.get("ended", True)) and report.passed
+        form = summary(Reading(read_form(abc)))  # the copied run as it was measured when the tune was written
+        copied = record.get("form") if isinstance(record.get("form"), dict) else {}
+        form.update({key: copied[key] for key in ("copied_bars", "copied_tune")
+                     if isinstance(copied.get(key), int | float)})
         title = clip(record.get("title"), limits.MAX_TITLE) or "Untitled"
         result = FolkResult(abc, title, passed, bool(record.get("ended", True)), findings,
                             int(record.get("seed") or 0), int(record.get("candidates") or 1),
-                            float(record.get("seconds") or 0.0))
+                            float(record.get("seconds") or 0.0), form=form)
         return self._render(result, tempo)
 
     def _render(self, result: FolkResult, tempo) -> FolkResult:

@@ -78,6 +78,25 @@ def findings_markdown(result: FolkResult) -> str:
     return "\n".join(lines)
 
 
+def form_markdown(result: FolkResult) -> str:
+    """A tune's form beside its sheet music: parts x bars, repeats, the ending, the range, the copied run."""
+    form = result.form
+    if not form:
+        return ""
+    parts = form.get("parts") or []
+    repeats = ", ".join(f"{chr(65 + i)} {'twice' if r else 'once'}" for i, r in enumerate(form.get("repeated") or []))
+    ending = (f"on {form.get('ends_on')}" + (" — the tonic" if form.get("ends_on_tonic") else " — not the tonic")
+              if form.get("ends_on") else "—")
+    copied = form.get("copied_bars")
+    copied_text = "not checked (no corpus index for this model)" if copied is None else \
+        f"{copied:g} bars" + (f" (corpus tune {form['copied_tune']})" if form.get("copied_tune") else "")
+    rows = [("Form", f"`{form.get('layout', '')}`"), ("Parts × bars", " + ".join(map(str, parts)) or "—"),
+            ("Repeats", (repeats or "—") + (" · 1st/2nd endings" if form.get("endings") else "")),
+            (f"Ends ({form.get('key') or '?'})", ending), ("Range", f"{form.get('range', 0)} semitones"),
+            ("Longest run shared with the corpus", copied_text)]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
+
+
 def mode_note(mode: str) -> str:
     """Under the Generate tab's decoding choice: which controls the mode leaves unused (they are disabled)."""
     if mode == "beam":

@@ -1,4 +1,4 @@
-"""The Folk tunes tab: write a tune; see its sheet music, hear it, read its checks; this session's tunes."""
+"""The Folk tunes tab: write a tune; see its sheet music and form, hear it, read its checks; this session's tunes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def build(page: Page) -> None:
 
     def show(result: svc.FolkResult, history: list) -> tuple:
         return (views.sheet(result), result.audio, result.abc, views.findings_markdown(result), result.files or None,
-                history, views.history_rows(history))
+                history, views.history_rows(history), views.form_markdown(result))
 
     @user_errors
     def folk(model, meter, tonic, mode, tune_type, start, temperature, seed, candidates, tempo, history):
@@ -61,7 +61,9 @@ def build(page: Page) -> None:
                 tempo = slider(limits.TEMPO, 5, label="Tempo (quarter notes a minute)")
                 button = gr.Button("Write a tune", variant="primary")
             with gr.Column(scale=2):
-                sheet = gr.HTML(elem_id="sheet", label="Sheet music", value=views.SHEET_EMPTY, js_on_load=None)
+                with gr.Row():
+                    sheet = gr.HTML(elem_id="sheet", label="Sheet music", value=views.SHEET_EMPTY, js_on_load=None)
+                    form = gr.Markdown(elem_id="folk-form", label="Form")
                 audio = gr.Audio(label="Listen", type="numpy", interactive=False, elem_id="folk-audio")
                 findings = gr.Markdown(elem_id="folk-findings", label="Checks")
                 with gr.Row():
@@ -72,7 +74,7 @@ def build(page: Page) -> None:
                              interactive=False, wrap=True)
         row = gr.Number(visible=False, precision=0, label="Row")  # the clicked row, for folk_show
 
-    outputs = [sheet, audio, abc, findings, files, history, table]
+    outputs = [sheet, audio, abc, findings, files, history, table, form]  # form last: the API's order stays
 
     def failed(message: str) -> tuple:
         """The error where the sheet music and the checks would be; no earlier tune's audio, ABC or files."""
