@@ -109,8 +109,7 @@ def test_a_file_that_is_not_an_index_is_a_clear_error(tmp_path: Path) -> None:
 # ---- corpus facts ---------------------------------------------------------------------------------------
 
 
-def test_facts_are_found_beside_the_corpus_only_for_the_same_text(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("CHARRNN_CORPORA_DIR", str(tmp_path))
+def test_facts_are_found_beside_the_corpus_only_for_the_same_text(tmp_path: Path) -> None:
     text = "\n\n".join([PICKUP_JIG] * 12) + "\n"
     corpus = tmp_path / "folk.abc"
     corpus.write_text(text, encoding="utf-8")
@@ -122,10 +121,11 @@ def test_facts_are_found_beside_the_corpus_only_for_the_same_text(tmp_path: Path
         def __init__(self, sha256: str) -> None:
             self.corpus = CorpusInfo("folk", "folk.abc", sha256, len(text))
 
-    facts = CorpusFacts.find(Config(saved["sha256"]))
+    facts = CorpusFacts.find(Config(saved["sha256"]), corpora=tmp_path)
     assert facts.layouts_for("jig", "6/8") == {"8+8": 12} and facts.index is not None
+    assert CorpusFacts.find(Config(saved["sha256"])).layouts == {}  # no corpora folder named: none looked in
     assert facts.layouts_for("reel", "6/8") == {"8+8": 12}  # no reels: the meter's layouts over every type
-    other = CorpusFacts.find(Config("0" * 64))
+    other = CorpusFacts.find(Config("0" * 64), corpora=tmp_path)
     assert other.layouts == {} and other.index is None
     # A model folder's own copies come first, whatever the corpus.
     folder = tmp_path / "model"
@@ -151,7 +151,9 @@ def test_folk_stats_prints_each_tune_and_a_summary_beside_the_corpus(corpus: Pat
 
 
 def test_folk_stats_errors(tmp_path: Path, capsys) -> None:
-    assert main(["folk", "stats"]) == 2
+    with pytest.raises(SystemExit) as missing:  # argparse's own one-line error, as for folk check
+        main(["folk", "stats"])
+    assert missing.value.code == 2 and "the following arguments are required: file" in capsys.readouterr().err
     empty = tmp_path / "empty.abc"
     empty.write_text("no tunes here\n", encoding="utf-8")
     assert main(["folk", "stats", str(tmp_path / "missing.abc")]) == 2
