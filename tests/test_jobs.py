@@ -131,7 +131,7 @@ def test_a_failing_job_says_why(tmp_path, monkeypatch, small_text):
         def __init__(self, *args, **kwargs):
             raise CharRNNError("the corpus is haunted")
 
-    monkeypatch.setattr("charrnn.training.trainer.Trainer", Broken)
+    monkeypatch.setattr("charrnn.serve.jobs.Trainer", Broken)
     manager.start(upload=small_text, size="tiny", time_budget=5)
     manager.wait(30)
     snap = manager.snapshot()

@@ -90,7 +90,6 @@ def test_translate_prints_n_best_json_in_input_order(dates_run, toy, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["translate", "{run}", "3 Mar\u00dfh 1998"], "does not know: '\u00df'"),  # ß: no other form (ç is read as c)
-    (["translate", "{run}"], "nothing to translate"),
     (["translate", "{run}", "1 May 2001", "--beam", "100"], "beam width must be between 1 and 64"),
     (["eval", "{run}", "{toy}/missing.tsv"], "cannot read"),
     (["translate", "models/shakespeare", "x"], "shakespeare is a language model, not a seq2seq model; use charrnn"),

@@ -151,7 +151,8 @@ class KnownEndpoints:
     a 404 that says so, where Gradio would answer 500 and log a traceback."""
 
     def __init__(self, app, names: Collection[str], read_only: bool = False):
-        self.app, self.names, self.read_only = app, frozenset(names), read_only
+        # "predict": the route of the page's own unqueued events (queue=False), which go by index, not by name
+        self.app, self.names, self.read_only = app, frozenset(names) | {"predict"}, read_only
 
     async def __call__(self, scope, receive, send):
         found = CALL_ROUTE.search(scope["path"]) if scope["type"] == "http" else None
