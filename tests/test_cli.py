@@ -170,10 +170,18 @@ def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kw
     assert (expected[0] == unrestricted) == (kwargs == {"temperature": 0.8})  # the flag changed what was drawn
 
 
+def test_beam_says_which_sampling_flags_it_leaves_unused(cli, tiny_run):
+    result = cli("sample", tiny_run, "--prime", "ROMEO:", "--beam", 3, "--length", 8, "--temperature", 0.5,
+                 "--seed", 1, "--top-k", 0)
+    assert "charrnn: note: beam search does not use temperature and seed: it keeps the likeliest texts" \
+        in result.stderr  # --top-k 0 is the default (off), so it goes unmentioned
+
+
 def test_sample_beam_json(cli, tiny_run, tiny):
     model, vocab, _ = tiny
-    data = json.loads(cli("sample", tiny_run, "--prime", "ROMEO:", "--beam", 4, "--num", 3, "--length", 12,
-                          "--json").stdout)
+    result = cli("sample", tiny_run, "--prime", "ROMEO:", "--beam", 4, "--num", 3, "--length", 12, "--json")
+    data = json.loads(result.stdout)
+    assert "note" not in result.stderr  # no sampling flag given, nothing to say
     assert set(data) == {"prime", "beams", "ms"}
     beams = data["beams"]
     assert len(beams) == 3

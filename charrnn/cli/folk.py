@@ -3,6 +3,7 @@ check one; `charrnn folk stats FILE.abc`: the form of each tune, and a summary b
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -36,22 +37,25 @@ def add_parser(sub) -> None:
                                         "request; or check the tunes of an ABC file")
     verbs = group.add_subparsers(dest="verb", required=True)
     _add_write(verbs, f"{group.prog}")
-    c = verbs.add_parser("check", help="check the tunes of an ABC file",
-                         description="Check every tune of an ABC file: each finding on one line (FILE: tune N "
-                                     "(Title): bar B: error|warning: ... [kind]), then a summary line. Exit 0 when "
-                                     "no finding is an error, 1 when one is, 2 when the file cannot be read.")
-    c.add_argument("file", help="the ABC file ('-': standard input)")
-    add_encoding(c, "the file")
-    c.set_defaults(func=cmd_folk_check)
-    st = verbs.add_parser("stats", help="read the form of the tunes of an ABC file",
-                          description="Read the form of every tune of an ABC file (parts x bars, repeats, the "
-                                      "ending against the tonic, the range, the longest run copied from the "
-                                      "corpus), one line a tune, then a summary beside the corpus.")
-    st.add_argument("file", help="the ABC file ('-': standard input)")
-    add_encoding(st, "the file")
-    st.add_argument("--corpus", help="the corpus to set the tunes beside, and to find copied runs in "
-                                     "(default: the built folk corpus, if there is one)")
-    st.set_defaults(func=cmd_folk_stats)
+    _add_file_verb(verbs, "check", cmd_folk_check, "check the tunes of an ABC file",
+                   "Check every tune of an ABC file: each finding on one line (FILE: tune N (Title): bar B: "
+                   "error|warning: ... [kind]), then a summary line. Exit 0 when no finding is an error, 1 when one "
+                   "is, 2 when the file cannot be read.")
+    stats = _add_file_verb(verbs, "stats", cmd_folk_stats, "read the form of the tunes of an ABC file",
+                           "Read the form of every tune of an ABC file (parts x bars, repeats, the ending against "
+                           "the tonic, the range, the longest run copied from the corpus), one line a tune, then a "
+                           "summary beside the corpus.")
+    stats.add_argument("--corpus", help="the corpus to set the tunes beside, and to find copied runs in "
+                                        "(default: the built folk corpus, if there is one)")
+
+
+def _add_file_verb(verbs, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """A folk verb that reads the tunes of an ABC file (`_tunes`)."""
+    p = verbs.add_parser(name, help=help, description=description)
+    p.add_argument("file", help="the ABC file ('-': standard input)")
+    add_encoding(p, "the file")
+    p.set_defaults(func=func)
+    return p
 
 
 def _add_write(verbs, prog: str) -> None:

@@ -23,9 +23,10 @@ from charrnn.cli.common import (
     whole_number,
 )
 from charrnn.data import read_text
-from charrnn.decoding.beam import beam_search
+from charrnn.decoding.beam import beam_search, unused_by_beam
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import MAX_LENGTH, generate, prepare_prompt
+from charrnn.serve import limits
 
 MAX_BEAM_LENGTH = 10_000  # characters `sample --beam` may write
 
@@ -41,7 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--length", type=positive_int, default=500,
                    help=f"characters to generate (default 500; at most {MAX_LENGTH:,}, with --beam "
                         f"{MAX_BEAM_LENGTH:,})")
-    p.add_argument("--temperature", type=finite_float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--temperature", type=finite_float,
+                   help=f"0 = greedy (default {limits.TEMPERATURE.default}, as the app's)")
     p.add_argument("--top-k", type=non_negative_int, default=0,
                    help="sample from the k most likely characters (default 0: from all of them)")
     p.add_argument("--top-p", type=finite_float, help="nucleus sampling: the smallest set with this much probability")
@@ -65,8 +67,12 @@ def cmd_sample(args) -> int:
     if args.length > limit:
         raise BadValue(f"argument --length: must be at most {limit:,}{' with --beam' if args.beam else ''}, "
                        f"got {args.length:,}")
+    given = {"temperature": args.temperature, "top-k": args.top_k or None, "top-p": args.top_p, "seed": args.seed}
+    if args.beam and (note := unused_by_beam(name for name, value in given.items() if value is not None)):
+        print(f"charrnn: note: {note}", file=sys.stderr)
+    temperature = limits.TEMPERATURE.default if args.temperature is None else args.temperature
     with bad_values():  # the settings' own checks, before the model is loaded
-        settings = SamplingSettings(args.temperature, args.top_k or None, args.top_p, stop=tuple(args.stop),
+        settings = SamplingSettings(temperature, args.top_k or None, args.top_p, stop=tuple(args.stop),
                                     repetition_penalty=args.repetition_penalty)
     prime = read_text(args.prime_file, args.encoding) if args.prime_file else args.prime
     model, vocab, run = load_lm(args)

@@ -26,7 +26,8 @@ SAMPLING_ONLY = ("temperature", "top-k", "top-p", "seed")  # what beam search ne
 def unused_by_beam(given: Iterable[str]) -> str:
     """The line saying which of the given settings (SAMPLING_ONLY's names) beam search leaves unused; ""
     for none. The CLI and the app say it rather than ignore such settings silently."""
-    names = [name for name in SAMPLING_ONLY if name in set(given)]
+    given = set(given)  # once: `given` may be an iterator
+    names = [name for name in SAMPLING_ONLY if name in given]
     if not names:
         return ""
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -21,7 +21,8 @@ import torch
 from charrnn.data import Vocab
 from charrnn.decoding.beam import WORD_END, Completion, complete
 from charrnn.decoding.interface import Decodable
-from charrnn.decoding.sampling import Prompt
+from charrnn.decoding.loop import Strategy, decode
+from charrnn.decoding.sampling import Prompt, extend_prompt
 from charrnn.errors import CharRNNError
 
 PHRASES = ("separate", "together", "off")
@@ -99,36 +100,46 @@ def arrange(words: list[Suggestion], phrase: Suggestion | None, settings: Sugges
     return words + [phrase] if settings.phrases == "separate" else [phrase] + words[: settings.num - 1]
 
 
+class _PhraseWords(Strategy):
+    """The phrase's further words, one row: the likeliest character at each step while the word it belongs
+    to stays at least `floor` likely (log), up to `words` words of at most `longest` characters each."""
+
+    def __init__(self, vocab: Vocab, floor: float, words: int, longest: int, before: str):
+        self.vocab, self.floor, self.words, self.longest = vocab, floor, words, longest
+        self.text, self.logprob, self.space = "", 0.0, before == " "  # the words taken, and what follows them
+        self.pending, self.pending_lp, self.seen_word, self.chars = before, 0.0, False, 0
+        self.done = False
+
+    def advance(self, logits: torch.Tensor) -> None:
+        best, self.tokens = logits.log_softmax(-1).max(-1)
+        self.best = float(best)
+
+    def update_finished(self) -> None:
+        ch = self.vocab.chars[int(self.tokens)]
+        self.pending_lp += self.best
+        self.chars += 1
+        if self.pending_lp < self.floor or self.chars > self.longest:  # not likely enough, or no word end in sight
+            self.done = True
+        elif ch in WORD_END and self.seen_word:  # a word ends: take it, with the separators before it
+            self.text, self.logprob, self.space = self.text + self.pending, self.logprob + self.pending_lp, ch == " "
+            self.pending, self.pending_lp, self.seen_word, self.chars = ch, 0.0, False, 0
+            self.words -= 1
+            self.done = self.words == 0
+        else:
+            self.pending += ch
+            self.seen_word = self.seen_word or ch not in WORD_END
+
+    def is_finished(self) -> bool:
+        return self.done
+
+
 def _phrase(model: Decodable, vocab: Vocab, prompt: Prompt, first: str, logprob: float,
             settings: SuggestSettings) -> Suggestion | None:
     """`first` (a word and the character after it), then greedy next words while each is likely enough."""
-    floor = math.log(settings.phrase_prob)
-    logits, state = prompt.logits, prompt.state
-    with torch.inference_mode():
-        for ch in first:
-            logits, state = model.step(torch.tensor([vocab.index[ch]], device=logits.device), state)
-        text, space = first[:-1], first[-1] == " "
-        pending, pending_lp, seen_word = first[-1], 0.0, False
-        for _ in range(settings.phrase_words - 1):
-            for _ in range(settings.max_len + 8):  # a word and the separators before it
-                logp = logits.log_softmax(-1)[0]
-                lp, idx = logp.max(-1)
-                ch = vocab.chars[int(idx)]
-                pending_lp += float(lp)
-                if pending_lp < floor:
-                    break
-                if ch in WORD_END and seen_word:
-                    text, logprob, space = text + pending, logprob + pending_lp, ch == " "
-                    pending, pending_lp, seen_word = ch, 0.0, False
-                    logits, state = model.step(idx.view(1), state)
-                    break
-                pending += ch
-                seen_word = seen_word or ch not in WORD_END
-                logits, state = model.step(idx.view(1), state)
-            else:
-                break
-            if pending_lp < floor or seen_word:  # not likely enough, or cut off mid-word
-                break
-    if len(text) <= len(first) - 1:
+    after = extend_prompt(model, vocab, prompt, first)
+    further = _PhraseWords(vocab, math.log(settings.phrase_prob), settings.phrase_words - 1, settings.max_len + 8,
+                           first[-1])
+    decode(model, further, after.logits, after.state)
+    if not further.text:
         return None
-    return Suggestion(text, logprob, "phrase", space)
+    return Suggestion(first[:-1] + further.text, logprob + further.logprob, "phrase", further.space)
