@@ -24,9 +24,8 @@ from charrnn.cli.common import (
 )
 from charrnn.data import read_text
 from charrnn.decoding.beam import beam_search, unused_by_beam
-from charrnn.decoding.processors import SamplingSettings
+from charrnn.decoding.processors import DEFAULT_TEMPERATURE, SamplingSettings
 from charrnn.decoding.sampling import MAX_LENGTH, generate, prepare_prompt
-from charrnn.serve import limits
 
 MAX_BEAM_LENGTH = 10_000  # characters `sample --beam` may write
 
@@ -43,7 +42,7 @@ def add_parser(sub) -> None:
                    help=f"characters to generate (default 500; at most {MAX_LENGTH:,}, with --beam "
                         f"{MAX_BEAM_LENGTH:,})")
     p.add_argument("--temperature", type=finite_float,
-                   help=f"0 = greedy (default {limits.TEMPERATURE.default}, as the app's)")
+                   help=f"0 = greedy (default {DEFAULT_TEMPERATURE}, as the app's)")
     p.add_argument("--top-k", type=non_negative_int, default=0,
                    help="sample from the k most likely characters (default 0: from all of them)")
     p.add_argument("--top-p", type=finite_float, help="nucleus sampling: the smallest set with this much probability")
@@ -70,7 +69,7 @@ def cmd_sample(args) -> int:
     given = {"temperature": args.temperature, "top-k": args.top_k or None, "top-p": args.top_p, "seed": args.seed}
     if args.beam and (note := unused_by_beam(name for name, value in given.items() if value is not None)):
         print(f"charrnn: note: {note}", file=sys.stderr)
-    temperature = limits.TEMPERATURE.default if args.temperature is None else args.temperature
+    temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     with bad_values():  # the settings' own checks, before the model is loaded
         settings = SamplingSettings(temperature, args.top_k or None, args.top_p, stop=tuple(args.stop),
                                     repetition_penalty=args.repetition_penalty)

@@ -18,6 +18,7 @@ import torch
 
 from charrnn.errors import CharRNNError
 
+DEFAULT_TEMPERATURE = 0.8  # what `charrnn sample` and the app's Generate tab draw with unless told otherwise
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from charrnn.decoding.processors import DEFAULT_TEMPERATURE
 from charrnn.errors import CharRNNError
 
 
@@ -35,7 +36,7 @@ class Range:
 LENGTH = Range(1, 5_000, 500)  # characters one sampled or greedy generation may produce
 BEAM_LENGTH = Range(1, 500, 200)  # characters of a beam-search generation
 BEAM = Range(1, 16, 8)  # beam width (and at most the vocabulary's size)
-TEMPERATURE = Range(0.0, 3.0, 0.8)
+TEMPERATURE = Range(0.0, 3.0, DEFAULT_TEMPERATURE)
 TOP_P = Range(0.01, 1.0, 1.0)  # 1 = off
 MAX_PRIME = 2_000  # characters of prime kept
 MAX_SEED = 2**31 - 1
