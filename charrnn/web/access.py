@@ -25,7 +25,7 @@ DEFAULT_PORT = 7860
 PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's own variable: the app honours it as its default port
 LOOPBACK_NAMES = ("localhost",)
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/process_recording")  # Gradio's routes that take files
-CALL_ROUTE = re.compile(r"/gradio_api/(?:call|run)/([^/]+)")  # Gradio's routes that call an event by its API name
+CALL_ROUTE = re.compile(r"/gradio_api/(?:call|run|api)/([^/]+)")  # Gradio's routes that call an event by its API name
 # Read by gradio and huggingface_hub when they are imported: no analytics, no telemetry, no hub requests.
 OFFLINE = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
            "DO_NOT_TRACK": "1"}

@@ -27,7 +27,7 @@ from charrnn.serve.autocomplete import Autocompleter
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry, default_runs_dir
 from charrnn.serve.service import Service
-from charrnn.web import access, rest, views
+from charrnn.web import access, payloads, rest, views
 from charrnn.web.page import Page
 from charrnn.web.tabs import autocomplete, folk, generate, inside, pronounce, train
 
@@ -88,8 +88,10 @@ def build(args: argparse.Namespace) -> tuple[gr.Blocks, dict, Service]:
                   auth=args.credentials or None, auth_message="charrnn: log in with the user name and password "
                                                               "you were given")
     names = {fn.api_name for fn in demo.fns.values() if fn.api_name}
-    app_kwargs = {"routes": rest.routes(service, CONCURRENCY, args.queue_size, args.credentials),
-                  "middleware": [Middleware(access.KnownEndpoints, names=names, read_only=args.read_only)]}
+    login = rest.Login(args.credentials)
+    app_kwargs = {"routes": rest.routes(service, CONCURRENCY, args.queue_size, login),
+                  "middleware": [Middleware(access.KnownEndpoints, names=names, read_only=args.read_only),
+                                 Middleware(payloads.CheckedCalls, calls=payloads.Calls.of(demo), admits=login.admits)]}
     if args.read_only:  # Gradio's upload routes stay mounted without a file component: refuse them outright
         launch["max_file_size"] = 0
         app_kwargs["middleware"].append(Middleware(access.ReadOnlyUploads))

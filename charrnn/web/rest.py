@@ -60,10 +60,17 @@ class Login:
         self.credentials = list(credentials)
 
     def __call__(self, request: Request) -> None:
-        if not self.credentials or self._session(request) or self._basic(request.headers.get("authorization", "")):
+        if self.admits_request(request):
             return
         raise HTTPException(401, "not logged in: log in on the page, or send HTTP Basic credentials",
                             headers={"WWW-Authenticate": 'Basic realm="charrnn"'})
+
+    def admits_request(self, request: Request) -> bool:
+        return not self.credentials or self._session(request) or self._basic(request.headers.get("authorization", ""))
+
+    def admits(self, scope: dict) -> bool:
+        """Whether the caller of an ASGI request (its scope, under Gradio's app) may call."""
+        return self.admits_request(Request(scope))
 
     @staticmethod
     def _session(request: Request) -> bool:
@@ -146,12 +153,10 @@ async def _body(request: Request, schema: type[BaseModel]) -> BaseModel | JSONRe
         return _error(f"{where}: {first['msg'].lower()} (a JSON object with {fields})")
 
 
-def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
-           credentials: Sequence[tuple[str, str]]) -> list[APIRoute]:
+def routes(service: Service, concurrency: dict[str, int | None], waiting: int, login: Login) -> list[APIRoute]:
     """The JSON routes, for FastAPI(routes=...) under Gradio (launch's app_kwargs)."""
     complete_gate = Gate(concurrency["autocomplete"] or 1, waiting)
     translate_gate = Gate(concurrency["pronounce"] or 1, waiting)
-    login = Login(credentials)
 
     async def completions(request: Request, shown: Callable[[CompleteBody, dict], dict]):
         if isinstance(body := await _body(request, CompleteBody), JSONResponse):
