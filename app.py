@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"browser sessions whose state (a tab's tune history) is kept; the oldest go first "
                         f"(default {MAX_SESSIONS}). Every API call without a session is a new one.")
     p.add_argument("--train-threads", type=int, default=None,
-                   help="CPU threads for a training job (default: all cores but one; inference uses 1)")
+                   help="CPU threads for a training job (default: the cores no other process is using, less one "
+                        "left to the page's requests, looked at again every 5 s; inference uses 1)")
     p.add_argument("--train-device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     return p.parse_args(argv)
 

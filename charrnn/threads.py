@@ -9,7 +9,9 @@ collapses: on 2 cores with one busy, 2 threads sampled 5x slower than 1 and trai
   the app's parallelism) runs on one thread: a second one was measured no faster even on a quiet machine;
 - `BATCH` work (beam search, completion, translation, eval, inspect, training, the speed probe) runs
   on the cores that no other process is using, measured (`CoreWatch`) rather than assumed, and a long
-  run (training) measures again every CHECK_S seconds, so it follows a busy process that comes or goes.
+  run (training) measures again every CHECK_S seconds, so it follows a busy process that comes or goes;
+- a training job inside the app (its Train tab) leaves SERVER_KEEPS of those cores to the app's requests:
+  they run in the same process, so the watch counts them as the job's own work and cannot see them coming.
 
 `--threads` and the environment (OMP_NUM_THREADS, MKL_NUM_THREADS) win: given either, the count is fixed.
 torch's count is per OS thread (an OpenMP setting), so each thread that computes applies the policy itself.
@@ -28,6 +30,7 @@ ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set: the user chose the cou
 SPARE = 0.2  # others' use of a core, in cores, that does not yet count it as taken (a shell, a clock tick)
 PROBE_S = 0.1  # the shortest look at the machine when nothing has been measured yet
 CHECK_S = 5.0  # a long run looks again this often
+SERVER_KEEPS = 1  # cores a server's training job leaves free for the server's own requests
 
 
 class Work(enum.Enum):
@@ -92,8 +95,9 @@ class CoreWatch:
         return max(1, min(machine_cores(), (os.cpu_count() or 1) - taken))
 
 
-def choose(work: Work, requested: int | None = None, watch: CoreWatch | None = None) -> int:
-    """The thread count for `work`: `requested` (--threads), else the environment's, else the policy's."""
+def choose(work: Work, requested: int | None = None, watch: CoreWatch | None = None, keep: int = 0) -> int:
+    """The thread count for `work`: `requested` (--threads), else the environment's, else the policy's, which
+    for BATCH work leaves `keep` of the free cores to this process's other work (at least 1 thread)."""
     if requested:
         return requested
     fixed = env_threads()
@@ -101,31 +105,33 @@ def choose(work: Work, requested: int | None = None, watch: CoreWatch | None = N
         return fixed
     if work is Work.STEP:
         return 1
-    return (watch or CoreWatch()).free()
+    return max(1, (watch or CoreWatch()).free() - keep)
 
 
-def use(work: Work, requested: int | None = None, watch: CoreWatch | None = None) -> int:
+def use(work: Work, requested: int | None = None, watch: CoreWatch | None = None, keep: int = 0) -> int:
     """Set this OS thread's torch count by the policy (see `choose`); returns it."""
-    n = choose(work, requested, watch)
+    n = choose(work, requested, watch, keep)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
 
 
 class Follow:
-    """For a long BATCH run: the policy's count now, and again every CHECK_S seconds (`check`), unless fixed."""
+    """For a long BATCH run: the policy's count now, and again every CHECK_S seconds (`check`), unless fixed;
+    `keep`: free cores left to the rest of this process (SERVER_KEEPS in the app)."""
 
-    def __init__(self, requested: int | None = None):
+    def __init__(self, requested: int | None = None, keep: int = 0):
         self.fixed = bool(requested or env_threads())
+        self.keep = keep
         self._watch = CoreWatch()
-        self.threads = use(Work.BATCH, requested, self._watch)
+        self.threads = use(Work.BATCH, requested, self._watch, keep)
         self.changes = 0  # how often the count changed (a speed measured across a change is of neither count)
         self._next = time.monotonic() + CHECK_S
 
     def check(self) -> int:
         """Cheap between checks (one clock read); at a check, follows the cores other processes left free."""
         if not self.fixed and time.monotonic() >= self._next:
-            now = use(Work.BATCH, watch=self._watch)
+            now = use(Work.BATCH, watch=self._watch, keep=self.keep)
             self.changes += now != self.threads
             self.threads, self._next = now, time.monotonic() + CHECK_S
         return self.threads

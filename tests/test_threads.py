@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import torch
@@ -150,3 +151,22 @@ def test_the_apps_requests_run_on_one_thread(monkeypatch, seen, tiny_run, tmp_pa
     list(service.generate("lm", "ROMEO:", 30, "sample", 0.8, 0, 1.0, 7))
     service.complete("lm", "ROMEO: wh")
     assert _counts(seen) == {1}
+
+
+@pytest.mark.parametrize(("cores", "others", "fixed", "expected"),
+                         [(4, 0.0, None, 3), (4, 1.0, None, 2), (2, 0.0, None, 1), (4, 0.0, 4, 4)])
+def test_the_train_tabs_job_trains_by_the_policy_leaving_the_apps_requests_a_core(monkeypatch, seen, small_text,
+                                                                                   tmp_path, cores, others, fixed,
+                                                                                   expected):
+    """The job trains on the free cores less threads.SERVER_KEEPS (the app's requests' core), or on --train-threads."""
+    FakeMachine(monkeypatch, others, cores)
+    jobs = JobManager(tmp_path / "runs", threads=fixed, device="cpu")
+    job = jobs.start(upload=small_text, upload_name="small.txt", size="tiny", time_budget=600)
+    deadline = time.perf_counter() + 120  # the fake machine's clock stands still: real time bounds the wait
+    while not seen.get("forward") and job.active and time.perf_counter() < deadline:
+        job.thread.join(0.05)
+    snapshot = jobs.snapshot()
+    jobs.stop()
+    jobs.wait(60)
+    assert _counts(seen) == {expected}, job.message
+    assert snapshot["settings"]["threads"] == expected

@@ -6,15 +6,15 @@ downloads) and runs `Trainer(...).run()` in a daemon thread. A second start whil
 `Busy`. `JobManager.snapshot()` is what a polling page shows: status, progress, and the evaluation
 records so far (train and val loss), to draw the curve from.
 
-Threads: torch's intra-op thread count is a per-thread setting (OpenMP), so the training thread sets
-its own (`threads`, by default one core fewer than the machine has, at least 1) and leaves the
-request threads, which the app sets to 1 for inference, alone.
+Threads: torch's intra-op thread count is a per-thread setting (OpenMP), so the training thread sets its
+own by the thread policy of every training run (charrnn.threads: the cores no other process is using,
+looked at again every few seconds), less the cores it leaves to the app's requests (threads.SERVER_KEEPS),
+unless `threads` (app.py's --train-threads) fixes it; the request threads keep their one thread each.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import threading
 import time
@@ -22,9 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from charrnn import corpora
+from charrnn import corpora, threads
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.serve.limits import BUDGET_S, MAX_NAME_TEXT, MAX_RUN_NAME, MAX_UPLOAD_BYTES, MIN_UPLOAD_CHARS
@@ -40,11 +38,6 @@ UPLOAD_DIR = "upload"  # the uploaded file's copy, under its own name, in this f
 
 class Busy(CharRNNError):
     """A training job is already running on this server."""
-
-
-def default_threads() -> int:
-    """Training threads: all cores but one (which stays free for interactive requests), 1 to 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def safe_name(text: str) -> str:
@@ -118,7 +111,8 @@ class TrainingJob:
             history = list(self.history)
         return {
             "name": self.name, "model": "trained/" + self.name, "status": self.status, "message": self.message,
-            "corpus": self.corpus, "settings": dict(self.settings), "time_budget": self.time_budget,
+            "corpus": self.corpus, "time_budget": self.time_budget,
+            "settings": {**self.settings, **({"threads": trainer.threads.threads} if trainer is not None else {})},
             "progress": round(self.progress(), 4), "step": int(getattr(trainer, "step", 0) or 0),
             "elapsed": round(float(getattr(trainer, "elapsed", 0.0) or 0.0), 2),
             "wall": round(time.time() - self.started, 1), "history": history,
@@ -132,7 +126,7 @@ class JobManager:
     def __init__(self, runs_dir: str | Path, threads: int | None = None, device: str = "auto",
                  max_upload_bytes: int = MAX_UPLOAD_BYTES, on_finish: Callable[[TrainingJob], None] | None = None):
         self.runs_dir = Path(runs_dir)
-        self.threads = threads or default_threads()
+        self.threads = threads  # fixed by --train-threads, else the policy's (see the module's docstring)
         self.device = device
         self.max_upload_bytes = max_upload_bytes
         self.on_finish = on_finish
@@ -216,8 +210,7 @@ class JobManager:
             cfg = TrainConfig(corpus=source, out=str(run_dir), model=model, size=size, **fixed,
                               time_budget=time_budget, eval_every=10, seed=seed,
                               val_frac=min(0.1, VAL_CHARS / max(chars, 1)), device=self.device, threads=self.threads)
-            settings = {"core": model, "size": size, "layers": cfg.layers, "hidden": cfg.hidden, "seed": seed,
-                        "threads": self.threads}
+            settings = {"core": model, "size": size, "layers": cfg.layers, "hidden": cfg.hidden, "seed": seed}
             job = TrainingJob(run_dir.name, run_dir, upload_name or corpus or "", settings, time_budget)
             job.thread = threading.Thread(target=self._run, args=(job, cfg), name=f"train-{run_dir.name}", daemon=True)
             self._job = job
@@ -260,11 +253,10 @@ class JobManager:
 
     def _run(self, job: TrainingJob, cfg) -> None:
         try:
-            torch.set_num_threads(self.threads)  # this thread only (see the module's docstring)
             if job.stop_requested:
                 raise _Stopped
             trainer = Trainer(cfg, progress=False, on_eval=lambda record: self._on_eval(job, record),
-                              command="python app.py (Train tab)")
+                              command="python app.py (Train tab)", keep_cores=threads.SERVER_KEEPS)
             job.trainer = trainer
             if trainer.auto:
                 job.settings.update(layers=trainer.cfg.layers, hidden=trainer.cfg.hidden, auto=trainer.auto.line())

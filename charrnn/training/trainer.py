@@ -120,16 +120,17 @@ class Trainer:
 
     def __init__(self, cfg: BaseTrainConfig, resume: bool = False, progress: bool = True,
                  on_eval: Callable[[dict], int | None] | None = None, command: str | None = None,
-                 keep: Collection[str] = ()):
+                 keep: Collection[str] = (), keep_cores: int = 0):
         """on_eval sees each evaluation's record (on rank 0) and may return a new --eval-every, in steps
         (single-process runs only: other ranks would not learn of it). With cfg.size "auto", `keep` names
-        the fields the caller set itself, which auto leaves as they are."""
+        the fields the caller set itself, which auto leaves as they are. `keep_cores`: free cores the run
+        leaves to the rest of its process (the app's requests: threads.SERVER_KEEPS)."""
         self.cfg, self.progress, self.on_eval, self.command = cfg, progress, on_eval, command
         self.kind = models.lookup(cfg.kind)
         self._stop_requested = threading.Event()
         self.out = Path(cfg.out)
         cfg.check()
-        self.threads = threads.Follow(cfg.threads)  # also the speed probe's count (--size auto)
+        self.threads = threads.Follow(cfg.threads, keep_cores)  # also the speed probe's count (--size auto)
         self.dist = Dist.from_env(resolve_device(cfg.device))
         self.device = self.dist.device
         self.lock: RunLock | None = None
