@@ -49,7 +49,7 @@ class Vocab:
         missing = self.unknown(text)
         if missing and unknown != "skip":
             shown = ", ".join(repr(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-            raise CharRNNError(f"{what} has characters the model does not know: {shown}"
+            raise CharRNNError(f"{what} has characters the model does not know: {shown}",
                                " (use --unknown skip to drop them)")
         return "".join(c for c in text if c in self.index) if missing else text
 
@@ -102,10 +102,9 @@ def _decode(stream: BinaryIO, name: str, encoding: str) -> Iterator[str]:
         except UnicodeDecodeError as e:
             # The decoder may hold back a few bytes of an unfinished character from the last chunk.
             held = len(decoder.getstate()[0]) if not final else 0
-            raise CharRNNError(
-                f"{name}: not valid {encoding} at byte offset {offset - held + e.start}"
-                f" (byte 0x{e.object[e.start]:02x}); pass --encoding if the file uses another encoding"
-            ) from None
+            raise CharRNNError(f"{name}: not valid {encoding} at byte offset {offset - held + e.start}"
+                               f" (byte 0x{e.object[e.start]:02x})",
+                               "; pass --encoding if the file uses another encoding") from None
         if text:
             yield text
         if final:

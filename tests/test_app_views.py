@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
+from charrnn.errors import CharRNNError
 from charrnn.serve.service import NO_MODELS, FolkResult, Generation
 from charrnn.web import views
 
@@ -81,3 +84,16 @@ def test_loss_frame():
     frame = views.loss_frame([{"step": 10, "train_loss": 3.0, "val_loss": 3.1}])
     assert list(frame.columns) == ["step", "loss", "split"] and str(frame["step"].dtype) == "int64"
     assert frame["split"].tolist() == ["train", "val"]
+
+
+def test_an_error_is_shown_without_the_flags_a_command_line_user_would_pass():
+    gr = pytest.importorskip("gradio")
+    from charrnn.web.page import user_errors
+
+    @user_errors
+    def fails():
+        raise CharRNNError("upload.txt: not valid utf-8 at byte offset 3", "; pass --encoding if it is not UTF-8")
+
+    with pytest.raises(gr.Error) as shown:
+        fails()
+    assert shown.value.message == "upload.txt: not valid utf-8 at byte offset 3"

@@ -11,6 +11,7 @@ from charrnn.serve import jobs as jobs_module
 from charrnn.serve import limits
 from charrnn.serve.jobs import Busy, JobManager, check_upload, safe_name
 from charrnn.serve.registry import Registry
+from charrnn.training.autosize import BudgetTooShort
 
 
 def wait_until(predicate, timeout: float = 120.0, every: float = 0.05):
@@ -124,19 +125,26 @@ def test_stop_ends_a_job_early(tmp_path, small_text):
     assert not manager.busy() and not manager.stop()
 
 
-def test_a_failing_job_says_why(tmp_path, monkeypatch, small_text):
+@pytest.mark.parametrize(("error", "says"), [
+    (CharRNNError("the corpus is haunted", "; pass --exorcise"), "Training failed: the corpus is haunted"),
+    (BudgetTooShort("a time budget of 5s is too short for any model on this machine", 47),
+     "Training failed: a time budget of 5s is too short for any model on this machine: choose a time budget of "
+     "47 seconds or more"),
+])
+def test_a_failing_job_says_why_in_the_pages_words(tmp_path, monkeypatch, small_text, error, says):
+    """The page has no flags: a library error's advice to pass one is left out, or said in the page's words."""
     manager = JobManager(tmp_path / "runs", threads=1, device="cpu")
 
     class Broken:
         def __init__(self, *args, **kwargs):
-            raise CharRNNError("the corpus is haunted")
+            raise error
 
     monkeypatch.setattr("charrnn.serve.jobs.Trainer", Broken)
     manager.start(upload=small_text, size="tiny", time_budget=5)
     manager.wait(30)
     snap = manager.snapshot()
-    assert snap["status"] == "failed" and "haunted" in snap["message"]
-    assert not manager.busy()
+    assert snap["status"] == "failed" and snap["message"] == says
+    assert "--" in str(error) and not manager.busy()
 
 
 def test_a_catalogued_corpus_is_used_by_name(tmp_path, small_text, monkeypatch):

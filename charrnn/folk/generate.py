@@ -227,8 +227,8 @@ class FolkModel:
         if (corpus is None or corpus.name != "folk") and missing:
             trained_on = corpus.label if corpus else "another corpus"
             raise CharRNNError(f"{name} is not a folk model: it was trained on {trained_on}, and its vocabulary "
-                               f"lacks {''.join(missing)!r}, which ABC needs; train one with "
-                               "'charrnn train folk --out runs/folk'")
+                               f"lacks {''.join(missing)!r}, which ABC needs",
+                               "; train one with 'charrnn train folk --out runs/folk'")
         self.model, self.vocab, self.config = model, vocab, config
         self.facts = facts if facts is not None else CorpusFacts.find(config)
 

@@ -97,7 +97,7 @@ def read_pairs(path: str | Path, source_tokens: str = "chars", target_tokens: st
         elif skip_bad_lines:
             skipped += 1
         else:
-            raise CharRNNError(f"{path}:{number}: {problem} (pass --skip-bad-lines to skip such lines)")
+            raise CharRNNError(f"{path}:{number}: {problem}", " (pass --skip-bad-lines to skip such lines)")
     if not sources:
         raise CharRNNError(f"{path} holds no source<TAB>target pairs" + (f" ({skipped} bad lines skipped)"
                                                                           if skipped else ""))

@@ -72,7 +72,8 @@ def normalize(source: str, tokens: tuple[str, ...], known: Container[str], unkno
             missing.append(token)
     if missing:
         shown = ", ".join(repr(t) for t in dict.fromkeys(missing))
-        raise CharRNNError(f"{source[:40]!r} has symbols the model does not know: {shown[:200]} (use --unknown skip)")
+        raise CharRNNError(f"{source[:40]!r} has symbols the model does not know: {shown[:200]}",
+                           " (use --unknown skip)")
     notes = [f"read {' '.join(f'{a} as {b}' for a, b in changed.items())}"] if changed else []
     notes += [f"left out {kind}: {' '.join(dict.fromkeys(found))}" for kind, found in
               (("punctuation", signs), ("symbols the model does not know", skipped)) if found]

@@ -26,7 +26,7 @@ from charrnn import corpora, threads
 from charrnn.errors import CharRNNError
 from charrnn.models.rnn import CELLS
 from charrnn.serve.limits import BUDGET_S, MAX_NAME_TEXT, MAX_RUN_NAME, MAX_UPLOAD_BYTES, MIN_UPLOAD_CHARS
-from charrnn.training.autosize import PRESETS, SIZES
+from charrnn.training.autosize import PRESETS, SIZES, BudgetTooShort
 from charrnn.training.config import TrainConfig
 from charrnn.training.trainer import Trainer
 
@@ -274,8 +274,11 @@ class JobManager:
             job.status = "done"
         except _Stopped:
             job.message, job.status = "Stopped before training began.", "done"
+        except BudgetTooShort as e:  # the page's words, not the CLI's flag
+            job.message = f"Training failed: {e.problem}: choose a time budget of {e.need_s:,} seconds or more"
+            job.status = "failed"
         except CharRNNError as e:
-            job.message, job.status = f"Training failed: {e}", "failed"
+            job.message, job.status = f"Training failed: {e.problem}", "failed"
         except Exception as e:  # a job's thread must always end in a state the page can show
             job.message, job.status = f"Training failed: {type(e).__name__}: {e}", "failed"
         finally:

@@ -35,7 +35,7 @@ def words_of(text: str, translator: Translator) -> tuple[list[str], list[str]]:
         try:
             reading = translator.read(found, unknown="skip")
         except CharRNNError as e:  # digits: the word is left out, and why is said
-            notes.append(f"left out {str(e)}")
+            notes.append(f"left out {e.problem}")
             continue
         notes += [f"{found}: {note}" for note in reading.notes]
         if reading.tokens:

@@ -313,7 +313,7 @@ class Service:
         try:
             result.svg = render.to_svg(result.abc)
         except CharRNNError as e:
-            result.message = f"No sheet music: {e}."
+            result.message = f"No sheet music: {e.problem}."
         result.audio = render.synthesize(result.abc, tempo)
         midi_path, wav_path = stem.with_suffix(".mid"), stem.with_suffix(".wav")
         midi_path.write_bytes(render.midi_bytes(result.abc, tempo))

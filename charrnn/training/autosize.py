@@ -338,6 +338,14 @@ def fits(shape: Shape, speed: float, seconds: float, cell: str, vocab: int, trai
             and params <= PARAMS_PER_CHAR * train_chars)
 
 
+class BudgetTooShort(CharRNNError):
+    """No model trains MIN_STEPS steps in the budget: `need_s` seconds would do (a front end says how to give it)."""
+
+    def __init__(self, problem: str, need_s: int):
+        super().__init__(problem, f": give --time-budget {need_s}s or more")
+        self.need_s = need_s
+
+
 def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int, speeds: Speeds) -> Choice:
     """The auto choice for cfg.time_budget seconds on train_chars characters (see the module's rule)."""
     budget, cell = cfg.time_budget, cfg.model
@@ -376,9 +384,9 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
     if steps < MIN_STEPS:
         need = math.ceil(speeds.timing_s + MIN_STEPS * shape.batch * shape.seq_len / speed)
-        raise CharRNNError(f"a time budget of {format_duration(budget)} is too short for any model on this machine: "
-                           f"the smallest ({cell.upper()} {shape.layers}x{shape.hidden}) needs {need}s for "
-                           f"{MIN_STEPS} steps: give --time-budget {need}s or more")
+        raise BudgetTooShort(f"a time budget of {format_duration(budget)} is too short for any model on this "
+                             f"machine: the smallest ({cell.upper()} {shape.layers}x{shape.hidden}) needs {need}s for "
+                             f"{MIN_STEPS} steps", need)
     epochs = speed * seconds / train_chars
     return Choice(
         cell=cell, layers=shape.layers, hidden=shape.hidden, embed=shape.embed, batch_size=shape.batch,

@@ -145,7 +145,8 @@ class Trainer:
     def _setup(self, resume: bool, keep: Collection[str]) -> None:
         cfg = self.cfg
         if not resume and ((self.out / CONFIG).exists() or (self.out / ckpt.LATEST).exists()):
-            raise CharRNNError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
+            raise CharRNNError(f"{self.out} already holds a run",
+                               ": pass --resume to continue it, or choose another --out")
         if cfg.auto_size_pending:
             self.cfg = cfg = self._auto_size(cfg, keep)
         if cfg.batch_size % self.dist.world:
@@ -310,7 +311,7 @@ class Trainer:
         if not math.isfinite(value):
             raise CharRNNError(
                 f"training diverged at step {self.step + 1} (loss {value}); the last good checkpoint in "
-                f"{self.out} is kept; try a lower --lr or --grad-clip")
+                f"{self.out} is kept", "; try a lower --lr or --grad-clip")
         self.opt.step()
         self.step += 1
         return value, items

@@ -60,12 +60,12 @@ FAILURES = Failures()
 
 
 def user_errors(fn: Callable) -> Callable:
-    """CharRNNErrors become Gradio errors: the page shows the message (and keeps it: Page.keep_errors);
-    API clients get it too."""
+    """CharRNNErrors become Gradio errors: the page shows the message, without the flags a command-line user
+    would give (and keeps it: Page.keep_errors); API clients get it too."""
 
     def error(e: CharRNNError) -> gr.Error:
-        FAILURES.put(str(e))
-        return gr.Error(str(e), print_exception=False)
+        FAILURES.put(e.problem)
+        return gr.Error(e.problem, print_exception=False)
 
     if inspect.isgeneratorfunction(fn):  # Gradio streams a generator function's updates: stay one
         @functools.wraps(fn)

@@ -137,7 +137,7 @@ def _answer(fn: Callable[[], dict]) -> dict | JSONResponse:
     try:
         return fn()
     except CharRNNError as e:
-        return _error(str(e))
+        return _error(e.problem)  # no command-line flags: an API client cannot pass them
 
 
 async def _body(request: Request, schema: type[BaseModel]) -> BaseModel | JSONResponse:
