@@ -241,3 +241,20 @@ def test_pystdlib_is_the_stdlib_sources_in_sorted_order_with_the_licence_and_wit
                                                   "# ==== zz.py ====\nz = 1\n")
     assert (stats.files, stats.skipped) == (3, 1) and "PSF" in (tmp_path / "out.LICENSE").read_text()
     assert corpora.CATALOGUE["pystdlib"].kind == "build" and corpora.CATALOGUE["pystdlib"].task == "lm"
+
+
+def test_the_folk_corpus_size_is_given_one_way_everywhere(capsys) -> None:
+    """Every mention of the folk build's size gives corpora.FOLK_TUNES (tests/test_folk_corpus.py checks it against a
+    real build): the catalogue that `corpora list` and the app print, the README and corpora/README.md."""
+    from charrnn.cli import main
+
+    tunes = f"{corpora.FOLK_TUNES:,}"
+    main(["corpora", "list"])
+    assert f"{tunes} Irish, Scottish and American fiddle tunes" in capsys.readouterr().out
+    root = Path(__file__).resolve().parents[1]
+    readme, notes = (root / "README.md").read_text(), (root / "corpora" / "README.md").read_text()
+    rows = [line for text in (readme, notes) for line in text.splitlines() if line.startswith("| `folk` |")]
+    assert len(rows) == 2 and all(f"{tunes} " in row for row in rows), rows
+    assert re.search(rf"charrnn corpora build folk +# {tunes} ", readme)
+    approximate = re.compile(r"(?:about|~|around|some) ?[\d,.]+k? (?:\S+ ){0,4}tunes", re.IGNORECASE)
+    assert not approximate.findall(readme + notes)

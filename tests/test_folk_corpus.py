@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from charrnn import corpora
 from charrnn.errors import CharRNNError
 from charrnn.files import sha256_file
 from charrnn.folk import corpus, spelling
@@ -221,3 +222,12 @@ def test_build_from_one_collection(tmp_path: Path) -> None:
         tmp_path / "again" / "folk.abc", ("miscFolk",), keep=lambda abc: "M:6/8" not in abc, progress=False, workers=1
     )
     assert one_worker.sha256 == stats.sha256
+
+
+@pytest.mark.slow
+def test_the_full_build_keeps_as_many_tunes_as_the_catalogue_says(tmp_path: Path) -> None:
+    """corpora.FOLK_TUNES, the one figure the catalogue, `corpora list`, the app and the README give, is what the
+    build keeps (a change to the checks, the near-duplicate rule or music21's collections shows up here)."""
+    pytest.importorskip("music21")
+    stats = corpus.build_folk(tmp_path / "folk.abc", progress=False, workers=2)
+    assert stats.kept == corpora.FOLK_TUNES

@@ -52,7 +52,7 @@ _UNITS = {"2/4": "1/16"}
 _UNIT = re.compile(r"1/(?:1|2|4|8|16|32)")
 _DENOMINATORS = (1, 2, 4, 8, 16, 32)
 _ABC_CHARS = "X:1\nTMLK/|"  # the least a model must know to write a header and bars
-# A title's " -- Type" suffix, as 896 of the folk corpus's 3,958 titles have it ("LANIGAN'S BALL -- JIG").
+# A title's " -- Type" suffix, as 866 of the folk corpus's 3,691 titles have it ("LANIGAN'S BALL -- JIG").
 _TITLE_SUFFIX = re.compile(r"\s+--\s*([A-Za-z][A-Za-z -]*)")
 
 
