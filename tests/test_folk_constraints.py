@@ -63,6 +63,23 @@ def test_plans_from_choices_and_from_the_corpus() -> None:
     assert form_plan(parts=2, bars=8).text() == "A?B? 8+8"
 
 
+def test_plans_are_drawn_as_often_as_the_corpus_has_each_layout_but_fragments() -> None:
+    """The corpus's distribution for the type and meter, not its commonest layout: 16-bar parts, three parts
+    and a tune's crooked 8+9 as often as its tunes have them; a layout with a fragment of a part, or one no
+    plan can hold, never."""
+    layouts = {"8+8": 600, "4+8": 250, "8+16": 100, "8+8+8": 40, "8+9": 8, "8+7+1": 1, "8+40": 1}
+    drawn = [form_plan(layouts=layouts, seed=seed).bars for seed in range(4000)]
+    kept = sum(layouts.values()) - 2
+    for layout in ("8+8", "4+8", "8+16", "8+8+8", "8+9"):
+        share = drawn.count(tuple(map(int, layout.split("+")))) / len(drawn)
+        assert abs(share - layouts[layout] / kept) < 0.025, layout
+    assert (8, 7, 1) not in drawn and (8, 40) not in drawn and (8, 9) in drawn
+    # What the musician gives is kept exactly; the rest is drawn from the layouts that fit it.
+    assert {form_plan(parts=2, bars=8, layouts=layouts, seed=seed).bars for seed in range(50)} == {(8, 8)}
+    assert {form_plan(form="AABBCC", layouts=layouts, seed=seed).bars for seed in range(50)} == {(8, 8, 8)}
+    assert {form_plan(bars=16, layouts=layouts, seed=seed).bars for seed in range(50)} == {(16, 16), (16, 16, 16)}
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [({"form": "AABB", "parts": 3}, "has 2 parts, not 3"),
                                                  ({"parts": 2, "bars": 0}, "a part has 1 to 32 bars"),
                                                  ({"parts": 9, "bars": 8}, "a tune has 1 to 8 parts")])
@@ -81,6 +98,16 @@ def test_no_part_ends_before_its_last_bar() -> None:
     assert allowed(seventh + "|") == {"|", "]", ":"}  # after bar 8 a plain bar line must become ||, |] or |:
     assert "|" in forbidden("|:" + seventh) and ":" in allowed("|:" + seventh)  # a part opened by |: ends with :|
     assert {"|", "]", ":"} <= forbidden(PART_A[:20])  # after bar 2 it must stay a plain bar line
+
+
+def test_an_empty_bar_within_a_part_does_not_end_it() -> None:
+    """A bar line with no music since the last one ("|\n|", "| |") may not become |: or || before the part's
+    last bar: either would end the part there (the model wrote 8+7 and 8+6 strathspeys so)."""
+    fifth = PART_A.split("BGE DEF")[0]  # "|:D|GAB cBA|BGE D2D|GAB cde|dBG A2D|\nGAB cBA|": five bars closed
+    for gap in ("\n|", " |"):
+        assert {":", "|", "]"} <= forbidden(fifth + gap), gap
+    assert ":" in allowed(PART_A + "|")  # where a part begins, |: opens its repeat
+    assert "\n" in allowed(fifth + " ") and "G" in allowed(fifth + " |")  # the bar goes on
 
 
 def test_a_repeated_part_ends_with_a_repeat_and_an_unrepeated_with_a_double_bar() -> None:

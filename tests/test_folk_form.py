@@ -61,10 +61,11 @@ def test_form_never_raises_on_junk() -> None:
         assert form.range >= 0 and form.layout
 
 
-def test_corpus_layouts_count_types_and_meters_and_leave_out_rare_ones() -> None:
-    forms = [read_form(PICKUP_JIG)] * 5 + [read_form(ENDING_REEL)] * 3 + [read_form(SHORT_POLKA)] * 2
-    assert corpus_layouts(forms) == {"jig 6/8": {"8+8": 5}, " 6/8": {"8+8": 5}, "reel 4/4": {"8+8": 3},
-                                     " 4/4": {"8+8": 3}, " 2/4": {}}
+def test_corpus_layouts_count_every_layout_of_each_type_and_meter_the_rare_ones_too() -> None:
+    forms = [read_form(PICKUP_JIG)] * 5 + [read_form(ENDING_REEL)] * 3 + [read_form(SHORT_POLKA)] * 2 + \
+        [read_form(PICKUP_JIG.replace("R:jig", "R:slide"))]
+    assert corpus_layouts(forms) == {"jig 6/8": {"8+8": 5}, " 6/8": {"8+8": 6}, "slide 6/8": {"8+8": 1},
+                                     "reel 4/4": {"8+8": 3}, " 4/4": {"8+8": 3}, " 2/4": {"7": 2}}
 
 
 # ---- originality ----------------------------------------------------------------------------------------
