@@ -160,3 +160,23 @@ def test_folk_stats_errors(tmp_path: Path, capsys) -> None:
     assert main(["folk", "stats", str(tmp_path / "missing.abc")]) == 2
     assert main(["folk", "stats", str(empty), "--corpus", str(tmp_path / "nope.abc")]) == 2
     assert "there is no corpus at" in capsys.readouterr().err
+
+
+# ---- the benchmark's "every part 8" by type and meter ------------------------------------------------------
+
+
+def test_the_benchmark_tells_a_real_difference_from_the_corpus_from_sampling_error() -> None:
+    from benchmarks.bench_folk import FormRow, eight_bar_table, interval
+
+    assert interval(5, 10) == pytest.approx((23.66, 76.34), abs=0.01)  # Wilson's 95% interval
+    assert interval(13, 13) == pytest.approx((77.19, 100.0), abs=0.01)  # 13 of 13 tells little
+    assert interval(0, 10)[0] == 0.0
+
+    jig, polka = read_form(PICKUP_JIG), read_form(SHORT_POLKA)
+    corpus = [FormRow("corpus", "jig", "6/8", "G", jig, None, True)] * 9 + \
+        [FormRow("corpus", "jig", "6/8", "G", polka, None, True)]
+    near = [FormRow("after", "jig", "6/8", "G", jig, 0.0, True, plan=(8, 8))] * 12 + \
+        [FormRow("after", "jig", "6/8", "G", polka, 0.0, True, plan=(8, 8))]
+    far = [FormRow("after", "jig", "6/8", "G", polka, 0.0, True, plan=(8, 8))] * 40
+    assert "| jig 6/8 (10 / 13) | 90 | 100 | 92.3 (66.7-98.6) | +2.3 | 92.3 |" in eight_bar_table(corpus + near)
+    assert "-90.0 (outside) | 0 |" in eight_bar_table(corpus + far)
