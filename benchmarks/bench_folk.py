@@ -46,7 +46,7 @@ from charrnn.corpora import corpus_path
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
-from charrnn.folk.facts import CorpusFacts
+from charrnn.folk.facts import MIN_GROUP_TUNES, CorpusFacts
 from charrnn.folk.form import Form, read_form
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune, title_type
 from charrnn.folk.originality import NoteIndex, index_path
@@ -255,13 +255,18 @@ def interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def eight_bar_table(rows: list[FormRow]) -> str:
     """"Every part 8" by type and meter (the group a plan is drawn from): the corpus's share, the share of the
     plans drawn, the tunes written to them with a 95% interval, their difference from the corpus, and how many
-    kept their plan (parts and bars as planned); "outside" marks a corpus share the interval leaves out."""
+    kept their plan (parts and bars as planned); "outside" marks a corpus share the interval leaves out. A type
+    with too few corpus tunes in the meter draws its plans from the meter's layouts over all types: it is set
+    beside the meter's share, marked "(meter)"."""
     lines = ["| type, meter | corpus | plans | after (95% interval) | after - corpus | kept the plan |",
              "|---|---|---|---|---|---|"]
     for tune_type, meter in sorted({(r.tune_type, r.meter) for r in rows if r.group == "after" and r.tune_type}):
         group = {g: [r for r in rows if r.group == g and (r.tune_type, r.meter) == (tune_type, meter)]
                  for g in ("corpus", "after")}
         after, corpus = group["after"], group["corpus"]
+        meter_wide = len(corpus) < MIN_GROUP_TUNES
+        if meter_wide:
+            corpus = [r for r in rows if r.group == "corpus" and r.meter == meter]
         eights = sum(r.form.every_part(8) for r in after)
         share, (low, high) = 100 * eights / len(after), interval(eights, len(after))
         expected = FORM_MEASURES["every part 8"](corpus)
@@ -269,7 +274,8 @@ def eight_bar_table(rows: list[FormRow]) -> str:
         plans = 100 * sum(all(bars == 8 for bars in plan) for plan in planned) / len(planned) if planned else math.nan
         kept = 100 * sum(tuple(p.bars for p in r.form.parts) == r.plan for r in after) / len(after)
         verdict = "" if expected != expected or low <= expected <= high else " (outside)"
-        lines.append(f"| {tune_type} {meter} ({len(corpus)} / {len(after)}) | {cell(expected)} | {cell(plans)} | "
+        lines.append(f"| {tune_type} {meter} ({len(corpus)} / {len(after)}) | {cell(expected)}"
+                     f"{' (meter)' if meter_wide else ''} | {cell(plans)} | "
                      f"{cell(share)} ({cell(low)}-{cell(high)}) | {share - expected:+.1f}{verdict} | {cell(kept)} |")
     return "\n".join(lines)
 

@@ -180,3 +180,6 @@ def test_the_benchmark_tells_a_real_difference_from_the_corpus_from_sampling_err
     far = [FormRow("after", "jig", "6/8", "G", polka, 0.0, True, plan=(8, 8))] * 40
     assert "| jig 6/8 (10 / 13) | 90 | 100 | 92.3 (66.7-98.6) | +2.3 | 92.3 |" in eight_bar_table(corpus + near)
     assert "-90.0 (outside) | 0 |" in eight_bar_table(corpus + far)
+    # A type with under 10 corpus tunes in its meter draws from the meter's layouts: it is set beside those.
+    slides = [FormRow("after", "slide", "6/8", "G", jig, 0.0, True, plan=(8, 8))] * 13
+    assert "| slide 6/8 (10 / 13) | 90 (meter) | 100 | 100 (77.2-100) | +10.0 |" in eight_bar_table(corpus + slides)
