@@ -75,7 +75,8 @@ CATALOGUE: dict[str, Corpus] = {
                         "corpus",
             kind="build",
             filename="folk.abc",
-            licence="traditional tunes; transcriptions distributed with music21 (see its corpus/license.txt)",
+            licence="traditional tunes, transcriptions distributed with music21 (the notice, with music21's for its "
+                    "corpus, is written beside the corpus as folk.LICENSE)",
         ),
         Corpus(
             name="cmudict",
