@@ -66,6 +66,7 @@ class Login:
                             headers={"WWW-Authenticate": 'Basic realm="charrnn"'})
 
     def admits_request(self, request: Request) -> bool:
+        """Whether the request may call: no login needed, a logged-in page's cookie, or an --auth pair."""
         return not self.credentials or self._session(request) or self._basic(request.headers.get("authorization", ""))
 
     def admits(self, scope: dict) -> bool:
