@@ -5,8 +5,8 @@
 SHAKESPEARE_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.25 --batch-size 32 --seq-len 128 \
                    --lr 3e-3 --warmup 200 --min-lr-frac 0.05 --eval-every 500 --time-budget 110m --threads 1
 
-FOLK_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.2 --batch-size 32 --seq-len 128 \
-            --lr 3e-3 --warmup 200 --min-lr-frac 0.05 --eval-every 500 --time-budget 75m --threads 1
+FOLK_ARGS = --model lstm --layers 2 --hidden 512 --embed 64 --dropout 0.3 --batch-size 32 --seq-len 128 \
+            --lr 3e-3 --warmup 200 --min-lr-frac 0.05 --eval-every 250 --time-budget 60m --threads 1
 
 # The pronunciation (G2P) model: the cmudict corpus's fixed train/val/test files, phonemes as space-separated tokens.
 G2P_ARGS = --model lstm --layers 2 --hidden 320 --embed 96 --dropout 0.2 --attention general \
