@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from charrnn.decoding.suggest import SuggestSettings
 from charrnn.errors import CharRNNError
 from charrnn.serve import limits
 from charrnn.serve.service import Service
@@ -104,7 +105,7 @@ class CompleteBody(BaseModel):
     num: int = limits.COMPLETIONS.default
     until: str = "word"
     max_len: int = limits.COMPLETION_LENGTH.default
-    phrases: str = "separate"
+    phrases: str = SuggestSettings.phrases
     phrase_prob: float = limits.PHRASE_PROB.default
     adapt: bool = False
     session: str = ""
