@@ -23,8 +23,10 @@ Suggestions come from charrnn.decoding.suggest (what the page, the API and `char
 the model's state after the text so far, carried along the text one `model.step` a character as the
 page's cached states are. Without adaptation they depend only on the text before a position, so their
 searches run once, batched over many positions (the same search, many rows), and every variant chooses
-from them; `ms p50/p95` times single requests as the server makes them (the search and the choice,
-phrase included, one thread) at the first `--timed` positions each variant asks about.
+from them. `ms p50/p95` times single requests as the server makes them (the search and the choice, the
+phrase included, one thread) at the first `--timed` positions where a suggestion is asked for, the
+variants in turn at each position, so that the machine's load falls on all alike; "the search to the end
+of the word alone" is the search the suggestions came from before they carried punctuation.
 
     python -m benchmarks.bench_ksr [--model models/shakespeare] [--text /work/shared/corpora/tinyshakespeare.txt]
                                    [--chars 10000] [--variants all]
@@ -44,7 +46,7 @@ import torch
 
 from benchmarks.common import table
 from charrnn.checkpoint import load_model
-from charrnn.decoding.beam import WORD_END
+from charrnn.decoding.beam import WORD_END, complete
 from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.decoding.suggest import Suggestion, SuggestSettings, in_word, offer, search
 from charrnn.training.adapt import Adapter, AdaptSettings
@@ -52,6 +54,7 @@ from tests.load_clients import percentile
 
 SMART = ".,;:!?\n"  # typed right after an auto-space, each takes the space's place (web/static/autocomplete.js)
 BATCH = 32  # positions searched together when the searches are computed ahead
+WORD_SEARCH = "the search to the end of the word alone (decoding.beam.complete)"
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,37 @@ class Searches:
         return self.found[key][pos]
 
 
+def latency(model, vocab, searches: Searches, variants: list[Variant], settings: SuggestSettings,
+            timed: int) -> dict[str, tuple[float, float]]:
+    """Each variant's p50 and p95 ms for one suggestion request, timed in turn at the first `timed` positions
+    where the text goes on with a word; and the search to the end of the word alone, for comparison."""
+    contenders = {v.name: replace(settings, **v.settings) for v in variants}
+    ms: dict[str, list[float]] = {name: [] for name in [*contenders, WORD_SEARCH]}
+    positions = [i for i, ch in enumerate(searches.text) if not ch.isspace()][:timed]
+    for pos in positions:
+        asked = searches.prompts[pos]
+        for name, chosen in contenders.items():
+            if not (chosen.word_start or in_word(asked.text)):
+                continue
+            t0 = time.perf_counter()
+            offer(model, vocab, asked, search(model, vocab, [asked], chosen)[0], chosen)
+            ms[name].append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        complete(model, vocab, asked, settings.num, "word", settings.max_len)
+        ms[WORD_SEARCH].append((time.perf_counter() - t0) * 1000)
+    return {name: (statistics.median(times), percentile(times, 95)) for name, times in ms.items() if times}
+
+
 def simulate(model, vocab, text: str, variant: Variant, settings: SuggestSettings, adapt: AdaptSettings,
-             searches: Searches | None, char_counts=None, timed: int = 300) -> dict:
-    """Type `text` as the ideal typist does under `variant`: keystrokes, KSR, what was typed by hand, and the
-    time of a suggestion request. Without adaptation, the searches come from `searches` (computed once)."""
+             searches: Searches | None, char_counts=None) -> dict:
+    """Type `text` as the ideal typist does under `variant`: keystrokes, KSR, what was typed by hand, and where
+    the words typed by hand stood. Without adaptation, the searches come from `searches` (computed once)."""
     settings = replace(settings, **variant.settings)
     adapter = Adapter(model, adapt) if variant.adapt else None
     prompt = prepare_prompt(model, vocab, "", char_counts=char_counts)
     logits, state, at = prompt.logits, prompt.state, 0  # the model's state after text[:at]
     page, keys, kinds, by_hand, missed = Page(variant.move_space), 0, Counter(), Counter(), Counter()
-    ms, adapt_ms = [], []
+    adapt_ms = []
     while page.text != text:
         pos = len(page.text)
         if not text.startswith(page.text):  # an auto-space the text does not want
@@ -192,14 +216,8 @@ def simulate(model, vocab, text: str, variant: Variant, settings: SuggestSetting
         # Nothing is suggested where a space or new line comes next (they are typed): no need to ask there.
         if not text[pos].isspace() and (settings.word_start or in_word(text[:pos])):
             asked = Prompt(logits, state, text[max(0, pos - 64) : pos])
-            if adapter or len(ms) < timed:
-                t0 = time.perf_counter()
-                found = search(current, vocab, [asked], settings)[0]
-                shown = offer(current, vocab, asked, found, settings)
-                ms.append((time.perf_counter() - t0) * 1000)
-            else:
-                found = searches.at(settings, pos)
-                shown = offer(current, vocab, asked, found, settings)
+            found = search(current, vocab, [asked], settings)[0] if adapter else searches.at(settings, pos)
+            shown = offer(current, vocab, asked, found, settings)
             _, best = accepted(text, pos, shown, variant.auto_space)
         keys += 1
         if best is not None:
@@ -211,8 +229,7 @@ def simulate(model, vocab, text: str, variant: Variant, settings: SuggestSetting
                 missed[_rank(found, text, pos)] += 1
             page.type(text[pos])
     return {"variant": variant.name, "chars": len(text), "keystrokes": keys, "ksr": 1 - keys / len(text),
-            "accepted": dict(kinds), "by_hand": dict(by_hand), "missed": dict(missed), "suggestions_timed": len(ms),
-            "ms_p50": statistics.median(ms) if ms else 0.0, "ms_p95": percentile(ms, 95) if ms else 0.0,
+            "accepted": dict(kinds), "by_hand": dict(by_hand), "missed": dict(missed),
             "adapt_steps": len(adapt_ms), "adapt_ms_p50": statistics.median(adapt_ms) if adapt_ms else None}
 
 
@@ -261,8 +278,9 @@ def main() -> None:
     parser.add_argument("--phrase-prob", type=float, default=SuggestSettings.phrase_prob)
     parser.add_argument("--lr", type=float, default=AdaptSettings.lr)
     parser.add_argument("--decay", type=float, default=AdaptSettings.decay)
-    parser.add_argument("--timed", type=int, default=300, help="single requests timed per variant")
+    parser.add_argument("--timed", type=int, default=300, help="positions where each variant's requests are timed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--latency-only", action="store_true", help="time the requests; do not type the text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -272,9 +290,15 @@ def main() -> None:
     settings = SuggestSettings(num=args.num, phrase_prob=args.phrase_prob)
     adapt = AdaptSettings(args.lr, args.decay)
     searches = Searches(model, vocab, text, run.char_counts)
+    times = latency(model, vocab, searches, chosen, settings, args.timed)
+    if args.latency_only:
+        print(table([[name, f"{p50:.1f} / {p95:.1f}"] for name, (p50, p95) in times.items()],
+                    ["suggestions", "ms p50 / p95"]))
+        return
     rows = []
     for variant in chosen:
-        result = simulate(model, vocab, text, variant, settings, adapt, searches, run.char_counts, args.timed)
+        result = simulate(model, vocab, text, variant, settings, adapt, searches, run.char_counts)
+        result["ms_p50"], result["ms_p95"] = times[variant.name]
         rows.append(result)
         if args.json:
             print(json.dumps(result), flush=True)
@@ -284,7 +308,8 @@ def main() -> None:
     print(table([[r["variant"], f"{100 * r['ksr']:.1f}%", ", ".join(f"{k} {n:,}" for k, n in r["accepted"].items()),
                   ", ".join(f"{k} {n:,}" for k, n in sorted(r["by_hand"].items())),
                   f"{r['ms_p50']:.1f} / {r['ms_p95']:.1f}",
-                  f"{r['adapt_ms_p50']:.0f}" if r["adapt_ms_p50"] is not None else "-"] for r in rows],
+                  f"{r['adapt_ms_p50']:.0f}" if r["adapt_ms_p50"] is not None else "-"] for r in rows]
+                + [[WORD_SEARCH, "", "", "", f"{times[WORD_SEARCH][0]:.1f} / {times[WORD_SEARCH][1]:.1f}", "-"]],
                 ["suggestions", "KSR", "accepted", "typed by hand", "ms p50 / p95", "ms per adaptation step"]))
     print(table([[r["variant"], ", ".join(f"{k} {n:,}" for k, n in sorted(r["missed"].items()))] for r in rows],
                 ["suggestions", "letters typed by hand: the word among the search's words"]))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.bench_ksr import Page, Searches, Variant, accepted, simulate
+from benchmarks.bench_ksr import WORD_SEARCH, Page, Searches, Variant, accepted, latency, simulate
 from charrnn.checkpoint import load_model
 from charrnn.decoding.beam import WORD_END, Completion, complete
 from charrnn.decoding.sampling import prepare_prompt
@@ -157,9 +157,10 @@ def test_ksr_of_each_variant_on_a_short_text(lm):
     assert plain["ksr"] == pytest.approx(1 - plain["keystrokes"] / len(text))
     assert plain["keystrokes"] == sum(plain["accepted"].values()) + sum(plain["by_hand"].values())
     # Searches computed ahead in batches give what single requests give.
-    untimed = simulate(model, vocab, text, Variant("auto-space"), settings, AdaptSettings(), searches,
-                       run.char_counts, timed=0)
-    assert untimed["keystrokes"] == spaced["keystrokes"]
+    alone = search(model, vocab, [searches.prompts[20]], settings)[0]
+    assert [c.text for c in searches.at(settings, 20)] == [c.text for c in alone]
+    times = latency(model, vocab, searches, [Variant("auto-space")], settings, 5)
+    assert set(times) == {"auto-space", WORD_SEARCH} and all(0 < p50 <= p95 for p50, p95 in times.values())
     adapted = simulate(model, vocab, text, Variant("adapt", adapt=True), settings, AdaptSettings(1e-2, 0, 16),
                        searches, run.char_counts)
     assert 1 <= adapted["adapt_steps"] <= (len(text) - 1) // 16  # a step per 16 characters typed
