@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
     p.add_argument("--max-len", type=positive_int, default=30,
                    help=f"longest completion (default 30, at most {MAX_COMPLETION_LENGTH:,})")
-    p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
+    p.add_argument("--beam", type=positive_int,
+                   help=f"beam width (default: with --until word {SuggestSettings.width}, else max(8, 2 x num))")
     p.add_argument("--phrases", choices=PHRASES, default=SuggestSettings.phrases,
                    help="with --until word: also a phrase of several words when the model is confident, among "
                         f"the words (together), beside them (separate), or none (default {SuggestSettings.phrases})")
@@ -55,7 +56,8 @@ def cmd_complete(args) -> int:
     prompt = prepare_prompt(model, vocab, prefix, args.unknown, run.char_counts)
     if args.until == "word":  # the autocomplete's suggestions: words, words with their punctuation, a phrase
         settings = SuggestSettings(min(args.num, MAX_SUGGESTIONS), phrases=args.phrases,
-                                   max_len=min(args.max_len, MAX_WORD), width=min(args.beam or 8, MAX_WIDTH))
+                                   max_len=min(args.max_len, MAX_WORD),
+                                   width=min(args.beam or SuggestSettings.width, MAX_WIDTH))
         found = suggest(model, vocab, prompt, settings)
     else:
         found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
