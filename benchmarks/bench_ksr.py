@@ -165,7 +165,7 @@ def latency(model, vocab, searches: Searches, variants: list[Variant], settings:
             timed: int) -> dict[str, tuple[float, float]]:
     """Each variant's p50 and p95 ms for one suggestion request, timed in turn at the first `timed` positions
     where the text goes on with a word; and the search to the end of the word alone, for comparison."""
-    contenders = {v.name: replace(settings, **v.settings) for v in variants}
+    contenders = {v.name: replace(settings, **v.settings, auto_space=v.auto_space) for v in variants}
     ms: dict[str, list[float]] = {name: [] for name in [*contenders, WORD_SEARCH]}
     positions = [i for i, ch in enumerate(searches.text) if not ch.isspace()][:timed]
     for pos in positions:
@@ -186,7 +186,7 @@ def simulate(model, vocab, text: str, variant: Variant, settings: SuggestSetting
              searches: Searches | None, char_counts=None) -> dict:
     """Type `text` as the ideal typist does under `variant`: keystrokes, KSR, what was typed by hand, and where
     the words typed by hand stood. Without adaptation, the searches come from `searches` (computed once)."""
-    settings = replace(settings, **variant.settings)
+    settings = replace(settings, **variant.settings, auto_space=variant.auto_space)
     adapter = Adapter(model, adapt) if variant.adapt else None
     prompt = prepare_prompt(model, vocab, "", char_counts=char_counts)
     logits, state, at = prompt.logits, prompt.state, 0  # the model's state after text[:at]

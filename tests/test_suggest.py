@@ -69,6 +69,14 @@ def test_ranked_by_saving_a_likely_short_word_can_give_way_to_a_longer_sure_thin
     assert [s.text for s in by_probability] == ["a", "and", "as"]
 
 
+def test_without_auto_space_a_word_whose_only_saving_is_its_space_gives_way():
+    completions = found(("I", 0.5, " ", 1.0), ("my", 0.2, " ", 1.0), ("the", 0.15, " ", 1.0), ("thou", 0.14, " ", 1.0))
+    spaced = offer(None, None, prepare_text("and "), completions, SuggestSettings(phrases="off"))
+    assert [s.text for s in spaced] == ["I", "my", "the"]
+    unspaced = offer(None, None, prepare_text("and "), completions, SuggestSettings(phrases="off", auto_space=False))
+    assert sorted(s.text for s in unspaced) == ["my", "the", "thou"]
+
+
 def prepare_text(text: str):
     """A prompt whose text is `text` (offer reads only the text when no phrase is asked for)."""
     return type("P", (), {"text": text})()

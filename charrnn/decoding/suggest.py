@@ -70,6 +70,7 @@ class SuggestSettings:
     word_start: bool = True
     rank: str = "saving"
     punctuation: bool = True  # offer a word with the punctuation (and new line) the model expects after it
+    auto_space: bool = True  # the page types the space after an accepted suggestion (ranking counts it)
     phrases: str = "together"
     phrase_prob: float = 0.5
     phrase_words: int = 4
@@ -156,8 +157,8 @@ def offer(model: Decodable, vocab: Vocab, prompt: Prompt, found: list[Completion
             return shown
         return shown + [phrase] if settings.phrases == "separate" else [phrase] + shown[: settings.num - 1]
     if phrase is not None and settings.phrases == "separate":
-        return _best_set(candidates, nexts, None, settings.num) + [phrase]
-    return _best_set(candidates, nexts, phrase, settings.num)
+        return _best_set(candidates, nexts, None, settings.num, settings.auto_space) + [phrase]
+    return _best_set(candidates, nexts, phrase, settings.num, settings.auto_space)
 
 
 def _nexts(found: list[Completion]) -> list[_Next]:
@@ -219,47 +220,47 @@ def _likeliest(candidates: list[_Candidate], settings: SuggestSettings) -> list[
     return shown
 
 
-def _saving(s: Suggestion, text: str) -> float:
+def _saving(s: Suggestion, text: str, auto_space: bool) -> float:
     """Keystrokes that accepting `s` saves when `text` (a word, its punctuation, a space or new line) comes next.
 
-    An accepted word saves one keystroke over typing its first letter and accepting it then (it would likely
-    be offered again); the rest is saved only now: a word's last letter, the punctuation and new line in the
-    suggestion, and the auto-space (or the space a punctuation mark typed after it moves along)."""
+    Its letters count one keystroke at most: typed one letter later, the same word would likely be offered
+    again. The rest counts in full, as only this suggestion saves it: the punctuation and new line in it, and
+    with `auto_space` the space (or the space a punctuation mark typed after it moves along)."""
     n = len(s.text)
     if not text.startswith(s.text) or (s.text[-1] not in WORD_END and n < len(text) and text[n] not in WORD_END):
         return 0.0
     letters = sum(ch not in WORD_END for ch in s.text)
     saved = min(letters - 1, 1) + (n - letters)
-    after = text[n : n + 1]
-    if s.space and after == " ":
+    after, spaced = text[n : n + 1], auto_space and s.space
+    if spaced and after == " ":
         saved += 1
-    elif s.space and after in SMART:
+    elif spaced and after in SMART:
         saved += after != "\n" and text[n + 1 : n + 2] == " "
-    elif s.space and after:
+    elif spaced and after:
         saved -= 1  # a Backspace for the space
     return max(saved, 0.0)
 
 
-def _phrase_saving(phrase: Suggestion, n: _Next) -> float:
+def _phrase_saving(phrase: Suggestion, n: _Next, auto_space: bool) -> float:
     """What a phrase saves, on average, where `n` comes next: where it begins with `n`, its first word's saving and a
     keystroke for each further word (the accept it spares), times its chance to go on as it says."""
     if not (n.prob > 0 and phrase.text.startswith(n.text)):
         return 0.0
-    first = _saving(Suggestion(n.text[:-1], 0.0, "word", n.text[-1] == " "), n.text)
+    first = _saving(Suggestion(n.text[:-1], 0.0, "word", n.text[-1] == " "), n.text, auto_space)
     rest = phrase.text[len(n.text) :]
     further = sum(ch in WORD_END and rest[i - 1] not in WORD_END for i, ch in enumerate(rest) if i) + 1
     return min(1.0, phrase.prob / n.prob) * (first + further)
 
 
-def _best_set(candidates: list[_Candidate], nexts: list[_Next], phrase: Suggestion | None,
-              num: int) -> list[Suggestion]:
+def _best_set(candidates: list[_Candidate], nexts: list[_Next], phrase: Suggestion | None, num: int,
+              auto_space: bool) -> list[Suggestion]:
     """`num` suggestions picked one at a time, each adding the most expected keystrokes saved to those picked,
     likeliest first. A phrase saves a keystroke for each word after its first (the search does not see them)."""
     pool = [c.suggestion for c in candidates]
-    saved = [[_saving(s, n.text) for n in nexts] for s in pool]
+    saved = [[_saving(s, n.text, auto_space) for n in nexts] for s in pool]
     if phrase is not None:
         pool.append(phrase)
-        saved.append([_phrase_saving(phrase, n) for n in nexts])
+        saved.append([_phrase_saving(phrase, n, auto_space) for n in nexts])
     best, chosen = [0.0] * len(nexts), []
     for _ in range(min(num, len(pool))):
         gains = []

@@ -199,11 +199,12 @@ class Service:
 
     def complete(self, model, text="", num=limits.COMPLETIONS.default, until="word",
                  max_len=limits.COMPLETION_LENGTH.default, phrases=SuggestSettings.phrases,
-                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="") -> dict:
+                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="", auto_space=True) -> dict:
         """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict.
 
         To the end of a word, a phrase of several words comes too when the model is confident (`phrases`:
-        separate, together or off; each further word at least `phrase_prob` likely; decoding/suggest.py).
+        together, separate or off; each further word at least `phrase_prob` likely; decoding/suggest.py), ranked
+        by the keystrokes they save where accepting one types the space after it (`auto_space`) or not.
         With `adapt`, the session's own copy of the model answers and learns from the text
         (serve/adaptation.py); `session` is the key an earlier answer gave (answer["session"]), and an
         unknown or empty one starts a new session.
@@ -226,7 +227,7 @@ class Service:
             # character or two on from a cached state, too little to be worth waiting for company.
             # To the end of a word, the suggestions (decoding/suggest.py) are chosen from a search of their own.
             settings = SuggestSettings(num, phrases=phrases, phrase_prob=limits.PHRASE_PROB.clamp(phrase_prob),
-                                       max_len=limits.COMPLETION_LENGTH.clamp_int(max_len))
+                                       max_len=limits.COMPLETION_LENGTH.clamp_int(max_len), auto_space=bool(auto_space))
             search = settings.search_args if until == "word" else {"num": num, "until": until, "max_len": max_len}
             result = self.autocompleter.complete(decoder, lm.vocab, text, **search, char_counts=lm.char_counts,
                                                  together=self.batcher.together)

@@ -109,7 +109,7 @@ class CompleteBody(BaseModel):
     phrase_prob: float = limits.PHRASE_PROB.default
     adapt: bool = False
     session: str = ""
-    auto_space: bool = True  # the page's: whether accepting a word types the space after it
+    auto_space: bool = True  # whether accepting a word types the space after it: the ranking counts it
 
 
 class ForgetBody(BaseModel):
@@ -159,7 +159,7 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int,
             return body
         return await complete_gate.run(_answer, lambda: shown(body, service.complete(
             body.model, body.text, body.num, body.until, body.max_len, body.phrases, body.phrase_prob, body.adapt,
-            body.session)))
+            body.session, body.auto_space)))
 
     async def complete(request: Request):
         """The best completions of the text (as the /complete event, without its HTML)."""

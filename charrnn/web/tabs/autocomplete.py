@@ -26,7 +26,7 @@ def build(page: Page) -> None:
     def complete(model, text, num, until, max_len, phrases, phrase_prob, auto_space, adapt, session):
         """The best completions of the text: {text_len, tail, ms, cache, status, completions: [{text, pct, ...}]}."""
         answer = service.complete(model, text, num, until, max_len, SuggestSettings.phrases if phrases else "off",
-                                  phrase_prob, adapt, session)
+                                  phrase_prob, adapt, session, auto_space)
         return views.completions({**answer, "auto_space": bool(auto_space)}), answer.get("session", session)
 
     @user_errors
