@@ -17,12 +17,14 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import torch
 from test_app_support import AppServer, models_folder
 
 from charrnn.checkpoint import load_model
 from charrnn.decoding.sampling import prepare_prompt
 from charrnn.decoding.suggest import SuggestSettings, suggest
 from charrnn.errors import CharRNNError
+from charrnn.models.rnn import serving_precision
 from charrnn.web import access
 
 from conftest import REPO
@@ -308,7 +310,13 @@ def test_both_json_routes_offer_the_default_suggestions(demo, tiny_run, text):
     """/api/complete and the page's /api/page/complete answer what decoding.suggest offers by default: inside a
     word and at a word start, each suggestion with its kind and whether accepting it types a space."""
     model, vocab, _ = load_model(tiny_run)
-    expected = suggest(model, vocab, prepare_prompt(model, vocab, text), SuggestSettings())
+    model.step_precision = serving_precision(model.device)  # as the app serves a language model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # and on one thread a request
+    try:
+        expected = suggest(model, vocab, prepare_prompt(model, vocab, text), SuggestSettings())
+    finally:
+        torch.set_num_threads(threads)
     for route in ("api/complete", "api/page/complete"):
         answer = post_json(demo.url + route, {"model": "shakespeare", "text": text})
         assert [(c["text"], c["kind"], c["space"]) for c in answer["completions"]] == \

@@ -32,6 +32,7 @@ from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
 from charrnn.decoding.suggest import SuggestSettings, suggest
+from charrnn.models.rnn import serving_precision
 from charrnn.training.lm import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,19 @@ TIMEOUT = 300
 # A model small enough that a CLI training run takes a second or two.
 TINY_ARGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch-size", "8", "--seq-len", "32",
              "--device", "cpu", "--threads", "1", "--quiet"]
+
+
+@contextlib.contextmanager
+def as_the_cli(model):
+    """The library at the command line's arithmetic: one thread and its default step precision (int8 on x86)."""
+    threads, precision = torch.get_num_threads(), model.step_precision
+    torch.set_num_threads(1)
+    model.step_precision = serving_precision(model.device)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        model.step_precision = precision
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +159,8 @@ def test_sample_temperature_zero_is_greedy(cli, tiny_run, tiny):
     model, vocab, _ = tiny
     data = json.loads(cli("sample", tiny_run, "--prime", "KING:", "--length", 50, "--temperature", 0,
                           "--num", 2, "--json").stdout)
-    expected = "".join(generate(model, vocab, prepare_prompt(model, vocab, "KING:"), 50, SamplingSettings(0)))
+    with as_the_cli(model):
+        expected = "".join(generate(model, vocab, prepare_prompt(model, vocab, "KING:"), 50, SamplingSettings(0)))
     assert [s["text"] for s in data["samples"]] == [expected, expected]
 
 
@@ -159,14 +174,10 @@ def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kw
     model, vocab, _ = tiny
     data = json.loads(cli("sample", tiny_run, "--prime", "The ", "--length", 80, "--seed", 9, "--num", 2,
                           "--json", *flags).stdout)
-    prompt = prepare_prompt(model, vocab, "The ")
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the CLI runs: the same arithmetic, the same draws
-    try:
+    with as_the_cli(model):  # the same arithmetic, the same draws
+        prompt = prepare_prompt(model, vocab, "The ")
         expected = ["".join(generate(model, vocab, prompt, 80, SamplingSettings(seed=s, **kwargs))) for s in (9, 10)]
         unrestricted = "".join(generate(model, vocab, prompt, 80, SamplingSettings(kwargs["temperature"], seed=9)))
-    finally:
-        torch.set_num_threads(torch_threads)
     assert [s["text"] for s in data["samples"]] == expected
     assert (expected[0] == unrestricted) == (kwargs == {"temperature": 0.8})  # the flag changed what was drawn
 
@@ -188,7 +199,8 @@ def test_sample_beam_json(cli, tiny_run, tiny):
     assert len(beams) == 3
     assert all(set(b) == {"text", "logprob", "score"} for b in beams)
     assert len({b["text"] for b in beams}) == 3
-    expected = beam_search(model, vocab, prepare_prompt(model, vocab, "ROMEO:"), 4, 12, 3, length_penalty=1.0)
+    with as_the_cli(model):
+        expected = beam_search(model, vocab, prepare_prompt(model, vocab, "ROMEO:"), 4, 12, 3, length_penalty=1.0)
     assert [b["text"] for b in beams] == [h.text for h in expected]
     for b, h in zip(beams, expected, strict=True):
         assert b["logprob"] == pytest.approx(h.logprob, abs=1e-4)
@@ -235,11 +247,13 @@ def test_complete_json(cli, tiny_run, tiny):
     assert 1 <= len(items) <= 3 and all(0 < c["prob"] <= 1 and c["text"] for c in items)
     assert all(not set(c["text"]) & WORD_END for c in items if c["kind"] == "word")
     assert [c["prob"] for c in items] == sorted((c["prob"] for c in items), reverse=True)
-    expected = suggest(model, vocab, prepare_prompt(model, vocab, prefix), SuggestSettings(3))
+    with as_the_cli(model):
+        expected = suggest(model, vocab, prepare_prompt(model, vocab, prefix), SuggestSettings(3))
     assert [(c["text"], c["kind"], c["space"]) for c in items] == [(s.text, s.kind, s.space) for s in expected]
     # To the end of a phrase or line, the plain completions, as decoding.beam.complete gives them.
     data = json.loads(cli("complete", tiny_run, prefix, "--json", "--until", "line", "--max-len", 20).stdout)
-    expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3, "line", 20)
+    with as_the_cli(model):
+        expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3, "line", 20)
     assert [c["text"] for c in data["completions"]] == [c.text for c in expected]
 
 
