@@ -298,7 +298,7 @@ def main() -> None:
     rows = []
     for variant in chosen:
         result = simulate(model, vocab, text, variant, settings, adapt, searches, run.char_counts)
-        result["ms_p50"], result["ms_p95"] = times[variant.name]
+        result["ms_p50"], result["ms_p95"] = times.get(variant.name, (0.0, 0.0))
         rows.append(result)
         if args.json:
             print(json.dumps(result), flush=True)
@@ -309,7 +309,8 @@ def main() -> None:
                   ", ".join(f"{k} {n:,}" for k, n in sorted(r["by_hand"].items())),
                   f"{r['ms_p50']:.1f} / {r['ms_p95']:.1f}",
                   f"{r['adapt_ms_p50']:.0f}" if r["adapt_ms_p50"] is not None else "-"] for r in rows]
-                + [[WORD_SEARCH, "", "", "", f"{times[WORD_SEARCH][0]:.1f} / {times[WORD_SEARCH][1]:.1f}", "-"]],
+                + [[name, "", "", "", f"{p50:.1f} / {p95:.1f}", "-"] for name, (p50, p95) in times.items()
+                   if name == WORD_SEARCH],
                 ["suggestions", "KSR", "accepted", "typed by hand", "ms p50 / p95", "ms per adaptation step"]))
     print(table([[r["variant"], ", ".join(f"{k} {n:,}" for k, n in sorted(r["missed"].items()))] for r in rows],
                 ["suggestions", "letters typed by hand: the word among the search's words"]))
