@@ -298,7 +298,7 @@ def main() -> None:
     rows = []
     for variant in chosen:
         result = simulate(model, vocab, text, variant, settings, adapt, searches, run.char_counts)
-        result["ms_p50"], result["ms_p95"] = times.get(variant.name, (0.0, 0.0))
+        result["ms_p50"], result["ms_p95"] = times.get(variant.name, (None, None))
         rows.append(result)
         if args.json:
             print(json.dumps(result), flush=True)
@@ -307,7 +307,7 @@ def main() -> None:
           f"settings {asdict(settings)}")
     print(table([[r["variant"], f"{100 * r['ksr']:.1f}%", ", ".join(f"{k} {n:,}" for k, n in r["accepted"].items()),
                   ", ".join(f"{k} {n:,}" for k, n in sorted(r["by_hand"].items())),
-                  f"{r['ms_p50']:.1f} / {r['ms_p95']:.1f}",
+                  f"{r['ms_p50']:.1f} / {r['ms_p95']:.1f}" if r["ms_p50"] is not None else "-",
                   f"{r['adapt_ms_p50']:.0f}" if r["adapt_ms_p50"] is not None else "-"] for r in rows]
                 + [[name, "", "", "", f"{p50:.1f} / {p95:.1f}", "-"] for name, (p50, p95) in times.items()
                    if name == WORD_SEARCH],
