@@ -17,9 +17,14 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import torch
 from test_app_support import AppServer, models_folder
 
+from charrnn.checkpoint import load_model
+from charrnn.decoding.sampling import prepare_prompt
+from charrnn.decoding.suggest import SuggestSettings, suggest
 from charrnn.errors import CharRNNError
+from charrnn.models.rnn import serving_precision
 from charrnn.web import access
 
 from conftest import REPO
@@ -298,3 +303,23 @@ def test_the_json_route_adapts_per_session_and_forgets(demo):
     assert "session" not in post_json(url, {"model": "shakespeare", "text": "To be"})  # no adaptation asked
     assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 1}
     assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 0}
+
+
+@pytest.mark.parametrize("text", ["ROMEO:\nI will not th", "ROMEO:\nI will "])
+def test_both_json_routes_offer_the_default_suggestions(demo, tiny_run, text):
+    """/api/complete and the page's /api/page/complete answer what decoding.suggest offers by default: inside a
+    word and at a word start, each suggestion with its kind and whether accepting it types a space."""
+    model, vocab, _ = load_model(tiny_run)
+    model.step_precision = serving_precision(model.device)  # as the app serves a language model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # and on one thread a request
+    try:
+        expected = suggest(model, vocab, prepare_prompt(model, vocab, text), SuggestSettings())
+    finally:
+        torch.set_num_threads(threads)
+    for route in ("api/complete", "api/page/complete"):
+        answer = post_json(demo.url + route, {"model": "shakespeare", "text": text})
+        assert [(c["text"], c["kind"], c["space"]) for c in answer["completions"]] == \
+               [(s.text, s.kind, s.space) for s in expected], route
+        assert [c["prob"] for c in answer["completions"]] == pytest.approx([s.prob for s in expected], rel=1e-3)
+    assert post_json(demo.url + "api/page/complete", {"model": "shakespeare", "text": text})["auto_space"] is True

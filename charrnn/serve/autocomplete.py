@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from charrnn.data import Vocab
-from charrnn.decoding.beam import UNTIL, Completion, complete, complete_all
+from charrnn.decoding.beam import SEARCHES, UNTIL, Completion, complete, complete_all
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt, extend_prompt, prepare_prompt
 from charrnn.errors import CharRNNError
@@ -129,7 +129,7 @@ class Autocompleter:
         run as one batched search.
         """
         t0 = time.perf_counter()
-        if until not in UNTIL:
+        if until not in SEARCHES:
             raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
         text = str(text)[-limits.MAX_COMPLETE_TEXT:]
         num = limits.COMPLETIONS.clamp_int(num)
