@@ -28,6 +28,9 @@ folk-model:
 	charrnn corpora build folk
 	charrnn train folk --out runs/folk-2x512 $(FOLK_ARGS)
 	charrnn export --force runs/folk-2x512 models/folk
+	cp corpora/folk.forms.json models/folk/corpus.forms.json  # the layouts and note index of the model's own corpus
+	cp corpora/folk.notes.gz models/folk/corpus.notes.gz
+	cp corpora/folk.LICENSE models/folk/LICENSE  # music21's notice and the transcribers' credits travel with them
 
 g2p-model:
 	charrnn corpora build cmudict

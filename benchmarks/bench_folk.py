@@ -8,12 +8,17 @@ for the training corpus, and the time to write one tune with its sheet music (SV
 own type (R:), and whether a title begins with a bar line.
 
     python -m benchmarks.bench_folk MODEL_DIR --form [--before OLD_DIR] [--num 247] [--corpus C] [--plot PNG]
+        [--types TYPE ...]
 
 --form writes tunes over every tune type the CLI offers (each in its commonest meter in the corpus) and
 every meter the app offers with no type, in 12 keys, at default settings; each tune twice, one after the
 other: as before (the model's own form, copies allowed; with --before DIR, by that model) and held to a
 form (the default). It reads their form (charrnn.folk.form) beside the corpus's and prints tables by
-type, meter and key (see `form_table`); the copies are measured against the corpus's note index.
+type, meter and key (see `form_table`); the copies are measured against the corpus's note index. A table
+by type and meter sets "every part 8" beside the corpus's with a 95% interval (`eight_bar_table`): with 13
+tunes of a type one tune is 7.7 points, so a difference is real only where the interval leaves out the
+corpus. --types writes only those types (more tunes of each for the same --num). The model's corpus facts
+(the layouts its forms are drawn from) are looked for beside --corpus when its folder carries none.
 
 Tune i is sampled with seed i and the i-th of a round of common choices (meter, key, type), one
 candidate each, at the default temperature unless --temperature says otherwise; guided (the default:
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -40,6 +46,7 @@ from charrnn.corpora import corpus_path
 from charrnn.folk import render
 from charrnn.folk.check import check_tune, split_tunes
 from charrnn.folk.corpus import DROP_REASONS, music21_verdicts
+from charrnn.folk.facts import MIN_GROUP_TUNES, CorpusFacts
 from charrnn.folk.form import Form, read_form
 from charrnn.folk.generate import DEFAULT_TEMPERATURE, FolkModel, FolkTune, title_type
 from charrnn.folk.originality import NoteIndex, index_path
@@ -189,23 +196,25 @@ class FormRow:
     copied_bars: float | None  # bars of its longest run shared with a corpus tune (None for corpus tunes)
     passed: bool
     seconds: float = 0.0
+    plan: tuple[int, ...] | None = None  # the bars of each part it was held to (None: its own form)
 
 
-def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex,
+def form_rows(folk: FolkModel, before: FolkModel, num: int, index: NoteIndex, choices: tuple,
               each_round: Callable[[list[FormRow]], None]) -> list[FormRow]:
-    """Write tune i with seed i and the i-th choice, before (`before`, plain: the model's own form, copies
-    allowed) and after (`folk`, held to a form, copies drawn again), one after the other; `each_round`
-    sees the rows so far after each round of FORM_CHOICES."""
+    """Write tune i with seed i and the i-th of `choices` (type, meter), before (`before`, plain: the model's
+    own form, copies allowed) and after (`folk`, held to a form, copies drawn again), one after the other;
+    `each_round` sees the rows so far after each round of the choices."""
     rows = []
     for i in range(num):
-        if i and i % len(FORM_CHOICES) == 0:
+        if i and i % len(choices) == 0:
             each_round(rows)
-        tune_type, meter = FORM_CHOICES[i % len(FORM_CHOICES)]
-        key = FORM_KEYS[(i + i // len(FORM_CHOICES)) % len(FORM_KEYS)]
+        tune_type, meter = choices[i % len(choices)]
+        key = FORM_KEYS[(i + i // len(choices)) % len(FORM_KEYS)]
         for group, model, keep in (("before", before, False), ("after", folk, True)):
             tune = model.generate(meter, key, tune_type, seed=i, keep_form=keep, allow_copies=not keep)
             rows.append(FormRow(group, tune_type or "", meter, canonical_key(key) or key, tune.form,
-                                index.longest_copy(tune.abc).bars, tune.passed, tune.seconds))
+                                index.longest_copy(tune.abc).bars, tune.passed, tune.seconds,
+                                tune.plan.bars if tune.plan is not None else None))
     return rows
 
 
@@ -234,6 +243,43 @@ def form_table(rows: list[FormRow], by: str | None, measures: tuple[str, ...], l
     return "\n".join(lines)
 
 
+def interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share of hits in n (95% for z = 1.96), in %: right at 0 and n too."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p, spread = hits / n, z * z / n
+    centre, half = (p + spread / 2) / (1 + spread), z * math.sqrt(p * (1 - p) / n + spread / (4 * n)) / (1 + spread)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
+def eight_bar_table(rows: list[FormRow]) -> str:
+    """"Every part 8" by type and meter (the group a plan is drawn from): the corpus's share, the share of the
+    plans drawn, the tunes written to them with a 95% interval, their difference from the corpus, and how many
+    kept their plan (parts and bars as planned); "outside" marks a corpus share the interval leaves out. A type
+    with too few corpus tunes in the meter draws its plans from the meter's layouts over all types: it is set
+    beside the meter's share, marked "(meter)"."""
+    lines = ["| type, meter | corpus | plans | after (95% interval) | after - corpus | kept the plan |",
+             "|---|---|---|---|---|---|"]
+    for tune_type, meter in sorted({(r.tune_type, r.meter) for r in rows if r.group == "after" and r.tune_type}):
+        group = {g: [r for r in rows if r.group == g and (r.tune_type, r.meter) == (tune_type, meter)]
+                 for g in ("corpus", "after")}
+        after, corpus = group["after"], group["corpus"]
+        meter_wide = len(corpus) < MIN_GROUP_TUNES
+        if meter_wide:
+            corpus = [r for r in rows if r.group == "corpus" and r.meter == meter]
+        eights = sum(r.form.every_part(8) for r in after)
+        share, (low, high) = 100 * eights / len(after), interval(eights, len(after))
+        expected = FORM_MEASURES["every part 8"](corpus)
+        planned = [r.plan for r in after if r.plan is not None]
+        plans = 100 * sum(all(bars == 8 for bars in plan) for plan in planned) / len(planned) if planned else math.nan
+        kept = 100 * sum(tuple(p.bars for p in r.form.parts) == r.plan for r in after) / len(after)
+        verdict = "" if expected != expected or low <= expected <= high else " (outside)"
+        lines.append(f"| {tune_type} {meter} ({len(corpus)} / {len(after)}) | {cell(expected)}"
+                     f"{' (meter)' if meter_wide else ''} | {cell(plans)} | "
+                     f"{cell(share)} ({cell(low)}-{cell(high)}) | {share - expected:+.1f}{verdict} | {cell(kept)} |")
+    return "\n".join(lines)
+
+
 def form_plot(rows: list[FormRow], path: Path) -> None:
     """Bars of the form measures (shares of tunes, %) for the corpus, before and after."""
     import matplotlib
@@ -258,7 +304,8 @@ def form_plot(rows: list[FormRow], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, plot: Path | None) -> None:
+def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, plot: Path | None,
+                   choices: tuple = FORM_CHOICES) -> None:
     """Print the --form tables (and write the plot)."""
     index = NoteIndex.load(index_path(corpus)) if index_path(corpus).is_file() else None
     if index is None:
@@ -269,7 +316,7 @@ def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, p
     def so_far(rows: list[FormRow]) -> None:  # a slow run on a busy machine still says something
         print(f"## after {len(rows) // 2} tunes\n" + form_table(corpus_tunes + rows, None, everything), flush=True)
 
-    rows = corpus_tunes + form_rows(folk, before, num, index, so_far)
+    rows = corpus_tunes + form_rows(folk, before, num, index, choices, so_far)
     print("## all tunes\n" + form_table(rows, None, everything))
     before = [r.seconds for r in rows if r.group == "before"]
     after = [r.seconds for r in rows if r.group == "after"]
@@ -278,11 +325,21 @@ def form_benchmark(folk: FolkModel, before: FolkModel, num: int, corpus: Path, p
           f"(ratio of means {statistics.mean(after) / statistics.mean(before):.2f})")
     parts = ("tunes", "two parts", "parts of 4k bars", "a part of 7 or 9", "every part 8", "ends on tonic")
     print("\n## by type\n" + form_table(rows, "tune_type", parts))
+    print("\n## every part 8, by type and meter (corpus / generated tunes)\n" + eight_bar_table(rows))
     print("\n## by meter\n" + form_table(rows, "meter", parts))
     print("\n## by key\n" + form_table(rows, "key", ("tunes", "ends on tonic")))
     if plot is not None:
         form_plot(rows, plot)
         print(f"\nplot: {plot}")
+
+
+def _load(model_dir: str, corpus: Path) -> FolkModel:
+    """A folk model with its corpus facts: those its folder carries, else those beside `corpus` if they are of
+    the text it was trained on (a run directory carries none)."""
+    folk = FolkModel.load(model_dir)
+    if not folk.facts.layouts:
+        folk.facts = CorpusFacts.find(folk.config, model_dir, corpus.parent)
+    return folk
 
 
 def main() -> None:
@@ -299,12 +356,20 @@ def main() -> None:
                         help="measure the form of tunes over every type and meter, before and after, beside the corpus")
     parser.add_argument("--plot", type=Path, help="with --form: write the plot here (PNG)")
     parser.add_argument("--before", help="with --form: the model that writes the 'before' tunes (default: MODEL_DIR)")
+    parser.add_argument("--types", nargs="+", metavar="TYPE",
+                        help="with --form: only these tune types (e.g. reel jig), each in the meters --form gives it")
     args = parser.parse_args()
+    choices = tuple(c for c in FORM_CHOICES if args.types is None or c[0] in args.types)
+    if not choices:
+        parser.error(f"--types: none of {', '.join(args.types)} is one of --form's types "
+                     f"({', '.join(dict.fromkeys(t for t, _ in FORM_CHOICES if t))})")
     torch.set_num_threads(1)  # one character at a time is fastest on one thread; the engraver has the other core
-    folk = FolkModel.load(args.model_dir)
-    print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}")
+    folk = _load(args.model_dir, args.corpus)
+    print(f"model {args.model_dir}: {folk.config.model}, torch {torch.__version__}; corpus facts: "
+          f"{'layouts' if folk.facts.layouts else 'no layouts'}, {'an index' if folk.facts.index_file else 'no index'}")
     if args.form:
-        form_benchmark(folk, FolkModel.load(args.before) if args.before else folk, args.num, args.corpus, args.plot)
+        before = _load(args.before, args.corpus) if args.before else folk
+        form_benchmark(folk, before, args.num, args.corpus, args.plot, choices)
         return
     if args.titles:
         for temperature in args.temperature:

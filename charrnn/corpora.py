@@ -70,7 +70,8 @@ CATALOGUE: dict[str, Corpus] = {
             description="3,958 Irish, Scottish and American fiddle tunes in ABC, built from music21's corpus",
             kind="build",
             filename="folk.abc",
-            licence="traditional tunes; transcriptions distributed with music21 (see its corpus/license.txt)",
+            licence="traditional tunes, transcriptions distributed with music21 (the notice, with music21's for its "
+                    "corpus, is written beside the corpus as folk.LICENSE)",
         ),
         Corpus(
             name="cmudict",

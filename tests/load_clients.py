@@ -73,6 +73,14 @@ def call(url: str, api: str, data: list, timeout: float = 300.0) -> str:
 
 
 ROUTES = {"page": "page/complete", "json": "complete"}  # autocomplete_load's JSON routes, under /api/
+# what the Autocomplete tab sends with each keystroke at its defaults (static/autocomplete.js)
+PAGE_SETTINGS = {"num": 3, "until": "word", "max_len": 30, "phrases": "separate", "phrase_prob": 0.5,
+                 "auto_space": True, "adapt": False, "session": ""}
+
+
+def gradio_values(args: dict) -> list:
+    """The same request as the Gradio event /complete takes it: its inputs in order, phrases a checkbox."""
+    return [*args.values()][:5] + [args["phrases"] != "off", *[*args.values()][6:]]
 WARM_UP_S = 15.0  # seconds of load before the measured load (see autocomplete_load)
 
 
@@ -157,8 +165,8 @@ def autocomplete_load(url: str, text: str, pid: int, clients: int = 50, seconds:
         at = start + 200  # 200 characters typed before the first request; the text grows from there
         while time.monotonic() < deadline:
             at += 1
-            args = {"model": model, "text": text[start:at], "num": 3, "until": "word", "max_len": 30}
-            outcomes[i].append(_timed(call, url, "complete", list(args.values())) if route == "gradio"
+            args = {"model": model, "text": text[start:at], **PAGE_SETTINGS}
+            outcomes[i].append(_timed(call, url, "complete", gradio_values(args)) if route == "gradio"
                                else _timed(call_json, url, ROUTES[route], args))
             time.sleep(think)
 

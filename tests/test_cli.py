@@ -31,6 +31,7 @@ from charrnn.cli import build_parser, main
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.models.rnn import serving_precision
 from charrnn.training.lm import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,19 @@ TIMEOUT = 300
 # A model small enough that a CLI training run takes a second or two.
 TINY_ARGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch-size", "8", "--seq-len", "32",
              "--device", "cpu", "--threads", "1", "--quiet"]
+
+
+@contextlib.contextmanager
+def as_the_cli(model):
+    """The library at the command line's arithmetic: one thread and its default step precision (int8 on x86)."""
+    threads, precision = torch.get_num_threads(), model.step_precision
+    torch.set_num_threads(1)
+    model.step_precision = serving_precision(model.device)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        model.step_precision = precision
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +158,8 @@ def test_sample_temperature_zero_is_greedy(cli, tiny_run, tiny):
     model, vocab, _ = tiny
     data = json.loads(cli("sample", tiny_run, "--prime", "KING:", "--length", 50, "--temperature", 0,
                           "--num", 2, "--json").stdout)
-    expected = "".join(generate(model, vocab, prepare_prompt(model, vocab, "KING:"), 50, SamplingSettings(0)))
+    with as_the_cli(model):
+        expected = "".join(generate(model, vocab, prepare_prompt(model, vocab, "KING:"), 50, SamplingSettings(0)))
     assert [s["text"] for s in data["samples"]] == [expected, expected]
 
 
@@ -158,14 +173,10 @@ def test_sample_top_k_and_top_p_reach_the_sampler(cli, tiny_run, tiny, flags, kw
     model, vocab, _ = tiny
     data = json.loads(cli("sample", tiny_run, "--prime", "The ", "--length", 80, "--seed", 9, "--num", 2,
                           "--json", *flags).stdout)
-    prompt = prepare_prompt(model, vocab, "The ")
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the CLI runs: the same arithmetic, the same draws
-    try:
+    with as_the_cli(model):  # the same arithmetic, the same draws
+        prompt = prepare_prompt(model, vocab, "The ")
         expected = ["".join(generate(model, vocab, prompt, 80, SamplingSettings(seed=s, **kwargs))) for s in (9, 10)]
         unrestricted = "".join(generate(model, vocab, prompt, 80, SamplingSettings(kwargs["temperature"], seed=9)))
-    finally:
-        torch.set_num_threads(torch_threads)
     assert [s["text"] for s in data["samples"]] == expected
     assert (expected[0] == unrestricted) == (kwargs == {"temperature": 0.8})  # the flag changed what was drawn
 
@@ -187,7 +198,8 @@ def test_sample_beam_json(cli, tiny_run, tiny):
     assert len(beams) == 3
     assert all(set(b) == {"text", "logprob", "score"} for b in beams)
     assert len({b["text"] for b in beams}) == 3
-    expected = beam_search(model, vocab, prepare_prompt(model, vocab, "ROMEO:"), 4, 12, 3, length_penalty=1.0)
+    with as_the_cli(model):
+        expected = beam_search(model, vocab, prepare_prompt(model, vocab, "ROMEO:"), 4, 12, 3, length_penalty=1.0)
     assert [b["text"] for b in beams] == [h.text for h in expected]
     for b, h in zip(beams, expected, strict=True):
         assert b["logprob"] == pytest.approx(h.logprob, abs=1e-4)
@@ -234,7 +246,8 @@ def test_complete_json(cli, tiny_run, tiny):
     assert 1 <= len(items) <= 3 and len(data["completions"]) - len(items) <= 1
     assert all(0 < c["prob"] <= 1 and c["text"] and not set(c["text"]) & WORD_END for c in items)
     assert [c["prob"] for c in items] == sorted((c["prob"] for c in items), reverse=True)
-    expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3)
+    with as_the_cli(model):
+        expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3)
     assert [c["text"] for c in items] == [c.text for c in expected]
 
 

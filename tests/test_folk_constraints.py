@@ -16,6 +16,7 @@ from charrnn.errors import CharRNNError
 from charrnn.folk.constraints import FormPlan, form_plan, form_processors, parse_form
 from charrnn.folk.generate import FolkModel
 
+REPO = Path(__file__).resolve().parents[1]
 VOCAB = Vocab(sorted(set("\n !#'()+,-./0123456789:<=>ABCDEFGKLMRTXZ[]^_abcdefgxz{|}~")))
 HEADER = "X:1\nT:Test\nR:jig\nM:6/8\nL:1/8\nK:G\n"
 EIGHT_EIGHT = FormPlan((8, 8), (None, None))
@@ -63,6 +64,23 @@ def test_plans_from_choices_and_from_the_corpus() -> None:
     assert form_plan(parts=2, bars=8).text() == "A?B? 8+8"
 
 
+def test_plans_are_drawn_as_often_as_the_corpus_has_each_layout_but_fragments() -> None:
+    """The corpus's distribution for the type and meter, not its commonest layout: 16-bar parts, three parts
+    and a tune's crooked 8+9 as often as its tunes have them; a layout with a fragment of a part, or one no
+    plan can hold, never."""
+    layouts = {"8+8": 600, "4+8": 250, "8+16": 100, "8+8+8": 40, "8+9": 8, "8+7+1": 1, "8+40": 1}
+    drawn = [form_plan(layouts=layouts, seed=seed).bars for seed in range(4000)]
+    kept = sum(layouts.values()) - 2
+    for layout in ("8+8", "4+8", "8+16", "8+8+8", "8+9"):
+        share = drawn.count(tuple(map(int, layout.split("+")))) / len(drawn)
+        assert abs(share - layouts[layout] / kept) < 0.025, layout
+    assert (8, 7, 1) not in drawn and (8, 40) not in drawn and (8, 9) in drawn
+    # What the musician gives is kept exactly; the rest is drawn from the layouts that fit it.
+    assert {form_plan(parts=2, bars=8, layouts=layouts, seed=seed).bars for seed in range(50)} == {(8, 8)}
+    assert {form_plan(form="AABBCC", layouts=layouts, seed=seed).bars for seed in range(50)} == {(8, 8, 8)}
+    assert {form_plan(bars=16, layouts=layouts, seed=seed).bars for seed in range(50)} == {(16, 16), (16, 16, 16)}
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [({"form": "AABB", "parts": 3}, "has 2 parts, not 3"),
                                                  ({"parts": 2, "bars": 0}, "a part has 1 to 32 bars"),
                                                  ({"parts": 9, "bars": 8}, "a tune has 1 to 8 parts")])
@@ -81,6 +99,16 @@ def test_no_part_ends_before_its_last_bar() -> None:
     assert allowed(seventh + "|") == {"|", "]", ":"}  # after bar 8 a plain bar line must become ||, |] or |:
     assert "|" in forbidden("|:" + seventh) and ":" in allowed("|:" + seventh)  # a part opened by |: ends with :|
     assert {"|", "]", ":"} <= forbidden(PART_A[:20])  # after bar 2 it must stay a plain bar line
+
+
+def test_an_empty_bar_within_a_part_does_not_end_it() -> None:
+    """A bar line with no music since the last one ("|\n|", "| |") may not become |: or || before the part's
+    last bar: either would end the part there (the model wrote 8+7 and 8+6 strathspeys so)."""
+    fifth = PART_A.split("BGE DEF")[0]  # "|:D|GAB cBA|BGE D2D|GAB cde|dBG A2D|\nGAB cBA|": five bars closed
+    for gap in ("\n|", " |"):
+        assert {":", "|", "]"} <= forbidden(fifth + gap), gap
+    assert ":" in allowed(PART_A + "|")  # where a part begins, |: opens its repeat
+    assert "\n" in allowed(fifth + " ") and "G" in allowed(fifth + " |")  # the bar goes on
 
 
 def test_a_repeated_part_ends_with_a_repeat_and_an_unrepeated_with_a_double_bar() -> None:
@@ -167,3 +195,18 @@ def test_the_command_line_holds_the_form_and_says_so(six_bar_run: Path, capsys) 
         assert "is not a form string" in capsys.readouterr().err
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_shipped_models_plans_have_every_part_8_as_often_as_its_corpus_does() -> None:
+    """Drawn over many seeds, the plans of each type and meter with 10 or more corpus tunes have every part of
+    8 bars as often as the corpus's tunes do (within 2 points: only fragments are left out), not always."""
+    facts = FolkModel.load(REPO / "models" / "folk").facts
+    groups = {group: layouts for group, layouts in facts.layouts.items()
+              if group.split(" ")[0] and sum(layouts.values()) >= 10}
+    assert {"reel 2/2", "jig 6/8", "hornpipe 2/2", "slip jig 9/8", "clog 2/2", "strathspey 4/4"} <= set(groups)
+    assert min(groups["jig 6/8"].values()) == 1  # the forms file has every layout, one tune's too
+    for group, layouts in groups.items():
+        corpus = sum(n for layout, n in layouts.items() if set(layout.split("+")) == {"8"}) / sum(layouts.values())
+        tune_type, meter = group.rsplit(" ", 1)
+        plans = [form_plan(layouts=facts.layouts_for(tune_type, meter), seed=seed).bars for seed in range(10000)]
+        assert abs(sum(set(plan) == {8} for plan in plans) / len(plans) - corpus) < 0.02, group

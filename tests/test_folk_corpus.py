@@ -179,6 +179,8 @@ def test_build_keeps_only_tunes_that_pass_the_checks(tmp_path: Path, monkeypatch
     assert (tmp_path / "folk.abc").read_text(encoding="utf-8") == "X:1\nT:Good\nM:2/4\nL:1/8\nK:D\n|:DE FG|A2 A2:|\n"
     assert stats.collections["book"] == {"tunes": 3, "kept": 1, **dict.fromkeys(corpus.DROP_REASONS, 0),
                                          "failed_check": 2}
+    notice = corpus.notice_path(tmp_path / "folk.abc").read_text(encoding="utf-8")
+    assert f"- book: {corpus.OTHER_SOURCE}" in notice and "music21/corpus/license.txt" in notice
 
 
 def test_unknown_collection(tmp_path: Path) -> None:
@@ -214,10 +216,42 @@ def test_build_from_one_collection(tmp_path: Path) -> None:
     assert counts["tunes"] == counts["kept"] + sum(counts[reason] for reason in corpus.DROP_REASONS)
     assert stats.sha256 == sha256_file(path)
     assert json.loads((tmp_path / "folk.stats.json").read_text()) == json.loads(stats.to_json())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["folk.abc", "folk.forms.json", "folk.notes.gz",
-                                                          "folk.stats.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folk.LICENSE", "folk.abc", "folk.forms.json",
+                                                          "folk.notes.gz", "folk.stats.json"]
 
     one_worker = corpus.build_folk(
         tmp_path / "again" / "folk.abc", ("miscFolk",), keep=lambda abc: "M:6/8" not in abc, progress=False, workers=1
     )
     assert one_worker.sha256 == stats.sha256
+
+
+# ---- the notice -----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_notice_credits_each_collection_and_quotes_music21s_corpus_notice_as_it_is() -> None:
+    pytest.importorskip("music21")
+    from music21 import corpus as music21_corpus
+
+    notice = corpus.licence_notice(corpus.FOLK_COLLECTIONS + (corpus.ESSEN_COLLECTION,))
+    for name in corpus.FOLK_COLLECTIONS + (corpus.ESSEN_COLLECTION,):
+        assert f"- {name}: {corpus.SOURCES[name]}" in notice
+    folder = Path(music21_corpus.__file__).parent
+    assert (folder / "license.txt").read_text(encoding="utf-8").strip() in notice
+    assert (folder / "essenFolksong" / "license.txt").read_text(encoding="utf-8").strip() in notice  # non-commercial
+    assert "essenFolksong" not in corpus.licence_notice(corpus.FOLK_COLLECTIONS)
+
+
+def test_every_shipped_model_with_corpus_facts_carries_the_corpus_notice() -> None:
+    """models/folk's corpus.forms.json and corpus.notes.gz (and its weights) are derived from music21's
+    collections: the notice travels beside them, and the README says where it is."""
+    folders = [path.parent for path in REPO.glob("models/*/corpus.notes.gz")]
+    assert REPO / "models" / "folk" in folders
+    for folder in folders:
+        notice = (folder / "LICENSE").read_text(encoding="utf-8")
+        for name in corpus.FOLK_COLLECTIONS:
+            assert f"- {name}: {corpus.SOURCES[name]}" in notice
+        assert "distributed with the permission of the encoders" in notice  # music21's corpus notice, quoted
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "models/folk/LICENSE" in readme and "folk.LICENSE" in readme

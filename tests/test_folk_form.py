@@ -61,10 +61,11 @@ def test_form_never_raises_on_junk() -> None:
         assert form.range >= 0 and form.layout
 
 
-def test_corpus_layouts_count_types_and_meters_and_leave_out_rare_ones() -> None:
-    forms = [read_form(PICKUP_JIG)] * 5 + [read_form(ENDING_REEL)] * 3 + [read_form(SHORT_POLKA)] * 2
-    assert corpus_layouts(forms) == {"jig 6/8": {"8+8": 5}, " 6/8": {"8+8": 5}, "reel 4/4": {"8+8": 3},
-                                     " 4/4": {"8+8": 3}, " 2/4": {}}
+def test_corpus_layouts_count_every_layout_of_each_type_and_meter_the_rare_ones_too() -> None:
+    forms = [read_form(PICKUP_JIG)] * 5 + [read_form(ENDING_REEL)] * 3 + [read_form(SHORT_POLKA)] * 2 + \
+        [read_form(PICKUP_JIG.replace("R:jig", "R:slide"))]
+    assert corpus_layouts(forms) == {"jig 6/8": {"8+8": 5}, " 6/8": {"8+8": 6}, "slide 6/8": {"8+8": 1},
+                                     "reel 4/4": {"8+8": 3}, " 4/4": {"8+8": 3}, " 2/4": {"7": 2}}
 
 
 # ---- originality ----------------------------------------------------------------------------------------
@@ -159,3 +160,26 @@ def test_folk_stats_errors(tmp_path: Path, capsys) -> None:
     assert main(["folk", "stats", str(tmp_path / "missing.abc")]) == 2
     assert main(["folk", "stats", str(empty), "--corpus", str(tmp_path / "nope.abc")]) == 2
     assert "there is no corpus at" in capsys.readouterr().err
+
+
+# ---- the benchmark's "every part 8" by type and meter ------------------------------------------------------
+
+
+def test_the_benchmark_tells_a_real_difference_from_the_corpus_from_sampling_error() -> None:
+    from benchmarks.bench_folk import FormRow, eight_bar_table, interval
+
+    assert interval(5, 10) == pytest.approx((23.66, 76.34), abs=0.01)  # Wilson's 95% interval
+    assert interval(13, 13) == pytest.approx((77.19, 100.0), abs=0.01)  # 13 of 13 tells little
+    assert interval(0, 10)[0] == 0.0
+
+    jig, polka = read_form(PICKUP_JIG), read_form(SHORT_POLKA)
+    corpus = [FormRow("corpus", "jig", "6/8", "G", jig, None, True)] * 9 + \
+        [FormRow("corpus", "jig", "6/8", "G", polka, None, True)]
+    near = [FormRow("after", "jig", "6/8", "G", jig, 0.0, True, plan=(8, 8))] * 12 + \
+        [FormRow("after", "jig", "6/8", "G", polka, 0.0, True, plan=(8, 8))]
+    far = [FormRow("after", "jig", "6/8", "G", polka, 0.0, True, plan=(8, 8))] * 40
+    assert "| jig 6/8 (10 / 13) | 90 | 100 | 92.3 (66.7-98.6) | +2.3 | 92.3 |" in eight_bar_table(corpus + near)
+    assert "-90.0 (outside) | 0 |" in eight_bar_table(corpus + far)
+    # A type with under 10 corpus tunes in its meter draws from the meter's layouts: it is set beside those.
+    slides = [FormRow("after", "slide", "6/8", "G", jig, 0.0, True, plan=(8, 8))] * 13
+    assert "| slide 6/8 (10 / 13) | 90 (meter) | 100 | 100 (77.2-100) | +10.0 |" in eight_bar_table(corpus + slides)

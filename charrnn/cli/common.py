@@ -11,7 +11,7 @@ from charrnn import models, threads
 from charrnn.checkpoint import load_model
 from charrnn.devices import DEVICES, resolve_device
 from charrnn.errors import CharRNNError
-from charrnn.models.rnn import PRECISIONS
+from charrnn.models.rnn import PRECISIONS, serving_precision
 from charrnn.training.adapt import AdaptSettings, adapted
 from charrnn.training.config import parse_duration
 
@@ -85,10 +85,10 @@ def add_inference_args(p: argparse.ArgumentParser, device: str = "cpu") -> None:
                    help="CPU threads (default: 1 to sample, where one character at a time is fastest on one "
                         "thread; for beam search, completion, eval and inspect, which work on several rows, the "
                         "cores no other process is using)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="the step's weights (sampling, beam, completion): fp32 (default, exact) or bf16 (a CPU with "
-                        "oneDNN; faster where it has AVX512-BF16, the same held-out loss to 4 decimals, other samples "
-                        "for a seed)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="the step's weights (sampling, beam, completion): int8 (the default on an x86 CPU: about "
+                        "twice fp32's speed, the same held-out loss to 3 decimals), bf16 (a CPU with oneDNN) or fp32 "
+                        "(the default elsewhere; exact, and a seed's text is the same on every machine)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -123,7 +123,7 @@ def load_lm(args: argparse.Namespace):
     batched = args.command in ("complete", "eval", "inspect") or getattr(args, "beam", None)
     args.threads = threads.use(threads.Work.BATCH if batched else threads.Work.STEP, args.threads, watch)
     try:
-        model.step_precision = getattr(args, "precision", "fp32")
+        model.step_precision = getattr(args, "precision", None) or serving_precision(model.device)
     except ValueError as e:
         raise CharRNNError(str(e)) from None
     return model, vocab, run

@@ -34,6 +34,9 @@ from charrnn.folk.spelling import canonical_key
 MAX_PARTS = 8
 MAX_BARS = 32
 DEFAULT_LAYOUT = (8, 8)  # two parts of eight bars, when the corpus says nothing about a type and meter
+# A part shorter than this is a fragment (a coda, or a bar line read as a part's end: "8+7+1", "6+2+8", under 1% of
+# the corpus's tunes), not a part to write; every other layout is drawn as often as the corpus has it.
+MIN_PART_BARS = 4
 _LETTERS = "ABCDEFGabcdefg"
 _NOTE = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])")
 _ACCIDENTAL_SHIFT = {"^^": 2, "^": 1, "__": -2, "_": -1, "=": 0}
@@ -106,9 +109,12 @@ def parse_form(form: str) -> tuple[bool, ...]:
 
 
 def _drawn_layout(layouts: Mapping[str, int], parts: int | None, seed: int) -> tuple[int, ...]:
-    """A layout drawn from the corpus's counts (with `parts` parts, if given); DEFAULT_LAYOUT if none fits."""
+    """A layout drawn from the corpus's counts, in proportion to them, so that generated tunes vary as the
+    corpus's do (of those with `parts` parts, if given, and no fragment, that a plan can hold); DEFAULT_LAYOUT
+    if none fits."""
     fitting = {tuple(map(int, text.split("+"))): count for text, count in layouts.items()}
-    fitting = {layout: count for layout, count in fitting.items() if parts is None or len(layout) == parts}
+    fitting = {layout: count for layout, count in fitting.items() if (parts is None or len(layout) == parts)
+               and len(layout) <= MAX_PARTS and all(MIN_PART_BARS <= bars <= MAX_BARS for bars in layout)}
     if not fitting:
         return (DEFAULT_LAYOUT[0],) * (parts or len(DEFAULT_LAYOUT))
     choices = sorted(fitting)
@@ -164,9 +170,11 @@ class FormTracker:
         start = text.rfind("\n") + 1
         line = text[start:]
         tokens = self._tokens(line)
-        # A bar line still being written: the bar lines and endings that end the line.
+        # A bar line still being written: the bar lines and endings that end the line, with nothing between
+        # them ("| |" is two bar lines, the first one written: an empty bar, not one sign).
         group = len(tokens)
-        while group and tokens[group - 1].kind in ("bar", "ending"):
+        while group and tokens[group - 1].kind in ("bar", "ending") and \
+                (group == len(tokens) or _end(tokens[group - 1]) == tokens[group].start):
             group -= 1
         trailing = group < len(tokens) and _end(tokens[-1]) == len(line)
         sign = line[tokens[group].start:] if trailing else "[" if line.endswith("[") else ""
@@ -322,8 +330,9 @@ class PartEnds(_Processor):
         if p.sign == ":":
             return self._all_but("|:")
         if p.sign.endswith("[|") or p.sign == "|":
-            if not music:  # a bar line before the part's first note: |: opens a repeat, if the plan allows it
-                return "|]" + _DIGITS + blank + (":" if repeat is False else "")
+            if not music:  # a bar line before the part's first note: |: opens a repeat, if the plan allows it;
+                # within a part (an empty bar: "|\n|"), |: would end it early.
+                return "|]" + _DIGITS + blank + (":" if repeat is False or counter.count else "")
             if at_end:
                 return self._all_but("|]:")  # ||, |] or |: : the part ends
             may_open_ending = not counter.endings and target - 2 <= counter.count < target

@@ -7,6 +7,7 @@ that training on any other text never imports the ABC checker.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -39,6 +40,23 @@ from charrnn.folk.spelling import canonical_key, canonical_meter, canonical_tune
 
 FOLK_COLLECTIONS = ("ryansMammoth", "oneills1850", "airdsAirs", "miscFolk")
 ESSEN_COLLECTION = "essenFolksong"  # licensed for non-commercial use only, so it is opt-in
+# Where each collection's tunes come from and who wrote them down in ABC (each tune's Z: line in music21's
+# files, which the build does not keep): the notice that travels with the corpus and all built from it.
+SOURCES = {
+    "ryansMammoth": "Ryan's Mammoth Collection (Boston, 1883); ABC transcriptions contributed by Ray Davies, "
+                    "John Chambers, Bob Puckette, John Walsh and others",
+    "oneills1850": "O'Neill's Music of Ireland: Eighteen Hundred and Fifty Melodies (Chicago, 1903); ABC "
+                   "transcriptions by Henrik Norbeck, Bob Safranek, Trish O'Neil, John Chambers, Dan G. Petersen, "
+                   "Michael Hogan, Stephen Foy, John B. Walsh, Tom Keays, Chris Falt, Dave Wooldridge, Norbert Paap, "
+                   "Robert Thorpe, A. Lee Worman and others",
+    "airdsAirs": "James Aird, A Selection of Scotch, English, Irish and Foreign Airs (Glasgow, 1778-1803); ABC "
+                 "transcriptions by Jack Campin",
+    "miscFolk": "Colonial and Civil War American fife music, and Bruce and Stokoe's Northumbrian Minstrelsy "
+                "(1882); ABC by Jack Campin",
+    "essenFolksong": "The Essen Folksong Collection (Helmut Schaffrath, Ewa Dahlig-Turek); ABC encodings by "
+                     "Seymour Shlien; for non-commercial use only",
+}
+OTHER_SOURCE = "a collection of music21's corpus"
 DROP_REASONS = ("multi_voice", "odd_key", "duplicate", "failed_check", "rejected", "parse_error", "no_notes",
                 "near_duplicate")
 
@@ -279,8 +297,9 @@ def build_folk(
     progress: bool = True,
     workers: int | None = None,
 ) -> BuildStats:
-    """Write music21's ABC collections to path as one clean training text, and beside it its stats and
-    the facts generation uses (facts.write_facts: the layouts of its tunes' parts, its note index).
+    """Write music21's ABC collections to path as one clean training text, and beside it its stats, the facts
+    generation uses (facts.write_facts: the layouts of its tunes' parts, its note index) and its notice
+    (licence_notice, at notice_path).
 
     Only tunes that pass charrnn.folk.check's checks and music21's parser are kept, and of tunes that share
     many bars (melody.near_duplicates), only the first. keep, if given, sees each
@@ -320,7 +339,45 @@ def build_folk(
     )
     _write_atomically(path.with_suffix(".stats.json"), stats.to_json().encode("utf-8"))
     write_facts(path, data_bytes.decode("utf-8"))  # generation's default forms and its copy check
+    _write_atomically(notice_path(path), licence_notice(collections).encode("utf-8"))
     return stats
+
+
+def notice_path(corpus: Path) -> Path:
+    """Where the notice of a built corpus lies: folk.abc -> folk.LICENSE (copy it beside whatever is built from
+    the corpus: a model, its corpus.forms.json and corpus.notes.gz)."""
+    return corpus.with_suffix(".LICENSE")
+
+
+def licence_notice(collections: Sequence[str]) -> str:
+    """The notice for a corpus built from these of music21's collections: where the tunes come from and who
+    transcribed them, music21's notice for its corpus (and a collection's own, if it has one), music21's licence."""
+    try:
+        music21 = importlib.metadata.distribution("music21")
+    except importlib.metadata.PackageNotFoundError:
+        raise CharRNNError("building the folk corpus needs music21: pip install music21") from None
+    corpus = Path(music21.locate_file("music21/corpus"))
+    licence = next((f for f in music21.files or () if f.name.upper() in ("LICENSE", "LICENSE.TXT")
+                    and "dist-info" in str(f)), None)
+    sources = "\n".join(f"- {name}: {SOURCES.get(name, OTHER_SOURCE)}" for name in collections)
+    parts = [f"The folk corpus (folk.abc) and what is built from it (the layouts and note index beside it, "
+             f"corpus.forms.json and corpus.notes.gz in a model folder, and a model trained on it) are derived from "
+             f"these collections of traditional tunes, as music21 {music21.version} distributes them in its corpus "
+             f"(music21/corpus/NAME):\n\n{sources}\n\nThe build keeps each tune's title, type, meter, unit length, key "
+             f"and music, normalised, and leaves out the other fields, the transcribers' Z: lines among them: they "
+             f"are credited above.",
+             _quoted("music21's notice for its corpus (music21/corpus/license.txt)", corpus / "license.txt")]
+    parts += [_quoted(f"music21's notice for the {name} collection (music21/corpus/{name}/license.txt)", own)
+              for name in collections if (own := corpus / name / "license.txt").is_file()]
+    if licence is not None:
+        parts.append(_quoted("music21's own licence (BSD-3-Clause: its software; the corpus is under the notices "
+                             "above)", Path(music21.locate_file(licence))))
+    return "\n\n".join(parts) + "\n"
+
+
+def _quoted(title: str, path: Path) -> str:
+    """A file's text under a title line, as it is but for blank lines around it (a notice is never edited)."""
+    return f"==== {title} ====\n\n{path.read_text(encoding='utf-8').strip()}"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -185,14 +185,9 @@ def read_form(abc: str) -> Form:
     )
 
 
-# A layout fewer tunes of a type and meter have (in number or share) is an oddity, not a model to follow.
-MIN_LAYOUT_TUNES = 3
-MIN_LAYOUT_SHARE = 0.02
-
-
 def corpus_layouts(forms: Iterable[Form]) -> dict[str, dict[str, int]]:
     """How many tunes of each type and meter ("reel 2/2"; " 6/8" for a meter over all types) have each
-    layout of parts ("8+8"); rare layouts (MIN_LAYOUT_TUNES, MIN_LAYOUT_SHARE) are left out."""
+    layout of parts ("8+8"), commonest first: every layout, the rare ones too (the draw decides what to use)."""
     counts: dict[str, Counter[str]] = {}
     for form in forms:
         if not form.parts:
@@ -200,6 +195,4 @@ def corpus_layouts(forms: Iterable[Form]) -> dict[str, dict[str, int]]:
         layout = "+".join(str(part.bars) for part in form.parts)
         for group in {f"{form.tune_type} {form.meter}", f" {form.meter}"}:
             counts.setdefault(group, Counter())[layout] += 1
-    return {group: {layout: n for layout, n in count.most_common()
-                    if n >= max(MIN_LAYOUT_TUNES, MIN_LAYOUT_SHARE * count.total())}
-            for group, count in sorted(counts.items())}
+    return {group: dict(count.most_common()) for group, count in sorted(counts.items())}

@@ -26,6 +26,7 @@ from charrnn.checkpoint import WEIGHTS, load_model
 from charrnn.data import Vocab
 from charrnn.decoding.interface import Decodable
 from charrnn.errors import CharRNNError
+from charrnn.models.rnn import serving_precision
 from charrnn.runfile import CONFIG, RunFile
 from charrnn.serve.limits import MIN_UPLOAD_CHARS
 
@@ -241,6 +242,8 @@ class Registry:
         model, vocab, cfg = load_model(entry.path, self.device)
         # The file may have been replaced between describe() and now: record what was actually read.
         fresh = describe(entry.path, entry.name, entry.source) or entry
+        if entry.kind == "lm":  # seq2seq stays fp32: pronunciations are judged exactly
+            model.step_precision = serving_precision(model.device)
         models.lookup(entry.kind).warm_up(model)  # once, here, rather than in a first request
         return LoadedModel(fresh, model, vocab, cfg)
 
