@@ -28,8 +28,10 @@ phrase included, one thread) at the first `--timed` positions where a suggestion
 variants in turn at each position, so that the machine's load falls on all alike; "the search to the end
 of the word alone" is the search the suggestions came from before they carried punctuation.
 
-    python -m benchmarks.bench_ksr [--model models/shakespeare] [--text /work/shared/corpora/tinyshakespeare.txt]
-                                   [--chars 10000] [--variants all]
+    python -m benchmarks.bench_ksr [--model models/shakespeare] [--text TEXT] [--chars 10000] [--variants all]
+    python -m benchmarks.bench_ksr --model models/pystdlib   # source code: after `charrnn corpora build pystdlib`
+
+The held-out text is the last part of the model's own corpus (its run's val split), unless --text names another.
 """
 
 from __future__ import annotations
@@ -45,11 +47,15 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import table
+from charrnn import corpora
 from charrnn.checkpoint import load_model
 from charrnn.decoding.beam import WORD_END, complete
 from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.decoding.suggest import Suggestion, SuggestSettings, in_word, offer, search
+from charrnn.files import sha256_file
+from charrnn.runfile import RunFile
 from charrnn.training.adapt import Adapter, AdaptSettings
+from tests.helpers import SHAKESPEARE
 from tests.load_clients import percentile
 
 SMART = ".,;:!?\n"  # typed right after an auto-space, each takes the space's place (web/static/autocomplete.js)
@@ -268,10 +274,27 @@ def held_out(path: Path, chars: int, val_frac: float = 0.1) -> str:
     return text[len(text) - int(len(text) * val_frac) :][:chars]
 
 
+def corpus_of(model: Path, run: RunFile, given: Path | None) -> Path:
+    """The text whose held-out part is typed: `given`, else the model's own corpus as it trained on it (checked by
+    its sha256): corpora/NAME.txt (`charrnn corpora build pystdlib` builds the code; it must be the same Python's
+    standard library) or, for tinyshakespeare, the shared folder's copy."""
+    if given is not None:
+        return given
+    name = run.corpus.name if run.corpus else None
+    if name is None:
+        raise SystemExit(f"{model} does not name a catalogue corpus: give --text")
+    places = [corpora.corpus_path(name), *([SHAKESPEARE] if name == "shakespeare" else [])]
+    found = next((p for p in places if p.is_file() and sha256_file(p) == run.corpus.sha256), None)
+    if found is None:
+        raise SystemExit(f"the {name} text {model} was trained on is in none of {', '.join(map(str, places))}: "
+                         f"build or fetch it (`charrnn corpora list`), or give --text")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/shakespeare"))
-    parser.add_argument("--text", type=Path, default=Path("/work/shared/corpora/tinyshakespeare.txt"))
+    parser.add_argument("--text", type=Path, help="the text whose held-out part is typed (default: the model's corpus)")
     parser.add_argument("--chars", type=int, default=10_000)
     parser.add_argument("--variants", default="all", help="comma-separated indices into VARIANTS, or all")
     parser.add_argument("--num", type=int, default=3)
@@ -285,7 +308,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, vocab, run = load_model(args.model)
-    text = "".join(c for c in held_out(args.text, args.chars, run.train.get("val_frac", 0.1)) if c in vocab.index)
+    source = corpus_of(args.model, run, args.text)
+    text = "".join(c for c in held_out(source, args.chars, run.train.get("val_frac", 0.1)) if c in vocab.index)
     chosen = VARIANTS if args.variants == "all" else [VARIANTS[int(i)] for i in args.variants.split(",")]
     settings = SuggestSettings(num=args.num, phrase_prob=args.phrase_prob)
     adapt = AdaptSettings(args.lr, args.decay)
@@ -302,7 +326,7 @@ def main() -> None:
         rows.append(result)
         if args.json:
             print(json.dumps(result), flush=True)
-    print(f"{args.model} on {len(text):,} held-out characters of {args.text.name}, top {args.num}, "
+    print(f"{args.model} on {len(text):,} held-out characters of {source.name}, top {args.num}, "
           f"phrase_prob {args.phrase_prob}, adaptation lr {args.lr} decay {args.decay}, {args.threads} thread(s); "
           f"settings {asdict(settings)}")
     print(table([[r["variant"], f"{100 * r['ksr']:.1f}%", ", ".join(f"{k} {n:,}" for k, n in r["accepted"].items()),

@@ -578,3 +578,17 @@ def test_folk_check_is_a_command_of_its_own_beside_folk_write(cli):
     written = cli("folk", "--help").stdout  # `charrnn folk MODEL_DIR ...` writes, as documented
     assert written.startswith("usage: charrnn folk [-h] [--meter METER]") and "charrnn folk check FILE.abc" in written
     assert cli("folk", "write", "--help").stdout == written
+
+
+def test_the_shipped_code_model_completes_python(capsys):
+    """models/pystdlib, trained on Python's standard library: small, in half precision, with the PSF licence,
+    and sure of `self` (98.5% when measured) where a method's first parameter begins. No corpus is needed."""
+    shipped = REPO / "models" / "pystdlib"
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["corpus"]["name"] == "pystdlib" and config["weights_dtype"] == "float16"
+    assert (shipped / "model.safetensors").stat().st_size < 4_000_000
+    assert "PYTHON SOFTWARE FOUNDATION LICENSE" in (shipped / "LICENSE").read_text()
+    assert main(["complete", str(shipped), "class Reader:\n    def __init__(se", "--phrases", "off", "--json",
+                 "--threads", "1"]) == 0
+    best = json.loads(capsys.readouterr().out)["completions"][0]
+    assert best["text"] == "lf" and best["prob"] > 0.9
