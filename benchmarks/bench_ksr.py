@@ -53,6 +53,7 @@ from charrnn.decoding.beam import WORD_END, complete
 from charrnn.decoding.sampling import Prompt, prepare_prompt
 from charrnn.decoding.suggest import Suggestion, SuggestSettings, in_word, offer, search
 from charrnn.files import sha256_file
+from charrnn.models.rnn import PRECISIONS, serving_precision
 from charrnn.runfile import RunFile
 from charrnn.training.adapt import Adapter, AdaptSettings
 from tests.helpers import SHAKESPEARE
@@ -303,11 +304,14 @@ def main() -> None:
     parser.add_argument("--decay", type=float, default=AdaptSettings.decay)
     parser.add_argument("--timed", type=int, default=300, help="positions where each variant's requests are timed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="the step's weights (default: the app's, int8 on an x86 CPU; models/rnn.py)")
     parser.add_argument("--latency-only", action="store_true", help="time the requests; do not type the text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, vocab, run = load_model(args.model)
+    model.step_precision = args.precision or serving_precision(model.device)
     source = corpus_of(args.model, run, args.text)
     text = "".join(c for c in held_out(source, args.chars, run.train.get("val_frac", 0.1)) if c in vocab.index)
     chosen = VARIANTS if args.variants == "all" else [VARIANTS[int(i)] for i in args.variants.split(",")]
@@ -327,7 +331,8 @@ def main() -> None:
         if args.json:
             print(json.dumps(result), flush=True)
     print(f"{args.model} on {len(text):,} held-out characters of {source.name}, top {args.num}, "
-          f"phrase_prob {args.phrase_prob}, adaptation lr {args.lr} decay {args.decay}, {args.threads} thread(s); "
+          f"phrase_prob {args.phrase_prob}, adaptation lr {args.lr} decay {args.decay}, {args.threads} thread(s), "
+          f"{model.step_precision} steps; "
           f"settings {asdict(settings)}")
     print(table([[r["variant"], f"{100 * r['ksr']:.1f}%", ", ".join(f"{k} {n:,}" for k, n in r["accepted"].items()),
                   ", ".join(f"{k} {n:,}" for k, n in sorted(r["by_hand"].items())),

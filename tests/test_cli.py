@@ -582,7 +582,7 @@ def test_folk_check_is_a_command_of_its_own_beside_folk_write(cli):
 
 def test_the_shipped_code_model_completes_python(capsys):
     """models/pystdlib, trained on Python's standard library: small, in half precision, with the PSF licence,
-    and sure of `self` (98.5% when measured) where a method's first parameter begins. No corpus is needed."""
+    and sure of `self` where a method's first parameter begins. No corpus is needed."""
     shipped = REPO / "models" / "pystdlib"
     config = json.loads((shipped / "config.json").read_text())
     assert config["corpus"]["name"] == "pystdlib" and config["weights_dtype"] == "float16"
@@ -590,5 +590,6 @@ def test_the_shipped_code_model_completes_python(capsys):
     assert "PYTHON SOFTWARE FOUNDATION LICENSE" in (shipped / "LICENSE").read_text()
     assert main(["complete", str(shipped), "class Reader:\n    def __init__(se", "--phrases", "off", "--json",
                  "--threads", "1"]) == 0
-    best = json.loads(capsys.readouterr().out)["completions"][0]
-    assert best["text"] == "lf" and best["prob"] > 0.9
+    offered = json.loads(capsys.readouterr().out)["completions"]
+    # "self" with what follows it: "lf," and "lf):\n" (decoding/suggest.py offers a word with its punctuation)
+    assert all(c["text"].startswith("lf") for c in offered) and sum(c["prob"] for c in offered) > 0.9
