@@ -37,16 +37,17 @@ def table(rows: list[list], header: list[str]) -> str:
 
 
 @contextmanager
-def running_app(models: Path, runs: Path) -> Iterator[tuple[subprocess.Popen, str, float]]:
-    """`python app.py` on a free loopback port: (process, url, seconds to its first page); stopped on exit."""
+def running_app(models: Path, runs: Path, checkout: Path = REPO) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """`python app.py` of `checkout` (this one, or another to compare with) on a free loopback port: (process,
+    url, seconds to its first page); stopped on exit."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
-    app = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--models", str(models), "--port", str(port),
+    app = subprocess.Popen([sys.executable, str(checkout / "app.py"), "--models", str(models), "--port", str(port),
                             "--runs", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                           env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(checkout)))
     try:
         while True:
             if app.poll() is not None:

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from charrnn.decoding.suggest import SuggestSettings
+
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of values."""
@@ -74,7 +76,7 @@ def call(url: str, api: str, data: list, timeout: float = 300.0) -> str:
 
 ROUTES = {"page": "page/complete", "json": "complete"}  # autocomplete_load's JSON routes, under /api/
 # what the Autocomplete tab sends with each keystroke at its defaults (static/autocomplete.js)
-PAGE_SETTINGS = {"num": 3, "until": "word", "max_len": 30, "phrases": "separate", "phrase_prob": 0.5,
+PAGE_SETTINGS = {"num": 3, "until": "word", "max_len": 30, "phrases": SuggestSettings.phrases, "phrase_prob": 0.5,
                  "auto_space": True, "adapt": False, "session": ""}
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
+import threading
+import weakref
 
 import pytest
 import torch
@@ -13,6 +16,7 @@ from charrnn.checkpoint import load_model
 from charrnn.cli import main
 from charrnn.errors import CharRNNError
 from charrnn.serve.adaptation import Sessions
+from charrnn.serve.batcher import Batcher
 from charrnn.serve.jobs import JobManager
 from charrnn.serve.registry import Registry
 from charrnn.serve.service import Service
@@ -124,6 +128,89 @@ def test_sessions_learn_apart_even_at_once(service):
                    for cut in range(40, len(other) + 1, 40)]
     assert write_alone and alone.sessions.idle(60)
     assert texts(alone.complete("shakespeare", "Then came Morb", adapt=True, session=c)) == got_b
+
+
+def test_an_answer_from_before_a_step_is_not_served_after_it(service):
+    """The autocomplete caches answers per model object; learning puts a new model in the writer's place."""
+    probe = "Then came Morb"
+    key = service.complete("shakespeare", probe, adapt=True)["session"]
+    before = service.complete("shakespeare", probe, adapt=True, session=key)
+    assert before["cache"] == "result"  # asked again before any step: from the cache
+    writer = service.sessions.writer(key, service.load("shakespeare").model)
+    assert writer.version == 0 and writer.model is service.load("shakespeare").model
+    service.complete("shakespeare", NAME * 4, adapt=True, session=key)  # four whole segments of 32 to learn
+    assert service.sessions.idle(60) and writer.version == 1
+    after = service.complete("shakespeare", probe, adapt=True, session=key)
+    assert after["cache"] == "cold" and texts(after) != texts(before)
+    assert texts(service.complete("shakespeare", probe)) == texts(before)  # the trained model's, still cached
+    assert service.forget(key) == {"forgotten": 1}  # the reset: the trained model again
+    reset = service.complete("shakespeare", probe, adapt=True, session=key)
+    assert reset["session"] != key and texts(reset) == texts(before)
+
+
+def test_a_replaced_model_and_its_caches_are_freed(service):
+    """A writer holds its answering model and its learner; each model it replaced goes, with its caches."""
+    first = service.complete("shakespeare", NAME * 2, adapt=True)
+    assert service.sessions.idle(60)
+    writer = service.sessions.writer(first["session"], service.load("shakespeare").model)
+    replaced = weakref.ref(writer.model)
+    service.complete("shakespeare", "Then came Morb", adapt=True, session=first["session"])  # cached for it
+    assert replaced() in service.autocompleter._caches
+    service.complete("shakespeare", NAME * 4, adapt=True, session=first["session"])
+    assert service.sessions.idle(60) and writer.version == 2
+    gc.collect()
+    assert replaced() is None and list(service.autocompleter._caches) == [service.load("shakespeare").model]
+
+
+def test_a_keystroke_never_waits_for_learning(service, monkeypatch):
+    """While the learning thread is busy with a session's text, that session's next request is answered."""
+    learning, release = threading.Event(), threading.Event()
+    follow = Adapter.follow
+
+    def held(self, *args, **kwargs):
+        learning.set()
+        release.wait(60)
+        return follow(self, *args, **kwargs)
+
+    monkeypatch.setattr(Adapter, "follow", held)
+    key = service.complete("shakespeare", NAME * 2, adapt=True)["session"]
+    assert learning.wait(60)
+    answered = []
+    asker = threading.Thread(target=lambda: answered.append(
+        service.complete("shakespeare", NAME * 2 + "Then", adapt=True, session=key)))
+    asker.start()
+    asker.join(60)
+    still_learning = not release.is_set()
+    release.set()
+    assert still_learning and answered and answered[0]["completions"] and answered[0]["learned_chars"] == 0
+    assert service.sessions.idle(60)
+    assert service.complete("shakespeare", NAME * 2 + "Then", adapt=True, session=key)["learned_chars"] == 64
+
+
+def test_writers_that_have_not_learned_share_the_trained_models_batches(service, monkeypatch):
+    """Concurrent searches go together by key, and the key names the model: every request that answers with the
+    trained weights (without adaptation, or adapting but with nothing learned yet) has the same one."""
+    keys = []
+
+    def together(key, run_all, item):
+        keys.append(key)
+        return Batcher.together(service.batcher, key, run_all, item)
+
+    monkeypatch.setattr(service.batcher, "together", together)
+    trained = service.load("shakespeare").model
+    plain = service.complete("shakespeare", "Then came Morb")
+    fresh = service.complete("shakespeare", "Then came Morb, said", adapt=True)
+    learned = service.complete("shakespeare", NAME * 4, adapt=True)
+    assert service.sessions.idle(60)
+    service.complete("shakespeare", NAME * 4 + "Then", adapt=True, session=learned["session"])
+    other = service.complete("shakespeare", "The weather in Mantua is fair and mild today. " * 2, adapt=True)
+    assert service.sessions.idle(60)
+    service.complete("shakespeare", "Then came", adapt=True, session=other["session"])
+    models = [key[1] for key in keys]  # plain, fresh, learned (before it learned), learned, other (before), other
+    assert plain["cache"] == "cold" and fresh["cache"] == "extend"  # on from the plain request's state: one cache
+    assert len(models) == 6
+    assert all(models[i] is trained for i in (0, 1, 2, 4))
+    assert models[3] is not trained and models[5] is not trained and models[3] is not models[5]
 
 
 def test_sessions_are_bounded_issued_here_and_forgotten(service):

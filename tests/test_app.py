@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from test_app_support import ARTIFACTS, AppServer, models_folder
 
+from charrnn.decoding.suggest import KINDS
+
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -120,8 +122,8 @@ def test_models_are_chosen_by_name_only(client, name):
 def test_autocomplete(client):
     answer = client.predict("shakespeare", "To be, or not to b", 3, "word", 30, api_name="/complete")
     assert answer["text_len"] == 18 and answer["tail"] == "To be, or not to b"
-    words = [c for c in answer["completions"] if c["kind"] == "word"]  # a phrase may follow them
-    assert 1 <= len(words) <= 3 and len(answer["completions"]) - len(words) <= 1
+    assert 1 <= len(answer["completions"]) <= 3  # words, words with their punctuation, a phrase: 3 in all
+    assert {c["kind"] for c in answer["completions"]} <= set(KINDS)
     first = answer["completions"][0]
     assert first["text"] and 0 < first["prob"] <= 1 and first["pct"].endswith("%")
     again = client.predict("shakespeare", "To be, or not to b", 3, "word", 30, api_name="/complete")

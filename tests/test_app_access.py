@@ -12,14 +12,24 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+import torch
+from helpers import run_in_threads
 from test_app_support import AppServer, models_folder
 
+from charrnn.checkpoint import load_model
+from charrnn.decoding.sampling import prepare_prompt
+from charrnn.decoding.suggest import SuggestSettings, suggest
 from charrnn.errors import CharRNNError
+from charrnn.models.rnn import serving_precision
+from charrnn.serve.jobs import JobManager
+from charrnn.serve.registry import Registry
+from charrnn.serve.service import Service
 from charrnn.web import access
 
 from conftest import REPO
@@ -301,3 +311,61 @@ def test_the_json_route_adapts_per_session_and_forgets(demo):
     assert "session" not in post_json(url, {"model": "shakespeare", "text": "To be"})  # no adaptation asked
     assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 1}
     assert post_json(demo.url + "api/forget", {"session": key}) == {"forgotten": 0}
+
+
+@pytest.mark.parametrize("text", ["ROMEO:\nI will not th", "ROMEO:\nI will "])
+def test_both_json_routes_offer_the_default_suggestions(demo, tiny_run, text):
+    """/api/complete and the page's /api/page/complete answer what decoding.suggest offers by default: inside a
+    word and at a word start, each suggestion with its kind and whether accepting it types a space."""
+    model, vocab, _ = load_model(tiny_run)
+    model.step_precision = serving_precision(model.device)  # as the app serves a language model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # and on one thread a request
+    try:
+        expected = suggest(model, vocab, prepare_prompt(model, vocab, text), SuggestSettings())
+    finally:
+        torch.set_num_threads(threads)
+    for route in ("api/complete", "api/page/complete"):
+        answer = post_json(demo.url + route, {"model": "shakespeare", "text": text})
+        assert [(c["text"], c["kind"], c["space"]) for c in answer["completions"]] == \
+               [(s.text, s.kind, s.space) for s in expected], route
+        assert [c["prob"] for c in answer["completions"]] == pytest.approx([s.prob for s in expected], rel=1e-3)
+    assert post_json(demo.url + "api/page/complete", {"model": "shakespeare", "text": text})["auto_space"] is True
+
+
+def test_writers_typing_at_once_on_a_real_server_each_get_their_own_learning(demo, models, tmp_path):
+    """Two pages type at the same time with "learn from my text" on, through the page's own route: each one's
+    answers are those of a server that saw that writer's text alone, and a page without it gets the trained model."""
+    url, probe = demo.url + "api/page/complete", "Then came Morb"
+    writing = {"a": "Morbrin the quiet came to Padua. " * 4, "b": "The weather in Mantua is fair and mild today. " * 3}
+
+    def words(answer: dict) -> list[tuple[str, float]]:
+        return [(c["text"], c["logprob"]) for c in answer["completions"] if c["kind"] == "word"]
+
+    def write(text: str) -> str:
+        key, answer = "", {}
+        for cut in range(8, len(text) + 1, 8):  # a few keystrokes at a time, as the page asks
+            answer = post_json(url, {"model": "shakespeare", "text": text[:cut], "adapt": True, "session": key})
+            key = answer["session"]
+        whole = 64 * ((len(text[:cut]) - 1) // 64)  # the whole segments of 64 (and the character after each)
+        for _ in range(600):  # learning runs in the background: ask again until it has learned them
+            if answer["learned_chars"] == whole:
+                return key
+            time.sleep(0.1)
+            answer = post_json(url, {"model": "shakespeare", "text": text[:cut], "adapt": True, "session": key})
+        raise AssertionError(f"learned {answer['learned_chars']} of {whole} characters")
+
+    keys = dict(zip(writing, run_in_threads([lambda t=t: write(t) for t in writing.values()]), strict=True))
+    got = {w: words(post_json(url, {"model": "shakespeare", "text": probe, "adapt": True, "session": keys[w]}))
+           for w in writing}
+    trained = words(post_json(url, {"model": "shakespeare", "text": probe}))
+    alone = Service(Registry(models, tmp_path / "runs"), JobManager(tmp_path / "runs", threads=1, device="cpu"),
+                    files_dir=tmp_path / "files")
+    for w, text in writing.items():
+        key = alone.complete("shakespeare", text[: 8 * (len(text) // 8)], adapt=True)["session"]
+        assert alone.sessions.idle(60)
+        expected = words(alone.complete("shakespeare", probe, adapt=True, session=key))
+        assert [t for t, _ in got[w]] == [t for t, _ in expected], w
+        assert all(abs(a - b) < 2e-3 for (_, a), (_, b) in zip(got[w], expected, strict=True)), (w, got[w], expected)
+    assert got["a"] != got["b"] and trained not in got.values()
+    assert trained == words(alone.complete("shakespeare", probe))

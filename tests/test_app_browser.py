@@ -102,29 +102,35 @@ def wait_for_popup(page) -> None:
 
 
 def test_autocomplete_next_words_phrases_and_auto_space(page):
-    """At a word start the page offers next words and a phrase; Tab types a word and its space, and
-    punctuation typed right after takes the space's place."""
+    """At the start of a speech the page offers a next word, a phrase, and a name with its colon and new line
+    (shown as ⏎); Tab types a word and its space, punctuation typed right after moves the space after itself,
+    and Enter then takes its place."""
     page.get_by_role("tab", name="Autocomplete").click()
     page.get_by_label("Model").locator("visible=true").first.click()
     page.get_by_role("option", name=re.compile("shipped-shakespeare")).click()
-    threshold = page.get_by_label("number input for Phrase: each further word at least this likely")
-    threshold.fill("0.05")  # the shipped model is sure of "sir,\nI will not" after this text at 0.05, not at 0.5
-    threshold.press("Enter")
     box = page.locator("#ac-input textarea")
     box.click()
-    prefix = "I pray you, "
+    # After this the shipped model offers "DUKE VINCENTIO" (a phrase), "First" and "LUCIO:\n" (its 3 best savers).
+    prefix = "GREMIO:\nGood morrow, neighbour Baptista.\n\n"
     box.press_sequentially(prefix, delay=40)
     wait_for_popup(page)
-    kinds = [b.get_attribute("class") for b in page.locator("#ac-popup .ac-pop.ac-open .ac-item:not([hidden])").all()]
+    shown = page.locator("#ac-popup .ac-pop.ac-open .ac-item:not([hidden])").all()
+    kinds = [b.get_attribute("class") for b in shown]
     items = popup_items(page)
-    assert sum("ac-word" in k for k in kinds) >= 2 and all(items)  # next words, at a word start
-    assert "ac-phrase" in kinds[-1] and " " in items[-1].strip()  # and a phrase of several words, last
+    assert len(items) == 3 and all(items)
+    assert any("ac-phrase" in k for k in kinds) and " " in items[[("ac-phrase" in k) for k in kinds].index(True)]
+    assert any("ac-punctuation" in k and item.endswith(":\u23ce") for k, item in zip(kinds, items, strict=True))
     shot(page, "autocomplete-phrase")
-    page.evaluate("() => { const b = document.querySelector('#ac-popup .ac-word'); b.dataset.space = '1'; }")
+    word = [("ac-word" in k) for k in kinds].index(True)
+    page.evaluate("() => { const b = document.querySelector('#ac-popup .ac-open .ac-word'); b.dataset.space = '1'; }")
+    for _ in range(word):
+        box.press("ArrowDown")
     box.press("Tab")
-    assert box.input_value() == prefix + items[0] + " "  # the word and its space
+    assert box.input_value() == prefix + items[word] + " "  # the word and its space
     box.press(",")
-    assert box.input_value() == prefix + items[0] + ","  # the comma took the space's place
+    assert box.input_value() == prefix + items[word] + ", "  # the comma moved the space after itself
+    box.press("Enter")
+    assert box.input_value() == prefix + items[word] + ",\n"  # and Enter took its place
 
 
 def test_autocomplete_suggests_and_accepts(page):

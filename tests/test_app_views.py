@@ -38,6 +38,8 @@ def test_completions_get_percentages_and_a_status_line():
     assert views.completions({**answer, "skipped": ""})["status"] == "2 completions in 12 ms"
     assert views.completions({**answer, "skipped": "", "cache": "result"})["status"] == (
         "2 completions in 12 ms · asked before, answered from memory")
+    assert views.completions({**answer, "skipped": "", "learned_chars": 1280})["status"] == (
+        "2 completions in 12 ms · learned from 1,280 characters of your text")
 
 
 def test_findings_markdown():

@@ -31,6 +31,7 @@ from charrnn.cli import build_parser, main
 from charrnn.decoding.beam import WORD_END, beam_search, complete
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
+from charrnn.decoding.suggest import SuggestSettings, suggest
 from charrnn.models.rnn import serving_precision
 from charrnn.training.lm import evaluate
 
@@ -242,13 +243,18 @@ def test_complete_json(cli, tiny_run, tiny):
     assert set(data) == {"prefix", "completions", "ms"}
     assert data["prefix"] == prefix and 0 < data["ms"] < wall_ms  # the search's time, within the command's
     assert all(set(c) == {"text", "logprob", "prob", "ended", "kind", "space"} for c in data["completions"])
-    items = [c for c in data["completions"] if c["kind"] == "word"]  # a phrase may follow them
-    assert 1 <= len(items) <= 3 and len(data["completions"]) - len(items) <= 1
-    assert all(0 < c["prob"] <= 1 and c["text"] and not set(c["text"]) & WORD_END for c in items)
+    items = data["completions"]
+    assert 1 <= len(items) <= 3 and all(0 < c["prob"] <= 1 and c["text"] for c in items)
+    assert all(not set(c["text"]) & WORD_END for c in items if c["kind"] == "word")
     assert [c["prob"] for c in items] == sorted((c["prob"] for c in items), reverse=True)
     with as_the_cli(model):
-        expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3)
-    assert [c["text"] for c in items] == [c.text for c in expected]
+        expected = suggest(model, vocab, prepare_prompt(model, vocab, prefix), SuggestSettings(3))
+    assert [(c["text"], c["kind"], c["space"]) for c in items] == [(s.text, s.kind, s.space) for s in expected]
+    # To the end of a phrase or line, the plain completions, as decoding.beam.complete gives them.
+    data = json.loads(cli("complete", tiny_run, prefix, "--json", "--until", "line", "--max-len", 20).stdout)
+    with as_the_cli(model):
+        expected = complete(model, vocab, prepare_prompt(model, vocab, prefix), 3, "line", 20)
+    assert [c["text"] for c in data["completions"]] == [c.text for c in expected]
 
 
 def test_eval_json_on_the_training_text(cli, tiny_run, tiny, small_text):
@@ -572,3 +578,18 @@ def test_folk_check_is_a_command_of_its_own_beside_folk_write(cli):
     written = cli("folk", "--help").stdout  # `charrnn folk MODEL_DIR ...` writes, as documented
     assert written.startswith("usage: charrnn folk [-h] [--meter METER]") and "charrnn folk check FILE.abc" in written
     assert cli("folk", "write", "--help").stdout == written
+
+
+def test_the_shipped_code_model_completes_python(capsys):
+    """models/pystdlib, trained on Python's standard library: small, in half precision, with the PSF licence,
+    and sure of `self` where a method's first parameter begins. No corpus is needed."""
+    shipped = REPO / "models" / "pystdlib"
+    config = json.loads((shipped / "config.json").read_text())
+    assert config["corpus"]["name"] == "pystdlib" and config["weights_dtype"] == "float16"
+    assert (shipped / "model.safetensors").stat().st_size < 4_000_000
+    assert "PYTHON SOFTWARE FOUNDATION LICENSE" in (shipped / "LICENSE").read_text()
+    assert main(["complete", str(shipped), "class Reader:\n    def __init__(se", "--phrases", "off", "--json",
+                 "--threads", "1"]) == 0
+    offered = json.loads(capsys.readouterr().out)["completions"]
+    # "self" with what follows it: "lf," and "lf):\n" (decoding/suggest.py offers a word with its punctuation)
+    assert all(c["text"].startswith("lf") for c in offered) and sum(c["prob"] for c in offered) > 0.9

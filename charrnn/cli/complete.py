@@ -18,7 +18,7 @@ from charrnn.cli.common import (
 from charrnn.data import read_text
 from charrnn.decoding.beam import complete
 from charrnn.decoding.sampling import prepare_prompt
-from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
+from charrnn.decoding.suggest import MAX_SUGGESTIONS, MAX_WIDTH, MAX_WORD, PHRASES, SuggestSettings, suggest
 
 MAX_COMPLETION_LENGTH = 1_000  # characters `complete --max-len` may ask for
 
@@ -33,10 +33,11 @@ def add_parser(sub) -> None:
     p.add_argument("--until", choices=["word", "phrase", "line"], default="word", help="how far to complete")
     p.add_argument("--max-len", type=positive_int, default=30,
                    help=f"longest completion (default 30, at most {MAX_COMPLETION_LENGTH:,})")
-    p.add_argument("--beam", type=positive_int, help="beam width (default max(8, 2 x num))")
-    p.add_argument("--phrases", choices=PHRASES, default="separate",
-                   help="with --until word: also a phrase of several words when the model is confident, beside "
-                        "the words (separate), in place of the last (together), or none (default separate)")
+    p.add_argument("--beam", type=positive_int,
+                   help=f"beam width (default: with --until word {SuggestSettings.width}, else max(8, 2 x num))")
+    p.add_argument("--phrases", choices=PHRASES, default=SuggestSettings.phrases,
+                   help="with --until word: also a phrase of several words when the model is confident, among "
+                        f"the words (together), beside them (separate), or none (default {SuggestSettings.phrases})")
     add_adapt_args(p, "first learn from the prefix (one SGD step per segment: dynamic evaluation)")
     p.set_defaults(func=cmd_complete)
 
@@ -53,9 +54,13 @@ def cmd_complete(args) -> int:
     model = adapted_lm(args, model, vocab, prefix)
     t0 = time.perf_counter()
     prompt = prepare_prompt(model, vocab, prefix, args.unknown, run.char_counts)
-    found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
-    if args.until == "word":
-        found = with_phrase(model, vocab, prompt, found, SuggestSettings(args.num, phrases=args.phrases))
+    if args.until == "word":  # the autocomplete's suggestions: words, words with their punctuation, a phrase
+        settings = SuggestSettings(min(args.num, MAX_SUGGESTIONS), phrases=args.phrases,
+                                   max_len=min(args.max_len, MAX_WORD),
+                                   width=min(args.beam or SuggestSettings.width, MAX_WIDTH))
+        found = suggest(model, vocab, prompt, settings)
+    else:
+        found = complete(model, vocab, prompt, args.num, args.until, args.max_len, args.beam)
     ms = (time.perf_counter() - t0) * 1000
     if args.json:
         items = [{"text": c.text, "logprob": c.logprob, "prob": c.prob, "ended": c.ended,
@@ -66,6 +71,7 @@ def cmd_complete(args) -> int:
         for c in found:
             cut = "" if c.ended else f"  (cut off at --max-len {args.max_len})"
             kind = "  (phrase)" if getattr(c, "kind", "") == "phrase" else ""
-            print(f"{shown}\u2038{c.text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}{kind}")
+            text = c.text.replace("\n", "\u23ce")  # a new line the suggestion types, shown as the Enter sign
+            print(f"{shown}\u2038{text}    p={c.prob:.3f}  logprob={c.logprob:.3f}{cut}{kind}")
         print(f"[{len(found)} completions in {ms:.1f} ms]", file=sys.stderr)
     return 0

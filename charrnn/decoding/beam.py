@@ -57,6 +57,8 @@ WORD_END = set(string.whitespace) | (set(string.punctuation) - {"'", "-", "_"})
 PHRASE_END = set(".,;:!?\n")
 LINE_END = {"\n"}
 UNTIL = {"word": WORD_END, "phrase": PHRASE_END, "line": LINE_END}
+# The suggestions' search (decoding/suggest.py): the word and the punctuation after it, to the next space or new line.
+SEARCHES = {**UNTIL, "separator": set(string.whitespace)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Completion:
     logprob: float
     ended: bool = True  # False if cut off at max_len before the word/phrase/line ended
     end: str = ""  # the likeliest character to follow it (one of those that end it; "" when cut off)
+    end_logprob: float = 0.0  # natural log of the probability of the text followed by `end`
 
     @property
     def prob(self) -> float:
@@ -85,11 +88,11 @@ def complete(model: Decodable, vocab: Vocab, prompt: Prompt, num: int = 3, until
 def complete_all(model: Decodable, vocab: Vocab, prompts: Sequence[Prompt], num: int = 3, until: str = "word",
                  max_len: Sequence[int] = (30,), width: int | None = None) -> list[list[Completion]]:
     """`complete` for many prompts (each with its own max_len) in one batched search: each gets what it would alone."""
-    if until not in UNTIL:
+    if until not in SEARCHES:
         raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
     if min(max_len, default=1) < 1:
         raise CharRNNError(f"beam search length must be at least 1 (got {min(max_len)})")
-    ends = UNTIL[until]
+    ends = SEARCHES[until]
     width = width or max(8, 2 * num)
     logits = torch.cat([p.logits for p in prompts])
     state = prompts[0].state if len(prompts) == 1 else model.concat([p.state for p in prompts])
@@ -110,4 +113,8 @@ def _merged(vocab: Vocab, hyps: list[search.Hypothesis], ends: set[str], num: in
             if ended and h.logprob > end.get(key, (-math.inf, ""))[0]:
                 end[key] = (h.logprob, text[-1])
     best = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:num]
-    return [Completion(text, lp, ended, end.get((text, ended), (0.0, ""))[1]) for (text, ended), lp in best]
+    out = []
+    for (text, ended), lp in best:
+        end_lp, end_char = end.get((text, ended), (0.0, ""))
+        out.append(Completion(text, lp, ended, end_char, end_lp))
+    return out

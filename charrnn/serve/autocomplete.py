@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from charrnn.data import Vocab
-from charrnn.decoding.beam import UNTIL, Completion, complete, complete_all
+from charrnn.decoding.beam import SEARCHES, UNTIL, Completion, complete, complete_all
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.sampling import Prompt, extend_prompt, prepare_prompt
 from charrnn.errors import CharRNNError
@@ -63,14 +64,16 @@ class _ModelCache:
 class Autocompleter:
     """Completions with cached states; one instance serves every user and thread of a server.
 
-    The caches are kept per model object (the `max_models` most recently used ones), so a model
-    loaded again, with new weights, starts with empty caches.
+    The caches are kept per model object, for as long as that object lives (weakly, as the batcher keeps
+    its groups). A cache is only right for the weights its answers came from, so weights are never changed
+    under a model that answers: a model loaded again, or adapted to a writer (serve/adaptation.py), is a
+    new object, with empty caches, and the old one's caches go with it.
     """
 
-    def __init__(self, context: int = CONTEXT, max_states: int = 64, max_results: int = 512, max_models: int = 4):
+    def __init__(self, context: int = CONTEXT, max_states: int = 64, max_results: int = 512):
         self.context = context
-        self.max_states, self.max_results, self.max_models = max_states, max_results, max_models
-        self._caches: OrderedDict[Decodable, _ModelCache] = OrderedDict()
+        self.max_states, self.max_results = max_states, max_results
+        self._caches: weakref.WeakKeyDictionary[Decodable, _ModelCache] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def _cache_for(self, key: Decodable) -> _ModelCache:
@@ -78,9 +81,6 @@ class Autocompleter:
             cache = self._caches.get(key)
             if cache is None:
                 cache = self._caches[key] = _ModelCache()
-                while len(self._caches) > self.max_models:
-                    self._caches.popitem(last=False)
-            self._caches.move_to_end(key)
             return cache
 
     def prompt(self, model: Decodable, vocab: Vocab, text: str, char_counts: list[int] | None = None,
@@ -129,7 +129,7 @@ class Autocompleter:
         run as one batched search.
         """
         t0 = time.perf_counter()
-        if until not in UNTIL:
+        if until not in SEARCHES:
             raise CharRNNError(f"until must be one of {', '.join(UNTIL)}; got {until!r}")
         text = str(text)[-limits.MAX_COMPLETE_TEXT:]
         num = limits.COMPLETIONS.clamp_int(num)

@@ -8,7 +8,6 @@ Errors the user can fix are CharRNNErrors; the app shows their message.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from charrnn.decoding.beam import UNTIL, beam_search
 from charrnn.decoding.interface import Decodable
 from charrnn.decoding.processors import SamplingSettings
 from charrnn.decoding.sampling import generate, prepare_prompt
-from charrnn.decoding.suggest import PHRASES, SuggestSettings, with_phrase
+from charrnn.decoding.suggest import PHRASES, SuggestSettings, offer
 from charrnn.errors import CharRNNError
 from charrnn.folk import render
 from charrnn.folk.check import check_tune
@@ -198,12 +197,13 @@ class Service:
     # --- autocomplete ---------------------------------------------------------------------------------
 
     def complete(self, model, text="", num=limits.COMPLETIONS.default, until="word",
-                 max_len=limits.COMPLETION_LENGTH.default, phrases="separate",
-                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="") -> dict:
+                 max_len=limits.COMPLETION_LENGTH.default, phrases=SuggestSettings.phrases,
+                 phrase_prob=limits.PHRASE_PROB.default, adapt=False, session="", auto_space=True) -> dict:
         """The best completions of `text` (only its last limits.MAX_COMPLETE_TEXT characters are kept), as a dict.
 
         To the end of a word, a phrase of several words comes too when the model is confident (`phrases`:
-        separate, together or off; each further word at least `phrase_prob` likely; decoding/suggest.py).
+        together, separate or off; each further word at least `phrase_prob` likely; decoding/suggest.py), ranked
+        by the keystrokes they save where accepting one types the space after it (`auto_space`) or not.
         With `adapt`, the session's own copy of the model answers and learns from the text
         (serve/adaptation.py); `session` is the key an earlier answer gave (answer["session"]), and an
         unknown or empty one starts a new session.
@@ -214,28 +214,33 @@ class Service:
         text = "" if text is None else str(text)
         num = limits.COMPLETIONS.clamp_int(num)
         lm = self.load(model)
-        adapter = None
+        writer = None
         if adapt:
             session = str(session or "")
             if not self.sessions.held(session):
                 session = self.sessions.new_key()
-            adapter = self.sessions.adapter(session, lm.model)
-        decoder = adapter.model if adapter else lm.model
-        with adapter.lock if adapter else contextlib.nullcontext():  # no learning step while it answers
-            # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
-            # character or two on from a cached state, too little to be worth waiting for company.
-            result = self.autocompleter.complete(decoder, lm.vocab, text, num, until, max_len,
-                                                 char_counts=lm.char_counts, together=self.batcher.together)
-            answer = result.to_dict(tail=text[-32:])
-            known = lm.vocab.known(text[-limits.MAX_COMPLETE_TEXT:], "skip")
-            if until == "word":
-                prompt, _ = self.autocompleter.prompt(decoder, lm.vocab, known, lm.char_counts)  # cached just now
-                settings = SuggestSettings(num, phrases=phrases, phrase_prob=limits.PHRASE_PROB.clamp(phrase_prob))
-                shown = with_phrase(decoder, lm.vocab, prompt, result.completions, settings)
-                answer["completions"] = [s.to_dict() for s in shown]
-        if adapter:
-            self.sessions.learn(adapter, known, lm.vocab)
-            answer["session"], answer["learned_chars"] = session, len(adapter.learned)
+            writer = self.sessions.writer(session, lm.model)
+        # Read once: a model that learning publishes meanwhile answers the next request, never half of this one.
+        # (The count first: learning publishes the model before its count, so this model has learned at least that.)
+        learned = writer.learned_chars if writer else 0
+        decoder = writer.model if writer else lm.model
+        # Concurrent requests' searches run as one (Batcher.together); the prompt is read alone: mostly a
+        # character or two on from a cached state, too little to be worth waiting for company.
+        # To the end of a word, the suggestions (decoding/suggest.py) are chosen from a search of their own.
+        settings = SuggestSettings(num, phrases=phrases, phrase_prob=limits.PHRASE_PROB.clamp(phrase_prob),
+                                   max_len=limits.COMPLETION_LENGTH.clamp_int(max_len), auto_space=bool(auto_space))
+        search = settings.search_args if until == "word" else {"num": num, "until": until, "max_len": max_len}
+        result = self.autocompleter.complete(decoder, lm.vocab, text, **search, char_counts=lm.char_counts,
+                                             together=self.batcher.together)
+        answer = result.to_dict(tail=text[-32:])
+        known = lm.vocab.known(text[-limits.MAX_COMPLETE_TEXT:], "skip")
+        if until == "word":
+            prompt, _ = self.autocompleter.prompt(decoder, lm.vocab, known, lm.char_counts)  # cached just now
+            answer["completions"] = [s.to_dict() for s in offer(decoder, lm.vocab, prompt, result.completions,
+                                                                 settings)]
+        if writer:
+            self.sessions.learn(writer, known, lm.vocab)
+            answer["session"], answer["learned_chars"] = session, learned
         answer["text_len"] = len(text)  # of the text as sent, which the page compares with what is typed now
         return answer
 

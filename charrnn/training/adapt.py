@@ -51,6 +51,15 @@ def _no_cudnn(model: CharRNN):
     return torch.backends.cudnn.flags(enabled=False) if model.device.type == "cuda" else contextlib.nullcontext()
 
 
+def copy_of(model: CharRNN) -> CharRNN:
+    """A new module with `model`'s weights and step precision, in eval mode (deepcopy cannot copy the packed
+    step weights)."""
+    copy = type(model)(model.cfg).to(model.device)
+    copy.load_state_dict(model.state_dict())
+    copy.step_precision = model.step_precision
+    return copy.eval()
+
+
 class Adapter:
     """A private copy of a language model that learns from one text as it arrives.
 
@@ -61,10 +70,7 @@ class Adapter:
     def __init__(self, base: CharRNN, settings: AdaptSettings | None = None):
         self.settings = settings or AdaptSettings()
         self.base = base
-        # A fresh module with the same weights (deepcopy cannot copy the packed step weights).
-        self.model = type(base)(base.cfg).to(base.device)
-        self.model.load_state_dict(base.state_dict())
-        self.model.eval()
+        self.model = copy_of(base)
         self.lock = threading.RLock()
         self._origin = [p.detach() for p in base.parameters()]
         self._state = None  # the state carried from the last segment learned

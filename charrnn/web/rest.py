@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from charrnn.decoding.suggest import SuggestSettings
 from charrnn.errors import CharRNNError
 from charrnn.serve import limits
 from charrnn.serve.service import Service
@@ -112,11 +113,11 @@ class CompleteBody(BaseModel):
     num: int = limits.COMPLETIONS.default
     until: str = "word"
     max_len: int = limits.COMPLETION_LENGTH.default
-    phrases: str = "separate"
+    phrases: str = SuggestSettings.phrases
     phrase_prob: float = limits.PHRASE_PROB.default
     adapt: bool = False
     session: str = ""
-    auto_space: bool = True  # the page's: whether accepting a word types the space after it
+    auto_space: bool = True  # whether accepting a word types the space after it: the ranking counts it
 
 
 class ForgetBody(BaseModel):
@@ -164,7 +165,7 @@ def routes(service: Service, concurrency: dict[str, int | None], waiting: int, l
             return body
         return await complete_gate.run(_answer, lambda: shown(body, service.complete(
             body.model, body.text, body.num, body.until, body.max_len, body.phrases, body.phrase_prob, body.adapt,
-            body.session)))
+            body.session, body.auto_space)))
 
     async def complete(request: Request):
         """The best completions of the text (as the /complete event, without its HTML)."""

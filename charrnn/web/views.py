@@ -57,6 +57,8 @@ def completions(answer: dict) -> dict:
         shown["status"] += " · asked before, answered from memory"
     if answer.get("skipped"):
         shown["status"] += f" · the model does not know {answer['skipped'][:10]!r}"
+    if answer.get("learned_chars"):  # "learn from my text": how much of it the answering model has learned
+        shown["status"] += f" · learned from {answer['learned_chars']:,} characters of your text"
     return shown
 
 

@@ -1,7 +1,7 @@
 // The autocomplete box: completions float beside the caret; Tab or a click accepts one, Up/Down choose,
 // Escape hides them. With auto-space (the answer's auto_space), accepting a word the model expects a space
-// after types that space too; punctuation or Enter typed right after it replaces the space, as phone
-// keyboards do. Gradio's Textbox fires `.input` on keypress only, so edits that make none (Backspace,
+// after types that space too; Enter typed right after it takes the space's place, and punctuation moves the
+// space after itself, as phone keyboards do (benchmarks/bench_ksr.py's Page does the same). Gradio's Textbox fires `.input` on keypress only, so edits that make none (Backspace,
 // paste, an accepted completion) get a synthetic keypress to ask for new completions.
 // The popup's gr.HTML calls this from its js_on_load with Gradio's `element`, `props` and `watch`
 // (charrnn/web/tabs/autocomplete.py); the page loads this file from the app itself (charrnn/web/app.py).
@@ -50,7 +50,8 @@ window.charrnnAutocomplete = function (element, props, watch) {
       const ok = x !== null && c.length > ex.length && c.slice(0, ex.length).join('') === x;
       b.hidden = !ok;
       b.querySelector('.ac-typed').textContent = ok ? x : '';
-      b.querySelector('.ac-rest').textContent = ok ? c.slice(ex.length).join('') : '';
+      b.dataset.rest = ok ? c.slice(ex.length).join('') : '';  // what accepting it types
+      b.querySelector('.ac-rest').textContent = b.dataset.rest.replace(/\n/g, '\u23ce');  // a new line as ⏎
     });
     const items = visible();
     if (selected >= items.length) selected = 0;
@@ -67,7 +68,7 @@ window.charrnnAutocomplete = function (element, props, watch) {
     const t = area(); if (!t || !b) return;
     t.focus();
     const space = !!state().auto_space && b.dataset.space === '1';
-    t.value = t.value + b.querySelector('.ac-rest').textContent + (space ? ' ' : '');
+    t.value = t.value + b.dataset.rest + (space ? ' ' : '');
     spaced = space ? t.value : null;
     t.selectionStart = t.selectionEnd = t.value.length;
     t.dispatchEvent(new Event('input', {bubbles: true}));
@@ -115,7 +116,7 @@ window.charrnnAutocomplete = function (element, props, watch) {
   }
   window.charrnnAutocompleteAsk = (model, text, num, until, maxLen, phrases, phraseProb, autoSpace, adapt) =>
     send({model: model || '', text: text || '', num: num, until: until, max_len: maxLen,
-          phrases: phrases ? 'separate' : 'off', phrase_prob: phraseProb, auto_space: !!autoSpace,
+          phrases: phrases ? undefined : 'off', phrase_prob: phraseProb, auto_space: !!autoSpace,  // on: the default
           adapt: !!adapt, session: session});
   window.charrnnAutocompleteForget = async () => {
     if (!session) return;
@@ -137,7 +138,15 @@ window.charrnnAutocomplete = function (element, props, watch) {
     document.addEventListener('keydown', (e) => {
       const t = area(); if (e.target !== t) return;
       if (spaced !== null && t.value === spaced && SMART.includes(e.key)) {
-        t.value = t.value.slice(0, -1);  // the punctuation takes the auto-space's place
+        t.value = t.value.slice(0, -1);  // the punctuation or new line takes the auto-space's place
+        if (e.key !== 'Enter') {  // and a punctuation mark moves the space after itself
+          e.preventDefault();
+          t.value += e.key + ' ';
+          spaced = t.value;
+          t.selectionStart = t.selectionEnd = t.value.length;
+          t.dispatchEvent(new Event('input', {bubbles: true}));
+          return;
+        }
         t.selectionStart = t.selectionEnd = t.value.length;
       }
       if (e.key !== 'Tab') spaced = null;

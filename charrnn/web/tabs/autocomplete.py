@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from charrnn.decoding.suggest import SuggestSettings
 from charrnn.serve import limits
 from charrnn.serve import service as svc
 from charrnn.web import views
@@ -24,8 +25,8 @@ def build(page: Page) -> None:
     @user_errors
     def complete(model, text, num, until, max_len, phrases, phrase_prob, auto_space, adapt, session):
         """The best completions of the text: {text_len, tail, ms, cache, status, completions: [{text, pct, ...}]}."""
-        answer = service.complete(model, text, num, until, max_len, "separate" if phrases else "off", phrase_prob,
-                                  adapt, session)
+        answer = service.complete(model, text, num, until, max_len, SuggestSettings.phrases if phrases else "off",
+                                  phrase_prob, adapt, session, auto_space)
         return views.completions({**answer, "auto_space": bool(auto_space)}), answer.get("session", session)
 
     @user_errors
