@@ -244,8 +244,7 @@ class _Matrix(NamedTuple):
         if precision == "bf16":
             return cls(w, w, None, torch.ops.mkldnn._reorder_linear_weight(w.bfloat16()))
         if precision == "int8":
-            span = torch.zeros(1, w.shape[1], device=w.device)
-            span[0, :2] = torch.tensor([-1.0, 1.0])
+            span = torch.linspace(-1.0, 1.0, w.shape[1], device=w.device).view(1, -1)
             return cls(w, w, None, int8=_int8_packed(w), span=span)
         onednn = pack and w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkldnn.is_available()
         return cls(w.t().contiguous(), w, torch.ops.mkldnn._reorder_linear_weight(w) if onednn else None)
