@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from charrnn.cli import CommandParser
+from charrnn.cli.common import positive_float, positive_int
 from charrnn.errors import CharRNNError
 from charrnn.serve.limits import MAX_UPLOAD_MB
 from charrnn.web import access
@@ -19,8 +21,8 @@ MAX_SESSIONS = 256  # each holds ~150 KB of Gradio state; see --max-sessions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="The charrnn web app: generate, autocomplete, folk tunes, look inside a "
-                                            "model, pronounce words, training.")
+    p = CommandParser(prog="app.py", description="The charrnn web app: generate, autocomplete, folk tunes, look "
+                                                 "inside a model, pronounce words, training.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=access.port_number, default=access.default_port(),
                    help=f"default ${access.PORT_VARIABLE}, else {access.DEFAULT_PORT}")
@@ -35,12 +37,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="folder of model folders (config.json + model.safetensors each); default ./models")
     p.add_argument("--runs", default=None, help="where the Train tab writes its runs (default: runs/app/ beside "
                                                 "the models folder); they appear in the model menus as trained/NAME")
-    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, help=f"default {MAX_UPLOAD_MB}")
-    p.add_argument("--queue-size", type=int, default=64, help="requests waiting at most; more get 'queue is full'")
-    p.add_argument("--max-sessions", type=int, default=MAX_SESSIONS,
+    p.add_argument("--max-upload-mb", type=positive_float, default=MAX_UPLOAD_MB, help=f"default {MAX_UPLOAD_MB}")
+    p.add_argument("--queue-size", type=positive_int, default=64,
+                   help="requests waiting at most; more get 'queue is full'")
+    p.add_argument("--max-sessions", type=positive_int, default=MAX_SESSIONS,
                    help=f"browser sessions whose state (a tab's tune history) is kept; the oldest go first "
                         f"(default {MAX_SESSIONS}). Every API call without a session is a new one.")
-    p.add_argument("--train-threads", type=int, default=None,
+    p.add_argument("--train-threads", type=positive_int, default=None,
                    help="CPU threads for a training job (default: the cores no other process is using, less one "
                         "left to the page's requests, looked at again every 5 s; inference uses 1)")
     p.add_argument("--train-device", default="auto", choices=["auto", "cpu", "cuda", "mps"])

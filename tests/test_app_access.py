@@ -111,9 +111,18 @@ def test_a_port_in_use_is_one_line(taken_port):
 def test_the_port_variable_is_the_default_port(taken_port):
     line = one_error_line(run_app(env={access.PORT_VARIABLE: str(taken_port)}))
     assert f"port {taken_port}" in line  # the app tried the variable's port, not 7860
-    bad = run_app(env={access.PORT_VARIABLE: "x"})  # argparse's usage, then one line
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].endswith(
-        f"(from --port or ${access.PORT_VARIABLE}), not 'x'")
+    bad = run_app(env={access.PORT_VARIABLE: "x"})
+    assert bad.returncode == 2 and one_error_line(bad).endswith(f"(from --port or ${access.PORT_VARIABLE}), not 'x'")
+
+
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--queue-size", "0", "must be at least 1, got 0"), ("--max-sessions", "-3", "must be at least 1, got -3"),
+    ("--train-threads", "x", "must be a whole number, got 'x'"), ("--max-upload-mb", "0", "must be above 0, got 0"),
+])
+def test_a_bad_number_flag_is_one_line(flag, value, says):
+    """Each is refused before anything starts, as the command line refuses its own (one line, exit 2)."""
+    bad = run_app(flag, value)
+    assert bad.returncode == 2 and one_error_line(bad) == f"app.py: error: argument {flag}: {says}"
 
 
 def test_another_address_needs_a_login():
