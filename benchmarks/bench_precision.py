@@ -54,7 +54,9 @@ def main() -> None:
     text = (REPO.parent / "shared" / "corpora" / "tinyshakespeare.txt").read_text(encoding="utf-8")
     held_out = torch.as_tensor(vocab.encode(text[int(len(text) * 0.95) :]), dtype=torch.long)
     prompt = prepare_prompt(model, vocab, "ROMEO:\n", "error", run.char_counts)
-    runnable = [p for p in PRECISIONS if p != "int8" or int8_supported()]
+    can = {"fp32": True, "bf16": torch.backends.mkldnn.is_available(), "int8": int8_supported()}
+    runnable = [p for p in PRECISIONS if can[p]]
+    prefixes = [prepare_prompt(model, vocab, text[-20_000 + i : -19_960 + i], "skip") for i in range(0, 2000, 100)]
     def beam() -> int:
         beam_search(model, vocab, prompt, 8, args.chars // 10)
         return args.chars // 10
@@ -63,7 +65,6 @@ def main() -> None:
                                                             SamplingSettings(0.8, seed=1)))),
             "beam 8 chars/s": beam,
             "completions/s": lambda: sum(1 for p in prefixes if complete(model, vocab, p))}
-    prefixes = [prepare_prompt(model, vocab, text[-20_000 + i : -19_960 + i], "skip") for i in range(0, 2000, 100)]
     speeds = {(w, p): [] for w in work for p in runnable}
     for _ in range(args.rounds):
         for (what, precision), got in speeds.items():
