@@ -21,6 +21,7 @@ from charrnn.seq2seq.data import TOKENS
 from charrnn.training import autosize
 from charrnn.training.config import BaseTrainConfig, resume_config, train_config
 from charrnn.training.defaults import DEFAULT_EPOCHS, lm_defaults
+from charrnn.training.distributed import leave
 from charrnn.training.trainer import Trainer
 
 
@@ -159,12 +160,13 @@ def run_training(args: argparse.Namespace, kind: str, verb: str,
     for note in trainer.notes if trainer.dist.main else ():
         print(note, file=sys.stderr)
     result = trainer.run()
-    if not trainer.dist.main:  # under torchrun, rank 0 speaks for all
-        return 130 if result["status"] == "interrupted" else 0
-    print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
-          f"{loss_text(result['best_val_loss'], unit, result['best_train_loss'])}; run: {cfg.out}")
-    if result["status"] == "interrupted":
-        launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
-        print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)
-        return 130
-    return 0
+    code = 130 if result["status"] == "interrupted" else 0
+    if trainer.dist.main:  # under torchrun, rank 0 speaks for all
+        print(f"{result['status']} at step {result['step']} after {result['elapsed']:.0f}s; "
+              f"{loss_text(result['best_val_loss'], unit, result['best_train_loss'])}; run: {cfg.out}")
+        if code:
+            launcher = "torchrun ... -m charrnn" if trainer.dist.enabled else "charrnn"
+            print(f"resume with: {launcher} {verb} --out {cfg.out} --resume", file=sys.stderr)
+    if trainer.dist.enabled:
+        leave(code)
+    return code

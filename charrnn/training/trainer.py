@@ -398,9 +398,6 @@ class Trainer:
                 last_record = self._timed_eval(losses, interval_chars, interval_time)
         if self.dist.main:
             self._write_config(status=status)
-        # DDP's reducer holds the process group; drop it first so nothing of Gloo's outlives the group
-        # into interpreter shutdown (a rank that exits holding it can abort: "terminate called ...").
-        self.net = self.model
         self.dist.close()
         return {"status": status, "step": self.step, "best_val_loss": self._best("val"),
                 "best_train_loss": self._best("train"), "elapsed": self.elapsed,
