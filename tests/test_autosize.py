@@ -227,6 +227,27 @@ def test_a_budget_is_not_refused_on_cached_figures_alone(timed, tmp_path):
     assert choice == replace(clean, timing_s=choice.timing_s)  # ... and the rest, which it contradicts
 
 
+def test_a_cache_slow_throughout_is_caught_by_the_chosen_shapes_own_timing(timed, tmp_path):
+    clean = pick(2700, 12_000_000, tmp_path / "clean")
+    # Every figure 300x too slow, consistently: slow enough to pick a tiny model for 45 minutes, not to refuse
+    # (what a busy hour left on this machine: a 45m run on 12M characters got 1x192 where 2x512 belongs).
+    poison(tmp_path / "cache", "lstm", 128,
+           {ladder_shape(*s[:2]): fake_speed("lstm", ladder_shape(*s[:2]), 128, CPU) / 300
+            for s in autosize.LADDER if s[0] == 1})
+    timed.clear()
+    choice = pick(2700, 12_000_000, tmp_path)
+    assert choice == replace(clean, timing_s=choice.timing_s)
+    assert timed[0] != Shape(clean.layers, clean.hidden, clean.embed, clean.batch_size, clean.seq_len)
+
+
+def test_a_right_cache_costs_one_timing_the_chosen_shapes(timed, tmp_path):
+    clean = pick(600, 1_000_000, tmp_path)
+    timed.clear()
+    choice = pick(600, 1_000_000, tmp_path)
+    assert choice == replace(clean, timing_s=choice.timing_s)
+    assert timed == [Shape(clean.layers, clean.hidden, clean.embed, clean.batch_size, clean.seq_len)]
+
+
 def test_a_runs_own_speed_corrects_the_cached_figure(tmp_path):
     shape = ladder_shape(1, 256)
     poison(tmp_path, "lstm", 128, {shape: 1000.0})

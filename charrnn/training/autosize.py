@@ -5,10 +5,13 @@ The rule, with every constant in the block below:
 1. The candidates are LADDER's shapes, walked from the one nearest START_PARAMS up (while they fit)
    or down (until one fits). Each one's training speed on this device (chars/s at its batch) is timed
    for a few steps on random ids (the median step counts), and cached per device and shape, so only the
-   first run on a machine pays for it (the time is counted in the budget). A cached figure that the
-   others contradict (a larger shape faster than a smaller one, or TRUST times slower than a smaller one's
-   figure scaled by parameters) is timed again, a run's own speed corrects its shape's figure when they
-   differ by more than DRIFT times, and a budget is refused only on a figure timed in this run.
+   first run on a machine pays for most of it (the time is counted in the budget). A cached figure that
+   the others contradict (a larger shape faster than a smaller one, or TRUST times slower than a smaller
+   one's figure scaled by parameters) is timed again. The chosen shape is always timed again, briefly: if
+   it runs DRIFT times faster than its cached figure, the cache was timed on a busy machine (its figures
+   can all be slow and still agree), and the walk starts over, timing every shape. A budget is refused
+   only on a figure timed in this run, and a run's own speed corrects its shape's figure when they differ
+   by more than DRIFT times.
 2. A shape fits when the budget lets it read at least chars_per_param(budget) characters per parameter
    (compute: CHARS_PER_PARAM at REFERENCE_S, fewer for longer budgets) in at least MIN_STEPS steps, and it
    has at most PARAMS_PER_CHAR parameters per training character (data). The largest shape that fits
@@ -135,7 +138,7 @@ class Choice:
     chars_per_s: float
     est_epochs: float
     est_steps: int
-    timing_s: float  # spent timing shapes in this run (0 when every speed came from the cache)
+    timing_s: float  # spent timing shapes in this run (the chosen one at least: a cached figure is confirmed)
 
     def line(self) -> str:
         """E.g. 'auto: LSTM 1x384, batch 32x64, lr 4e-3, dropout 0 for 2m on 1.0M chars (est. 3.1 epochs)'."""
@@ -186,9 +189,9 @@ def dropout_for(epochs: float) -> float:
 class Speeds:
     """Measured training speeds, cached in the cache directory per machine (device, CPU, threads, torch).
 
-    A cached figure is used only if the others agree with it (`_trusted`); a run that measures its own
-    speed corrects the figure (`correct`). Timing on a busy machine only ever slows a shape down, so a
-    figure that is re-timed keeps the faster of the two.
+    A cached figure is used only if the others agree with it (`_trusted`) and the cache has not been caught
+    slow in this run (`distrust`); a run that measures its own speed corrects the figure (`correct`). Timing
+    on a busy machine only ever slows a shape down, so a figure that is re-timed keeps the faster of the two.
     """
 
     def __init__(self, cache_dir: str | Path | None, machine: str, device: torch.device):
@@ -196,10 +199,19 @@ class Speeds:
         self.machine, self.device = f"{machine}, torch {torch.__version__}", device
         self.timing_s = 0.0  # spent timing, this run
         self.timed: set[str] = set()  # the keys timed in this run
+        self.distrusted = False  # a figure was caught slow in this run: every other is timed again
 
     def left(self, budget: float) -> float:
         """Seconds of `budget` left for training after the timing done so far in this run."""
         return budget - self.timing_s
+
+    def distrust(self) -> None:
+        """Time every shape again in this run: figures that agree with each other were all timed while busy."""
+        self.distrusted = True
+
+    def timed_now(self, cell: str, shape: Shape, vocab: int) -> bool:
+        """Whether this run timed `shape` itself (its figure is not the cache's)."""
+        return shape.key(cell, -(-vocab // VOCAB_STEP) * VOCAB_STEP) in self.timed
 
     def _read(self) -> dict:
         try:
@@ -228,7 +240,8 @@ class Speeds:
         vocab = -(-vocab // VOCAB_STEP) * VOCAB_STEP  # nearby vocabularies cost the same: one entry
         key, known = shape.key(cell, vocab), self._known()
         cached = known.get(key)
-        if cached is not None and (key in self.timed or (not fresh and _trusted(cell, shape, vocab, cached, known))):
+        if cached is not None and (key in self.timed or (
+                not (fresh or self.distrusted) and _trusted(cell, shape, vocab, cached, known))):
             return cached
         t0 = time.perf_counter()
         speed = max(measure(cell, shape, vocab, self.device), cached or 0.0)
@@ -376,10 +389,15 @@ def choose(cfg: TrainConfig, keep: Collection[str], train_chars: int, vocab: int
     if picked is None:  # not even the smallest fits: it is the choice if it gets MIN_STEPS steps
         picked = (shapes[0], tried[0])
     shape, speed = _batched(*picked, speeds.left(budget), keep, speeds, cell, vocab, train_chars)
-    if speed * speeds.left(budget) < MIN_STEPS * shape.batch * shape.seq_len:  # a refusal is never on cached figures
+    if not speeds.timed_now(cell, shape, vocab):  # a choice (or a refusal) is never on cached figures alone
         fresh = speeds.get(cell, shape, vocab, fresh=True)
-        if fresh > speed:  # the cache was slow: walk again, re-timing the figures the new one contradicts
+        short = speed * speeds.left(budget) < MIN_STEPS * shape.batch * shape.seq_len
+        if fresh > DRIFT * speed or (short and fresh > speed):
+            # The cache was slow, and its figures may all be, agreeing with each other (a busy hour timed them
+            # all): walk again, timing every shape afresh.
+            speeds.distrust()
             return choose(cfg, keep, train_chars, vocab, speeds)
+        speed = fresh
     seconds = speeds.left(budget)
     steps = int(speed * seconds / (shape.batch * shape.seq_len))
     if steps < MIN_STEPS:
