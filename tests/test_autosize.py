@@ -215,29 +215,24 @@ def test_a_larger_shape_faster_than_a_smaller_one_gets_the_smaller_timed_again(t
     assert timed == [small]  # the larger one's figure agrees with the rest: kept
 
 
-def test_a_budget_is_not_refused_on_cached_figures_alone(timed, tmp_path):
-    clean = pick(120, 1_000_000, tmp_path / "clean")
-    # Every figure 1000x too slow, consistently (timed while the machine was busy): they trust each other.
+@pytest.mark.parametrize("budget, chars, slower", [
+    (120, 1_000_000, 1000),  # so slow that every budget would be refused on them
+    # slow enough to pick a tiny model for 45 minutes, not to refuse: what a busy hour left on this machine
+    # (a 45m run on 12M characters got 1x192 where 2x512 belongs)
+    (2700, 12_000_000, 300),
+])
+def test_a_cache_slow_throughout_is_caught_by_the_chosen_shapes_own_timing(timed, tmp_path, budget, chars, slower):
+    clean = pick(budget, chars, tmp_path / "clean")
+    # Every figure too slow, consistently (timed while the machine was busy): they trust each other.
     poison(tmp_path / "cache", "lstm", 128,
-           {ladder_shape(*s[:2]): fake_speed("lstm", ladder_shape(*s[:2]), 128, CPU) / 1000
+           {ladder_shape(*s[:2]): fake_speed("lstm", ladder_shape(*s[:2]), 128, CPU) / slower
             for s in autosize.LADDER if s[0] == 1})
     timed.clear()
-    choice = pick(120, 1_000_000, tmp_path)
-    assert timed[0] == ladder_shape(1, 64)  # before refusing, the smallest was timed: the cache was wrong
-    assert choice == replace(clean, timing_s=choice.timing_s)  # ... and the rest, which it contradicts
-
-
-def test_a_cache_slow_throughout_is_caught_by_the_chosen_shapes_own_timing(timed, tmp_path):
-    clean = pick(2700, 12_000_000, tmp_path / "clean")
-    # Every figure 300x too slow, consistently: slow enough to pick a tiny model for 45 minutes, not to refuse
-    # (what a busy hour left on this machine: a 45m run on 12M characters got 1x192 where 2x512 belongs).
-    poison(tmp_path / "cache", "lstm", 128,
-           {ladder_shape(*s[:2]): fake_speed("lstm", ladder_shape(*s[:2]), 128, CPU) / 300
-            for s in autosize.LADDER if s[0] == 1})
-    timed.clear()
-    choice = pick(2700, 12_000_000, tmp_path)
+    choice = pick(budget, chars, tmp_path)
     assert choice == replace(clean, timing_s=choice.timing_s)
-    assert timed[0] != Shape(clean.layers, clean.hidden, clean.embed, clean.batch_size, clean.seq_len)
+    # First timed: the small shape the slow figures chose (or would have refused with), caught slow.
+    assert timed[0].params("lstm", 65) < Shape(clean.layers, clean.hidden, clean.embed, clean.batch_size,
+                                               clean.seq_len).params("lstm", 65)
 
 
 def test_a_right_cache_costs_one_timing_the_chosen_shapes(timed, tmp_path):
