@@ -581,12 +581,13 @@ def test_folk_check_is_a_command_of_its_own_beside_folk_write(cli):
 
 
 def test_the_shipped_code_model_completes_python(capsys):
-    """models/pystdlib, trained on Python's standard library: small, in half precision, with the PSF licence,
-    and sure of `self` where a method's first parameter begins. No corpus is needed."""
+    """models/pystdlib, trained on Python's standard library: under 8 MB (as the other shipped LMs), in half
+    precision, with the PSF licence, and sure of `self` where a method's first parameter begins. No corpus is
+    needed."""
     shipped = REPO / "models" / "pystdlib"
     config = json.loads((shipped / "config.json").read_text())
     assert config["corpus"]["name"] == "pystdlib" and config["weights_dtype"] == "float16"
-    assert (shipped / "model.safetensors").stat().st_size < 4_000_000
+    assert (shipped / "model.safetensors").stat().st_size < 8_000_000
     assert "PYTHON SOFTWARE FOUNDATION LICENSE" in (shipped / "LICENSE").read_text()
     assert main(["complete", str(shipped), "class Reader:\n    def __init__(se", "--phrases", "off", "--json",
                  "--threads", "1"]) == 0
