@@ -10,7 +10,7 @@ import torch
 
 from charrnn.data import Vocab
 from charrnn.decoding.loop import NO_IDS, History, decode, steps
-from charrnn.decoding.processors import ForbidFirst, RepetitionPenalty, SamplingSettings, Temperature
+from charrnn.decoding.processors import ForbidFirst, NoRepeat, RepetitionPenalty, SamplingSettings, Temperature
 from charrnn.decoding.sampling import Forced, Guided, Sample
 from charrnn.decoding.search import Beam, BeamHypotheses, Greedy, beam_search, greedy_search
 from charrnn.decoding.stopping import Stopping
@@ -116,6 +116,36 @@ def test_greedy_with_a_repetition_penalty_sees_the_ids_it_wrote():
     (penalised,) = greedy_search(model, *model.start(), Stopping(6), [RepetitionPenalty(2.0)])
     assert plain.tokens == (0,) * 6
     assert penalised.tokens == (0, 1, 2, 0, 0, 0)
+
+
+def test_no_repeat_forbids_what_followed_an_earlier_run_equal_to_the_last():
+    logits = torch.zeros(2, 4)
+    ids = torch.tensor([[0, 1, 2, 0, 1], [3, 3, 2, 1, 0]])  # row 0 ends "0 1", which "2" followed before
+    out = NoRepeat(3)(ids, logits)
+    assert out[0].tolist() == [0, 0, -math.inf, 0] and out[1].tolist() == [0, 0, 0, 0]
+    assert torch.equal(NoRepeat(6)(ids, logits), logits)  # no run of 6 written yet
+    everything = torch.tensor([[0, 1, 0, 0]])  # after "0", both "1" and "0" came before: all would go
+    assert torch.equal(NoRepeat(2)(everything, logits[:1, :2]), logits[:1, :2])
+
+
+@pytest.mark.parametrize("n", [1, -3, 2.5, "16", True, None])
+def test_no_repeat_checks_its_argument(n):
+    with pytest.raises(CharRNNError, match="no-repeat length must be a whole number of characters >= 2"):
+        SamplingSettings(no_repeat=n)
+    assert SamplingSettings(no_repeat=0).processors == ()
+
+
+def test_greedy_that_loops_leaves_the_loop_and_never_writes_a_run_twice():
+    """Logits 0 -> 1 -> 2 -> 0 ...: greedy loops "0 1 2" forever; with no-repeat 4 no run of 4 comes twice."""
+    table = torch.full((4, 4), -5.0)
+    table[0, 1] = table[1, 2] = table[2, 0] = 5.0
+    table[:, 3] = 0.0
+    model = Bigram(table)
+    (plain,) = greedy_search(model, *model.start(), Stopping(12))
+    assert plain.tokens == (1, 2, 0) * 4
+    (free,) = greedy_search(model, *model.start(), Stopping(12), list(SamplingSettings(0, no_repeat=4).processors))
+    runs = [free.tokens[i : i + 4] for i in range(len(free.tokens) - 3)]
+    assert len(runs) == len(set(runs)) and free.tokens[:3] == (1, 2, 0)
 
 
 def test_forbid_first_masks_only_the_first_step():

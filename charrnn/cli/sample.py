@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--top-p", type=finite_float, help="nucleus sampling: the smallest set with this much probability")
     p.add_argument("--repetition-penalty", type=finite_float, default=1.0,
                    help="above 1, characters already generated are less likely (default 1: none)")
+    p.add_argument("--no-repeat", type=non_negative_int, default=0, metavar="N",
+                   help="never write the same run of N characters twice (N >= 2; e.g. 16 ends the loops of greedy "
+                        "text; default 0: off)")
     p.add_argument("--num", type=positive_int, default=1,
                    help="how many samples, each after a line '--- sample I of N (seed S) ---' when more than one "
                         "(with --beam: how many of the best beams; the beam widens to fit)")
@@ -66,13 +69,15 @@ def cmd_sample(args) -> int:
     if args.length > limit:
         raise BadValue(f"argument --length: must be at most {limit:,}{' with --beam' if args.beam else ''}, "
                        f"got {args.length:,}")
-    given = {"temperature": args.temperature, "top-k": args.top_k or None, "top-p": args.top_p, "seed": args.seed}
+    given = {"temperature": args.temperature, "top-k": args.top_k or None, "top-p": args.top_p, "seed": args.seed,
+             "repetition-penalty": args.repetition_penalty if args.repetition_penalty != 1 else None,
+             "no-repeat": args.no_repeat or None}
     if args.beam and (note := unused_by_beam(name for name, value in given.items() if value is not None)):
         print(f"charrnn: note: {note}", file=sys.stderr)
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     with bad_values():  # the settings' own checks, before the model is loaded
         settings = SamplingSettings(temperature, args.top_k or None, args.top_p, stop=tuple(args.stop),
-                                    repetition_penalty=args.repetition_penalty)
+                                    repetition_penalty=args.repetition_penalty, no_repeat=args.no_repeat)
     prime = read_text(args.prime_file, args.encoding) if args.prime_file else args.prime
     model, vocab, run = load_lm(args)
     model = adapted_lm(args, model, vocab, prime)

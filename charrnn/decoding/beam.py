@@ -21,13 +21,14 @@ from charrnn.decoding.stopping import Stopping
 from charrnn.errors import CharRNNError
 
 SAMPLING_ONLY = ("temperature", "top-k", "top-p", "seed")  # what beam search never uses: it ranks, it draws nothing
+SAMPLING_HISTORY = ("repetition-penalty", "no-repeat")  # the sampler's processors of the text so far (CLI only)
 
 
 def unused_by_beam(given: Iterable[str]) -> str:
-    """The line saying which of the given settings (SAMPLING_ONLY's names) beam search leaves unused; ""
-    for none. The CLI and the app say it rather than ignore such settings silently."""
+    """The line saying which of the given settings (SAMPLING_ONLY's and SAMPLING_HISTORY's names) beam search
+    leaves unused; "" for none. The CLI and the app say it rather than ignore such settings silently."""
     given = set(given)  # once: `given` may be an iterator
-    names = [name for name in SAMPLING_ONLY if name in given]
+    names = [name for name in SAMPLING_ONLY + SAMPLING_HISTORY if name in given]
     if not names:
         return ""
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -93,6 +93,31 @@ class RepetitionPenalty:
         return logits.scatter(-1, ids, torch.where(seen > 0, seen / self.penalty, seen * self.penalty))
 
 
+class NoRepeat:
+    """Forbid the character that would repeat, for the second time in the row, a run of `n` characters it already
+    wrote (Hugging Face's no_repeat_ngram_size, for characters): greedy or cold text that loops must leave the
+    loop after n - 1 characters of a repeat. A row where that would forbid every character keeps them all."""
+
+    def __init__(self, n: int):
+        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 2):
+            raise CharRNNError(f"no-repeat length must be a whole number of characters >= 2 (0 or leaving it out "
+                               f"allows repeats); got {n}")
+        self.n = n
+
+    def __call__(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        n, t = self.n, ids.shape[-1]
+        if t < n:  # no run of n characters written yet
+            return logits
+        # Each earlier run of n - 1 characters (starting at 0 .. t - n) that equals the last n - 1: the character
+        # that followed it is forbidden now.
+        earlier = ids.unfold(-1, n - 1, 1)[:, : t - n + 1]
+        hit = (earlier == ids[:, None, t - n + 1 :]).all(-1)
+        forbid = torch.zeros(logits.shape, dtype=torch.int32, device=logits.device)
+        forbid = forbid.scatter_add(-1, ids[:, n - 1 :], hit.int()) > 0
+        forbid &= ~forbid.all(-1, keepdim=True)
+        return logits.masked_fill(forbid, -math.inf)
+
+
 class ForbidFirst:
     """The first token of every row may not be one of `tokens` (folk's title never begins with a bar line)."""
 
@@ -127,6 +152,7 @@ class SamplingSettings:
     seed: int | None = None  # same seed, same text
     stop: tuple[str, ...] = ()  # end a sample after any of these strings (which is kept)
     repetition_penalty: float = 1.0  # above 1, characters already generated are less likely
+    no_repeat: int = 0  # n >= 2: no run of n characters is written twice in a row's text (0: off)
     processors: tuple[LogitsProcessor, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -141,6 +167,8 @@ class SamplingSettings:
         object.__setattr__(self, "greedy", bool(self.greedy or t == 0))
         penalty = RepetitionPenalty(self.repetition_penalty)
         chain: list[LogitsProcessor] = [penalty] if penalty.penalty != 1 else []
+        if self.no_repeat != 0:
+            chain.insert(0, NoRepeat(self.no_repeat))
         warpers: list[LogitsProcessor] = []  # built (so checked) even when greedy leaves them out
         if t not in (0, 1):
             warpers.append(Temperature(t))
