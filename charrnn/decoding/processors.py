@@ -94,9 +94,9 @@ class RepetitionPenalty:
 
 
 class NoRepeat:
-    """Forbid the character that would repeat, for the second time in the row, a run of `n` characters it already
-    wrote (Hugging Face's no_repeat_ngram_size, for characters): greedy or cold text that loops must leave the
-    loop after n - 1 characters of a repeat. A row where that would forbid every character keeps them all."""
+    """Forbid the character that would make a row write a run of `n` characters it has already written (Hugging
+    Face's no_repeat_ngram_size, for characters; the prompt is not looked at): greedy or cold text that loops
+    leaves the loop within n - 1 characters of a repeat. A row where that would forbid everything keeps all."""
 
     def __init__(self, n: int):
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 2):
