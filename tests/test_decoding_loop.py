@@ -128,6 +128,17 @@ def test_no_repeat_forbids_what_followed_an_earlier_run_equal_to_the_last():
     assert torch.equal(NoRepeat(2)(everything, logits[:1, :2]), logits[:1, :2])
 
 
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_no_repeat_forbids_exactly_what_a_plain_reading_forbids(n):
+    ids = torch.randint(3, (4, 40), generator=torch.Generator().manual_seed(n))  # 3 letters: many repeats
+    out = NoRepeat(n)(ids, torch.zeros(4, 5))
+    for row, got in zip(ids.tolist(), out, strict=True):
+        last = row[len(row) - n + 1 :]
+        banned = {row[j + n - 1] for j in range(len(row) - n + 1) if row[j : j + n - 1] == last}
+        banned = set() if len(banned) == 5 else banned
+        assert {i for i in range(5) if got[i] == -math.inf} == banned
+
+
 @pytest.mark.parametrize("n", [1, -3, 2.5, "16", True, None])
 def test_no_repeat_checks_its_argument(n):
     with pytest.raises(CharRNNError, match="no-repeat length must be a whole number of characters >= 2"):
