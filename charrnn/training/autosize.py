@@ -186,6 +186,11 @@ def dropout_for(epochs: float) -> float:
 # --- timing -------------------------------------------------------------------------------------------
 
 
+def cached_vocab(vocab: int) -> int:
+    """The vocabulary a speed is timed and cached with: rounded up to VOCAB_STEP (nearby ones cost the same)."""
+    return -(-vocab // VOCAB_STEP) * VOCAB_STEP
+
+
 class Speeds:
     """Measured training speeds, cached in the cache directory per machine (device, CPU, threads, torch).
 
@@ -211,7 +216,7 @@ class Speeds:
 
     def timed_now(self, cell: str, shape: Shape, vocab: int) -> bool:
         """Whether this run timed `shape` itself (its figure is not the cache's)."""
-        return shape.key(cell, -(-vocab // VOCAB_STEP) * VOCAB_STEP) in self.timed
+        return shape.key(cell, cached_vocab(vocab)) in self.timed
 
     def _read(self) -> dict:
         try:
@@ -237,7 +242,7 @@ class Speeds:
 
     def get(self, cell: str, shape: Shape, vocab: int, fresh: bool = False) -> float:
         """chars/s of `shape`: cached if trusted, else timed (and cached). `fresh`: time it unless this run did."""
-        vocab = -(-vocab // VOCAB_STEP) * VOCAB_STEP  # nearby vocabularies cost the same: one entry
+        vocab = cached_vocab(vocab)
         key, known = shape.key(cell, vocab), self._known()
         cached = known.get(key)
         if cached is not None and (key in self.timed or (
@@ -252,7 +257,7 @@ class Speeds:
 
     def correct(self, cell: str, shape: Shape, vocab: int, measured: float) -> bool:
         """Replace the cached figure of `shape` by a run's own speed if they differ by more than DRIFT times."""
-        key = shape.key(cell, -(-vocab // VOCAB_STEP) * VOCAB_STEP)
+        key = shape.key(cell, cached_vocab(vocab))
         cached = self._known().get(key)
         if cached is None or measured <= 0 or max(measured / cached, cached / measured) <= DRIFT:
             return False
